@@ -1,0 +1,24 @@
+// at::Tensor <-> HDF5 datasets, and the compute device choice.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "core/h5.h"
+
+namespace feu {
+
+// Reads a numeric dataset as a contiguous float32 CPU tensor of its shape.
+at::Tensor read_tensor(const h5::File& file, const std::string& dataset);
+// Reads a numeric dataset as int64.
+at::Tensor read_tensor_int64(const h5::File& file, const std::string& dataset);
+// Writes a tensor (any device, float or integer) as float32 / int64.
+void write_tensor(h5::File& file, const std::string& dataset, const at::Tensor& tensor,
+                  int64_t chunk_rows = 0);
+
+// Resolves "cpu", "cuda", "cuda:N" or "auto" (CUDA when the build and machine
+// have it, else CPU). Asking for CUDA where there is none is an unsupported error.
+at::Device resolve_device(const std::string& name);
+
+}  // namespace feu

@@ -1,0 +1,16 @@
+// Sub-commands of feu-indexer. Each cmd_*.cpp file registers the commands of
+// one library module; the callbacks throw feu::Error on bad input.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace feu::indexer {
+
+// generate (cmd_stylegan2.cpp)
+void register_stylegan2_commands(CLI::App& app);
+// tokenize, encode-text, encode-image (cmd_clip.cpp)
+void register_clip_commands(CLI::App& app);
+// embed, stats, directions, import-styleclip, publish, verify (cmd_index.cpp)
+void register_index_commands(CLI::App& app);
+
+}  // namespace feu::indexer

@@ -1,0 +1,13 @@
+// feu-indexer: the offline half of feu (models, corpus index, Δi directions,
+// artifact publishing). Thin: every command lives in the library.
+#include "core/cli.h"
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"feu-indexer: build and publish feu's artifacts", "feu-indexer"};
+  app.require_subcommand(1);
+  feu::indexer::register_stylegan2_commands(app);
+  feu::indexer::register_clip_commands(app);
+  feu::indexer::register_index_commands(app);
+  return feu::run_cli(app, argc, argv);
+}

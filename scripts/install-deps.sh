@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every build and run dependency of feu on Debian 12 (bookworm).
+# Idempotent and non-interactive: does nothing when everything is present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ccache pkg-config git
+  libtorch-dev                      # models (CPU libtorch 1.13)
+  libfaiss-dev                      # corpus index
+  libhdf5-dev                       # weights, directions, statistics
+  libzmq3-dev cppzmq-dev            # daemon transport
+  libyaml-cpp-dev                   # configs
+  liblinear-dev                     # linear SVM
+  nlohmann-json3-dev                # JSON (manifest, protocol)
+  libcli11-dev                      # command-line parsing
+  libspdlog-dev libfmt-dev          # logging
+  libpng-dev libjpeg-dev zlib1g-dev # images
+  libutf8proc-dev libpcre2-dev      # CLIP tokenizer (Unicode NFC, regex)
+  libssl-dev                        # sha256
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-numpy python3-h5py python3-torch  # weight converter
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,46 @@
+// Helpers shared by the test binaries.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace feu::test {
+
+// Path of a file under the shared fixtures directory ($FEU_SHARED_DIR, else
+// the build's default ../shared), or "" when it is absent.
+std::string shared_file(const std::string& relative);
+
+// A fresh empty directory, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Path of a built program (build/bin/<name>).
+std::string program(const std::string& name);
+
+// Runs a shell command; returns its exit status and, when asked, its combined
+// stdout+stderr.
+int run_command(const std::string& command, std::string* output = nullptr);
+
+}  // namespace feu::test
+
+// Skips the test (or fails it when FEU_REQUIRE_SHARED=1, as in CI) when a
+// shared fixture is missing. Declares `var` with the file's path.
+#define FEU_SHARED_FILE_OR_SKIP(var, relative)                                              \
+  const std::string var = ::feu::test::shared_file(relative);                               \
+  if (var.empty()) {                                                                        \
+    const char* require = std::getenv("FEU_REQUIRE_SHARED");                                \
+    if (require && std::string(require) == "1")                                             \
+      FAIL() << "shared fixture " << (relative) << " is missing and FEU_REQUIRE_SHARED=1";  \
+    GTEST_SKIP() << "shared fixture " << (relative)                                         \
+                 << " not found (set FEU_SHARED_DIR to the directory that holds parity/ and clip/)"; \
+  }
