@@ -1,0 +1,71 @@
+// What one edit asks for and what it returns: the contract between the edit
+// engine (common/edit), the daemon protocol (common/service) and the clients.
+// Plain C++ (no torch) so that the service and clients compile fast.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace feu::edit {
+
+enum class Method {
+  kFeu,     // the paper's: retrieval + SVM normal, no neutral text
+  kGlobal,  // StyleCLIP global directions: unit(T(target) - T(neutral))
+};
+
+enum class LatentKind {
+  kSeed,   // z = numpy RandomState(seed).randn(1, z_dim), mapped with psi
+  kW,      // latent = W, [w_dim]
+  kWPlus,  // latent = W+, [num_ws, w_dim] row-major
+  kS,      // latent = all style layers concatenated in synthesis order, [total_channels]
+};
+
+enum class ImageFormat { kPng, kJpeg };
+
+struct EditRequest {
+  std::string instruction;                 // e.g. "blond hair"; non-empty
+  Method method = Method::kFeu;
+  std::string neutral;                     // required by kGlobal, e.g. "face"
+  LatentKind latent_kind = LatentKind::kSeed;
+  int64_t seed = 0;                        // for kSeed
+  std::optional<double> psi;               // truncation for kSeed; default from config
+  std::vector<float> latent;               // for kW / kWPlus / kS, flat float32
+  std::vector<double> alphas;              // strengths; empty = config default
+  std::optional<double> beta;              // threshold; unset = config default
+  bool beta_auto = false;                  // pick the largest beta keeping min_channels
+  std::optional<int64_t> k_pos;            // positives retrieved (feu)
+  std::optional<int64_t> k_neg;            // negatives (feu)
+  std::optional<std::string> negatives;    // "farthest" or "random"
+  ImageFormat format = ImageFormat::kPng;
+  bool return_original = false;            // also encode the unedited image
+  bool return_styles = false;              // also return the edited S codes
+  bool grid = false;                       // one image: original and edits side by side
+};
+
+struct EncodedImage {
+  ImageFormat format = ImageFormat::kPng;
+  std::vector<uint8_t> bytes;              // the encoded file
+  int width = 0;
+  int height = 0;
+  double alpha = 0;                        // strength it shows (0 for the original)
+};
+
+struct EditResult {
+  std::vector<EncodedImage> images;        // one per alpha (or one grid)
+  std::optional<EncodedImage> original;
+  std::vector<float> edited_styles;        // [alphas, total_channels] when asked
+  int64_t total_channels = 0;
+  // Retrieved ids/scores, SVM accuracy/margin, beta used, channels changed,
+  // top channels by |Δs|, per-stage timings in ms, artifact version.
+  nlohmann::json diagnostics;
+};
+
+const char* method_name(Method method);
+const char* latent_kind_name(LatentKind kind);
+const char* image_format_name(ImageFormat format);
+
+}  // namespace feu::edit
