@@ -1,0 +1,29 @@
+// CLIP's image preprocessing (clip.py _transform): resize the short side with
+// Pillow's antialiased bicubic, center crop, /255, normalize with CLIP's
+// mean/std.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include "image/codec.h"
+
+namespace feu::clip {
+
+// CLIP's normalization constants (R, G, B).
+extern const float kClipMean[3];
+extern const float kClipStd[3];
+
+// One decoded image -> [3, R, R] float32 CPU, normalized. Bit-compatible with
+// Pillow's ImagingResample on 8-bit RGB (fixed point, uint8 between passes).
+at::Tensor preprocess_image(const image::Image& image, int resolution);
+// The same before normalization: [R, R, 3] uint8 (HWC), for tests.
+image::Image resize_and_crop(const image::Image& image, int resolution);
+
+// Generator output [N, 3, H, W] in [-1, 1] (any device) -> [N, 3, R, R]
+// normalized, on the same device. Quantizes to uint8 first as StyleCLIP does
+// ((x+1)*127.5, clamp, truncate), then resizes with the same Pillow bicubic
+// kernels as matrix multiplies (float, no intermediate uint8 rounding, so it
+// agrees with preprocess_image within a level or so), center crops.
+at::Tensor preprocess_generated(const at::Tensor& img, int resolution);
+
+}  // namespace feu::clip

@@ -1,0 +1,41 @@
+// Image files as feu reads and writes them: PNG and JPEG decoded to 8-bit RGB,
+// encoded from 8-bit RGB. No torch here (the daemon links this too).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace feu::image {
+
+// An 8-bit RGB image, rows top to bottom, pixels interleaved (HWC).
+struct Image {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;  // [height, width, 3]
+};
+
+// Decodes a PNG or JPEG file (chosen by its signature, not its name).
+// Grayscale, gray+alpha, RGBA, palette and 16-bit PNGs become RGB8: alpha is
+// dropped (as PIL's convert("RGB") does), 16-bit samples keep their high byte.
+// Errors: not_found / io_error (file), corrupt_file naming the file
+// (truncated, not an image, bad data), unsupported (CMYK JPEG).
+Image decode_file(const std::string& path);
+// The same for bytes in memory; `name` is used in error messages.
+Image decode_bytes(const uint8_t* data, size_t size, const std::string& name);
+
+// PNG, 8-bit RGB; zlib level 0..9 (1 = fast, what generated images need).
+std::vector<uint8_t> encode_png(const Image& image, int compression_level = 1);
+// Baseline JPEG, 4:2:0 chroma subsampling, quality 1..100.
+std::vector<uint8_t> encode_jpeg(const Image& image, int quality = 92);
+
+// Writes PNG (.png) or JPEG (.jpg, .jpeg; case-insensitive) atomically: the
+// file appears complete under `path` or not at all.
+void write_image(const std::string& path, const Image& image);
+
+// Places images side by side, top-aligned (a grid row). Shorter images are
+// padded with black below. Empty input is an invalid_argument error.
+Image hstack(const std::vector<Image>& images);
+
+}  // namespace feu::image
