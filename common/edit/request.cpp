@@ -1,5 +1,7 @@
 #include "edit/request.h"
 
+#include "core/error.h"
+
 namespace feu::edit {
 
 const char* method_name(Method method) {
@@ -18,6 +20,26 @@ const char* latent_kind_name(LatentKind kind) {
 
 const char* image_format_name(ImageFormat format) {
   return format == ImageFormat::kPng ? "png" : "jpeg";
+}
+
+Method parse_method(const std::string& name) {
+  if (name == "feu") return Method::kFeu;
+  if (name == "global") return Method::kGlobal;
+  throw Error(ErrorCode::kInvalidArgument, "unknown method '" + name + "' (expected feu or global)");
+}
+
+LatentKind parse_latent_kind(const std::string& name) {
+  if (name == "seed") return LatentKind::kSeed;
+  if (name == "w") return LatentKind::kW;
+  if (name == "wplus") return LatentKind::kWPlus;
+  if (name == "s") return LatentKind::kS;
+  throw Error(ErrorCode::kInvalidArgument, "unknown latent kind '" + name + "' (expected seed, w, wplus or s)");
+}
+
+ImageFormat parse_image_format(const std::string& name) {
+  if (name == "png") return ImageFormat::kPng;
+  if (name == "jpeg" || name == "jpg") return ImageFormat::kJpeg;
+  throw Error(ErrorCode::kInvalidArgument, "unknown image format '" + name + "' (expected png or jpeg)");
 }
 
 }  // namespace feu::edit

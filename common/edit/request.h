@@ -68,4 +68,11 @@ const char* method_name(Method method);
 const char* latent_kind_name(LatentKind kind);
 const char* image_format_name(ImageFormat format);
 
+// Inverses of the names above ("feu"/"global", "seed"/"w"/"wplus"/"s",
+// "png"/"jpeg"|"jpg"); anything else is an invalid_argument error naming the
+// accepted values.
+Method parse_method(const std::string& name);
+LatentKind parse_latent_kind(const std::string& name);
+ImageFormat parse_image_format(const std::string& name);
+
 }  // namespace feu::edit

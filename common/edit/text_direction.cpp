@@ -1,0 +1,114 @@
+#include "edit/text_direction.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace feu::edit {
+
+double dot(const float* a, const float* b, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
+  return sum;
+}
+
+double norm(const float* a, int64_t n) { return std::sqrt(dot(a, a, n)); }
+
+std::vector<float> unit(const std::vector<float>& a, const std::string& what) {
+  const double length = norm(a.data(), static_cast<int64_t>(a.size()));
+  check(std::isfinite(length) && length > 0, ErrorCode::kInvalidArgument,
+        what + " has zero or non-finite length and cannot be normalized");
+  std::vector<float> out(a.size());
+  for (size_t i = 0; i < a.size(); ++i) out[i] = static_cast<float>(a[i] / length);
+  return out;
+}
+
+std::vector<float> template_embedding(const float* raw, int64_t count, int64_t dim) {
+  check(count > 0 && dim > 0, ErrorCode::kInvalidArgument, "template_embedding needs at least one embedding");
+  std::vector<double> mean(static_cast<size_t>(dim), 0.0);
+  for (int64_t row = 0; row < count; ++row) {
+    const float* embedding = raw + row * dim;
+    const double length = norm(embedding, dim);
+    check(std::isfinite(length) && length > 0, ErrorCode::kInvalidArgument,
+          "text embedding " + std::to_string(row) + " has zero or non-finite length");
+    for (int64_t k = 0; k < dim; ++k) mean[k] += embedding[k] / length;
+  }
+  std::vector<float> averaged(static_cast<size_t>(dim));
+  for (int64_t k = 0; k < dim; ++k) averaged[k] = static_cast<float>(mean[k] / count);
+  return unit(averaged, "the mean template embedding");
+}
+
+std::vector<float> global_direction(const std::vector<float>& target, const std::vector<float>& neutral) {
+  check(target.size() == neutral.size(), ErrorCode::kShapeMismatch,
+        "target and neutral embeddings differ in size (" + std::to_string(target.size()) + " vs " +
+            std::to_string(neutral.size()) + ")");
+  std::vector<float> difference(target.size());
+  for (size_t k = 0; k < target.size(); ++k) difference[k] = target[k] - neutral[k];
+  const double length = norm(difference.data(), static_cast<int64_t>(difference.size()));
+  check(length > 1e-12, ErrorCode::kInvalidArgument,
+        "the target and neutral texts have the same embedding, so they define no direction");
+  return unit(difference, "T(target) - T(neutral)");
+}
+
+TextEmbeddingCache::TextEmbeddingCache(size_t capacity) : capacity_(capacity) {}
+
+std::string TextEmbeddingCache::key_of(const std::string& text, TemplateSet templates,
+                                       const std::string& fingerprint) {
+  // '\n' cannot occur in a fingerprint (hex) or template name, so the key is unambiguous.
+  return fingerprint + '\n' + template_set_name(templates) + '\n' + text;
+}
+
+std::optional<std::vector<float>> TextEmbeddingCache::get(const std::string& text, TemplateSet templates,
+                                                          const std::string& clip_fingerprint) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto found = entries_.find(key_of(text, templates, clip_fingerprint));
+  if (found == entries_.end()) {
+    ++misses_;
+    return std::nullopt;
+  }
+  ++hits_;
+  order_.splice(order_.begin(), order_, found->second);
+  return found->second->second;
+}
+
+void TextEmbeddingCache::put(const std::string& text, TemplateSet templates,
+                             const std::string& clip_fingerprint, std::vector<float> embedding) {
+  if (capacity_ == 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  const std::string key = key_of(text, templates, clip_fingerprint);
+  auto found = entries_.find(key);
+  if (found != entries_.end()) {
+    found->second->second = std::move(embedding);
+    order_.splice(order_.begin(), order_, found->second);
+    return;
+  }
+  order_.emplace_front(key, std::move(embedding));
+  entries_[key] = order_.begin();
+  while (order_.size() > capacity_) {
+    entries_.erase(order_.back().first);
+    order_.pop_back();
+  }
+}
+
+void TextEmbeddingCache::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  order_.clear();
+  entries_.clear();
+}
+
+size_t TextEmbeddingCache::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return order_.size();
+}
+
+uint64_t TextEmbeddingCache::hits() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return hits_;
+}
+
+uint64_t TextEmbeddingCache::misses() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return misses_;
+}
+
+}  // namespace feu::edit

@@ -1,0 +1,62 @@
+// Text directions in CLIP space (StyleCLIP MapTS.py zeroshot_classifier/GetDt)
+// and the cache of per-text embeddings. Plain C++: the CLIP forward pass
+// happens in the engine; this is the math around it.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "edit/templates.h"
+
+namespace feu::edit {
+
+// Dot product and Euclidean norm, accumulated in double.
+double dot(const float* a, const float* b, int64_t n);
+double norm(const float* a, int64_t n);
+// a / |a|; an all-zero (or non-finite) vector is an invalid_argument error naming `what`.
+std::vector<float> unit(const std::vector<float>& a, const std::string& what);
+
+// T(x) = unit(mean over prompts of unit(raw embedding)).
+//   raw: [count, dim] row-major, the CLIP text encoder's raw outputs of prompts_for(x).
+std::vector<float> template_embedding(const float* raw, int64_t count, int64_t dim);
+
+// The global-directions Δt = unit(T(target) - T(neutral)) (both already unit).
+// Identical target and neutral embeddings are an invalid_argument error.
+std::vector<float> global_direction(const std::vector<float>& target, const std::vector<float>& neutral);
+
+// LRU cache of T(x), keyed by (text, template set, CLIP fingerprint) so that a
+// model or template change never serves a stale embedding. Thread-safe.
+class TextEmbeddingCache {
+ public:
+  explicit TextEmbeddingCache(size_t capacity  // entries kept; 0 disables caching
+  );
+
+  std::optional<std::vector<float>> get(const std::string& text, TemplateSet templates,
+                                        const std::string& clip_fingerprint);
+  void put(const std::string& text, TemplateSet templates, const std::string& clip_fingerprint,
+           std::vector<float> embedding);
+  void clear();
+
+  size_t size() const;
+  size_t capacity() const { return capacity_; }
+  uint64_t hits() const;
+  uint64_t misses() const;
+
+ private:
+  static std::string key_of(const std::string& text, TemplateSet templates, const std::string& fingerprint);
+  using Entry = std::pair<std::string, std::vector<float>>;
+
+  size_t capacity_;
+  mutable std::mutex mutex_;
+  std::list<Entry> order_;  // most recently used first
+  std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
+  uint64_t hits_ = 0;
+  uint64_t misses_ = 0;
+};
+
+}  // namespace feu::edit
