@@ -1,5 +1,6 @@
 #include "image/codec.h"
 
+#include <cstdio>  // before jpeglib.h, which needs FILE and size_t
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
@@ -75,7 +76,8 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
   if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
   if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
   if (bit_depth == 16) png_set_strip_16(png);
-  if (color_type & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+  if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+    png_set_strip_alpha(png);
   if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA)
     png_set_gray_to_rgb(png);
   png_set_interlace_handling(png);
