@@ -54,6 +54,7 @@ struct VerifyReport {
   std::string version_dir;
   std::vector<std::string> checked;   // one line per passed check
   std::vector<std::string> problems;  // one line per failed check
+  bool checksum_failed = false;       // a file is missing, extra, or differs from the manifest
   bool ok() const { return problems.empty(); }
   // Human-readable report: "OK ..." / "MISMATCH ..." lines and a summary.
   std::string text() const;

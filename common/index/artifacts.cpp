@@ -1,0 +1,395 @@
+#include "index/artifacts.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <cerrno>
+#include <cstring>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/h5.h"
+#include "index/corpus.h"
+#include "index/directions.h"
+
+#ifndef FEU_VERSION
+#define FEU_VERSION "0.0.0"
+#endif
+
+namespace feu::index {
+namespace fs = std::filesystem;
+
+std::string tool_version() { return FEU_VERSION; }
+
+// ---------------------------------------------------------------------------- Manifest
+
+nlohmann::json Manifest::to_json() const {
+  nlohmann::json files_json = nlohmann::json::array();
+  for (const ManifestFile& f : files)
+    files_json.push_back({{"path", f.path}, {"sha256", f.sha256}, {"size", f.size}});
+  return {{"format", format},
+          {"version", version},
+          {"created", created},
+          {"models", {{"generator_sha256", generator_sha256}, {"clip_sha256", clip_sha256}}},
+          {"files", files_json},
+          {"config", config},
+          {"versions", versions}};
+}
+
+Manifest Manifest::from_json(const nlohmann::json& json, const std::string& origin) {
+  Manifest m;
+  try {
+    m.format = json.at("format").get<int>();
+    check(m.format == 1, ErrorCode::kUnsupported,
+          origin + ": manifest format " + std::to_string(m.format) + " is not supported (expected 1)");
+    m.version = json.at("version").get<std::string>();
+    m.created = json.at("created").get<std::string>();
+    m.generator_sha256 = json.at("models").at("generator_sha256").get<std::string>();
+    m.clip_sha256 = json.at("models").at("clip_sha256").get<std::string>();
+    for (const auto& f : json.at("files"))
+      m.files.push_back(ManifestFile{f.at("path").get<std::string>(), f.at("sha256").get<std::string>(),
+                                     f.at("size").get<int64_t>()});
+    m.config = json.value("config", nlohmann::json::object());
+    m.versions = json.value("versions", std::map<std::string, std::string>{});
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kCorruptFile, origin + ": invalid manifest (" + e.what() + ")");
+  }
+  return m;
+}
+
+Manifest Manifest::load(const std::string& version_dir) {
+  const std::string path = version_dir + "/" + kManifestFile;
+  std::vector<uint8_t> bytes = read_file(path);
+  nlohmann::json json;
+  try {
+    json = nlohmann::json::parse(bytes.begin(), bytes.end());
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorCode::kCorruptFile, path + " is not valid JSON: " + e.what());
+  }
+  return from_json(json, path);
+}
+
+const ManifestFile* Manifest::find(const std::string& path) const {
+  for (const ManifestFile& f : files)
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------- verify
+
+std::string VerifyReport::text() const {
+  std::ostringstream out;
+  out << "verify " << version_dir << "\n";
+  for (const std::string& line : checked) out << "  OK        " << line << "\n";
+  for (const std::string& line : problems) out << "  MISMATCH  " << line << "\n";
+  out << (ok() ? "verified: " : "FAILED: ") << checked.size() << " checks passed, " << problems.size()
+      << " problems\n";
+  return out.str();
+}
+
+namespace {
+
+std::string short_hash(const std::string& sha) { return sha.size() > 12 ? sha.substr(0, 12) : sha; }
+
+
+}  // namespace
+
+VerifyReport verify(const std::string& version_dir) {
+  VerifyReport report;
+  report.version_dir = version_dir;
+  Manifest manifest;
+  try {
+    manifest = Manifest::load(version_dir);
+    report.checked.push_back(std::string(kManifestFile) + " parsed (version " + manifest.version + ", " +
+                             std::to_string(manifest.files.size()) + " files)");
+  } catch (const Error& e) {
+    report.problems.push_back(e.what());
+    report.checksum_failed = true;
+    return report;
+  }
+  bool files_ok = true;
+  for (const ManifestFile& f : manifest.files) {
+    const std::string path = version_dir + "/" + f.path;
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) {
+      report.problems.push_back(f.path + ": listed in the manifest but missing");
+      files_ok = false;
+      continue;
+    }
+    const int64_t size = static_cast<int64_t>(fs::file_size(path, ec));
+    if (size != f.size) {
+      report.problems.push_back(f.path + ": size " + std::to_string(size) + " bytes, manifest says " +
+                                std::to_string(f.size));
+      files_ok = false;
+      continue;
+    }
+    const std::string sha = sha256_file(path);
+    if (sha != f.sha256) {
+      report.problems.push_back(f.path + ": sha256 " + short_hash(sha) + "… differs from the manifest's " +
+                                short_hash(f.sha256) + "…");
+      files_ok = false;
+      continue;
+    }
+    report.checked.push_back(f.path + ": size and sha256 match (" + short_hash(sha) + "…)");
+  }
+  for (auto it = fs::recursive_directory_iterator(version_dir); it != fs::recursive_directory_iterator(); ++it) {
+    if (!it->is_regular_file()) continue;
+    const std::string rel = fs::relative(it->path(), version_dir).generic_string();
+    if (rel == kManifestFile) continue;
+    if (!manifest.find(rel)) {
+      report.problems.push_back(rel + ": present but not listed in the manifest");
+      files_ok = false;
+    }
+  }
+  if (!files_ok) report.checksum_failed = true;
+
+  // Cross-references: only meaningful when the files are the published ones.
+  const std::string directions_path = version_dir + "/" + kDirectionsFile;
+  const std::string corpus_h5 = version_dir + "/" + kCorpusDir + "/" + kCorpusH5File;
+  auto cross_check = [&](const std::string& what, const std::string& actual, const std::string& expected,
+                         const std::string& model) {
+    if (actual == expected)
+      report.checked.push_back(what + " was made with the manifest's " + model + " (" + short_hash(expected) + "…)");
+    else
+      report.problems.push_back(what + " was made with " + model + " " +
+                                (actual.empty() ? std::string("<unrecorded>") : short_hash(actual) + "…") +
+                                " but the manifest names " + short_hash(expected) + "…");
+  };
+  try {
+    if (manifest.find(kDirectionsFile)) {
+      Directions directions = Directions::load(directions_path);
+      report.checked.push_back(std::string(kDirectionsFile) + ": " + std::to_string(directions.covered()) +
+                               " rows of dim " + std::to_string(directions.embed_dim) + ", layer table consistent");
+      cross_check(kDirectionsFile, directions.info.generator_sha256, manifest.generator_sha256, "generator");
+      cross_check(kDirectionsFile, directions.info.clip_sha256, manifest.clip_sha256, "CLIP");
+    } else {
+      report.problems.push_back(std::string(kDirectionsFile) + " is not in the manifest");
+    }
+    const std::string corpus_rel = std::string(kCorpusDir) + "/" + kCorpusH5File;
+    if (manifest.find(corpus_rel)) {
+      CorpusIndex corpus = CorpusIndex::load(version_dir + "/" + kCorpusDir);
+      report.checked.push_back(corpus_rel + ": " + std::to_string(corpus.size()) + " images of dim " +
+                               std::to_string(corpus.dim()) + ", FAISS index agrees");
+      cross_check(corpus_rel, corpus.provenance().clip_sha256, manifest.clip_sha256, "CLIP");
+      if (manifest.find(kDirectionsFile)) {
+        const int64_t fs3_dim = Directions::load(directions_path).embed_dim;
+        if (fs3_dim != corpus.dim())
+          report.problems.push_back("corpus embeddings have dim " + std::to_string(corpus.dim()) +
+                                    " but directions have dim " + std::to_string(fs3_dim));
+      }
+    } else {
+      report.problems.push_back(corpus_rel + " is not in the manifest");
+    }
+    for (const ManifestFile& f : manifest.files) {
+      if (f.path.rfind("models/", 0) != 0) continue;
+      if (f.sha256 == manifest.generator_sha256)
+        report.checked.push_back(f.path + " is the manifest's generator");
+      else if (f.sha256 == manifest.clip_sha256)
+        report.checked.push_back(f.path + " is the manifest's CLIP");
+      else if (f.path.size() < 7 || f.path.substr(f.path.size() - 7) != ".txt.gz")
+        report.problems.push_back(f.path + " is neither the manifest's generator nor its CLIP");
+    }
+  } catch (const Error& e) {
+    report.problems.push_back(std::string("cannot read the artifacts: ") + e.what());
+  }
+  return report;
+}
+
+// ---------------------------------------------------------------------------- publish
+
+namespace {
+
+void check_version_name(const std::string& version) {
+  const bool valid = !version.empty() && version != "current" && version[0] != '.' &&
+                     version.find('/') == std::string::npos && version.find('\0') == std::string::npos;
+  check(valid, ErrorCode::kInvalidArgument,
+        "invalid version name '" + version + "' (expected a plain directory name, not 'current', not hidden)");
+}
+
+void copy_file_synced(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw Error(ErrorCode::kIoError, "cannot copy " + from + " to " + to + ": " + ec.message());
+  fsync_path(to);
+}
+
+// Removes a temporary version directory unless released.
+class TempDirGuard {
+ public:
+  explicit TempDirGuard(std::string path) : path_(std::move(path)) {}
+  ~TempDirGuard() {
+    if (!path_.empty()) {
+      std::error_code ignored;
+      fs::remove_all(path_, ignored);
+    }
+  }
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+// rename() that refuses to replace an existing target (a directory rename
+// would otherwise replace an empty directory).
+void rename_no_replace(const std::string& from, const std::string& to) {
+#ifdef RENAME_NOREPLACE
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
+  const int err = errno;
+  if (err != EINVAL && err != ENOSYS)
+    throw Error(err == EEXIST ? ErrorCode::kInvalidArgument : ErrorCode::kIoError,
+                "cannot rename " + from + " to " + to + ": " + std::strerror(err));
+#endif
+  check(!fs::exists(to), ErrorCode::kInvalidArgument, "version directory already exists: " + to);
+  if (::rename(from.c_str(), to.c_str()) != 0)
+    throw Error(ErrorCode::kIoError, "cannot rename " + from + " to " + to + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+void set_current(const std::string& root, const std::string& version) {
+  check_version_name(version);
+  check(fs::is_directory(root + "/" + version), ErrorCode::kNotFound,
+        "cannot point current at " + version + ": " + root + "/" + version + " does not exist");
+  // A relative link keeps the root copyable; rename() over the old link is atomic.
+  const std::string temp = root + "/.current-" + std::to_string(::getpid());
+  std::error_code ignored;
+  fs::remove(temp, ignored);
+  if (::symlink(version.c_str(), temp.c_str()) != 0)
+    throw Error(ErrorCode::kIoError, "cannot create symlink " + temp + ": " + std::strerror(errno));
+  if (::rename(temp.c_str(), (root + "/current").c_str()) != 0) {
+    const int err = errno;
+    fs::remove(temp, ignored);
+    throw Error(ErrorCode::kIoError, "cannot switch " + root + "/current: " + std::strerror(err));
+  }
+  fsync_path(root);
+}
+
+std::string publish(const PublishOptions& options) {
+  check_version_name(options.version);
+  check(!options.root.empty(), ErrorCode::kInvalidArgument, "publish needs an artifact root");
+  const std::string corpus_h5 = options.corpus_dir + "/" + kCorpusH5File;
+  const std::string corpus_faiss = options.corpus_dir + "/" + kCorpusFaissFile;
+  check(fs::is_regular_file(corpus_h5) && fs::is_regular_file(corpus_faiss), ErrorCode::kNotFound,
+        "corpus directory " + options.corpus_dir + " must hold corpus.h5 and corpus.faiss");
+
+  // Inputs must agree with each other before anything is written.
+  Directions directions = Directions::load(options.directions_path);
+  CorpusIndex corpus = CorpusIndex::load(options.corpus_dir);
+  const std::string generator_sha = directions.info.generator_sha256;
+  const std::string clip_sha = directions.info.clip_sha256;
+  check(corpus.provenance().clip_sha256 == clip_sha, ErrorCode::kArtifactMismatch,
+        "the corpus was embedded with CLIP " + short_hash(corpus.provenance().clip_sha256) +
+            "… but the directions were computed with CLIP " + short_hash(clip_sha) + "…");
+  check(corpus.dim() == directions.embed_dim, ErrorCode::kArtifactMismatch,
+        "corpus embeddings have dim " + std::to_string(corpus.dim()) + " but directions have dim " +
+            std::to_string(directions.embed_dim));
+  if (!options.generator_path.empty())
+    check(sha256_file(options.generator_path) == generator_sha, ErrorCode::kArtifactMismatch,
+          options.generator_path + " is not the generator the directions were computed with (" +
+              short_hash(generator_sha) + "…)");
+  if (!options.clip_path.empty())
+    check(sha256_file(options.clip_path) == clip_sha, ErrorCode::kArtifactMismatch,
+          options.clip_path + " is not the CLIP the artifacts were made with (" + short_hash(clip_sha) + "…)");
+
+  fs::create_directories(options.root);
+  const std::string final_dir = options.root + "/" + options.version;
+  check(!fs::exists(final_dir), ErrorCode::kInvalidArgument,
+        "version " + options.version + " already exists in " + options.root + " (versions are immutable)");
+
+  const std::string temp_dir = options.root + "/.publishing-" + options.version + "-" + std::to_string(::getpid());
+  fs::remove_all(temp_dir);
+  TempDirGuard guard(temp_dir);
+  fs::create_directories(temp_dir + "/" + kCorpusDir);
+  copy_file_synced(corpus_h5, temp_dir + "/" + kCorpusDir + "/" + kCorpusH5File);
+  copy_file_synced(corpus_faiss, temp_dir + "/" + kCorpusDir + "/" + kCorpusFaissFile);
+  copy_file_synced(options.directions_path, temp_dir + "/" + kDirectionsFile);
+  if (!options.model_paths.empty()) {
+    fs::create_directories(temp_dir + "/models");
+    for (const std::string& model : options.model_paths) {
+      const std::string name = fs::path(model).filename().string();
+      check(!fs::exists(temp_dir + "/models/" + name), ErrorCode::kInvalidArgument,
+            "two model files are named " + name);
+      copy_file_synced(model, temp_dir + "/models/" + name);
+    }
+    fsync_path(temp_dir + "/models");
+  }
+  if (options.hook) options.hook("copied");
+
+  Manifest manifest;
+  manifest.version = options.version;
+  manifest.created = utc_timestamp();
+  manifest.generator_sha256 = generator_sha;
+  manifest.clip_sha256 = clip_sha;
+  manifest.config = options.config;
+  manifest.versions = {{"feu", tool_version()},
+                       {"faiss", faiss_version()},
+                       {"libtorch", directions.info.torch_version.empty() ? corpus.provenance().torch_version
+                                                                           : directions.info.torch_version}};
+  std::vector<std::string> rels;
+  for (auto it = fs::recursive_directory_iterator(temp_dir); it != fs::recursive_directory_iterator(); ++it)
+    if (it->is_regular_file()) rels.push_back(fs::relative(it->path(), temp_dir).generic_string());
+  std::sort(rels.begin(), rels.end());
+  for (const std::string& rel : rels) {
+    const std::string path = temp_dir + "/" + rel;
+    manifest.files.push_back(ManifestFile{rel, sha256_file(path), static_cast<int64_t>(fs::file_size(path))});
+  }
+  for (const ManifestFile& f : manifest.files)
+    if (f.path.rfind("models/", 0) == 0 && f.sha256 != generator_sha && f.sha256 != clip_sha &&
+        f.path.find(".txt.gz") == std::string::npos)
+      throw Error(ErrorCode::kArtifactMismatch,
+                  "model file " + f.path + " is neither the generator nor the CLIP the artifacts were made with");
+  write_file_atomic(temp_dir + "/" + kManifestFile, manifest.to_json().dump(2) + "\n");
+  fsync_path(temp_dir + "/" + kCorpusDir);
+  fsync_path(temp_dir);
+  if (options.hook) options.hook("manifest");
+
+  rename_no_replace(temp_dir, final_dir);
+  guard.release();
+  fsync_path(options.root);
+  if (options.hook) options.hook("renamed");
+  if (options.make_current) set_current(options.root, options.version);
+  return final_dir;
+}
+
+// ---------------------------------------------------------------------------- ArtifactSet
+
+ArtifactSet ArtifactSet::open(const std::string& version_dir, bool verify_files) {
+  check(fs::is_directory(version_dir), ErrorCode::kNotFound, "artifact version directory not found: " + version_dir);
+  ArtifactSet set;
+  set.dir_ = fs::canonical(version_dir).string();
+  if (verify_files) {
+    VerifyReport report = verify(set.dir_);
+    if (!report.ok())
+      throw Error(report.checksum_failed ? ErrorCode::kChecksumMismatch : ErrorCode::kArtifactMismatch,
+                  "artifacts in " + set.dir_ + " fail verification: " + report.problems.front() +
+                      (report.problems.size() > 1
+                           ? " (and " + std::to_string(report.problems.size() - 1) + " more problems)"
+                           : std::string()));
+  }
+  set.manifest_ = Manifest::load(set.dir_);
+  return set;
+}
+
+std::string ArtifactSet::resolve_current(const std::string& root) {
+  const std::string link = root + "/current";
+  std::error_code ec;
+  check(fs::exists(link, ec), ErrorCode::kNotFound,
+        "no published artifacts: " + link + " does not exist (run feu-indexer publish)");
+  return fs::canonical(link).string();
+}
+
+std::string ArtifactSet::corpus_dir() const { return dir_ + "/" + kCorpusDir; }
+std::string ArtifactSet::directions_path() const { return dir_ + "/" + kDirectionsFile; }
+
+std::string ArtifactSet::model_path(const std::string& file_name) const {
+  const std::string rel = "models/" + file_name;
+  return manifest_.find(rel) ? dir_ + "/" + rel : std::string();
+}
+
+}  // namespace feu::index
