@@ -22,8 +22,10 @@ image::Image resize_and_crop(const image::Image& image, int resolution);
 // Generator output [N, 3, H, W] in [-1, 1] (any device) -> [N, 3, R, R]
 // normalized, on the same device. Quantizes to uint8 first as StyleCLIP does
 // ((x+1)*127.5, clamp, truncate), then resizes with the same Pillow bicubic
-// kernels as matrix multiplies (float, no intermediate uint8 rounding, so it
-// agrees with preprocess_image within a level or so), center crops.
+// kernels as float matrix multiplies (same ops on CPU and CUDA), rounding to
+// integer levels after each pass like Pillow; only Pillow's fixed-point
+// weights are not reproduced, so it agrees with preprocess_image within about
+// one level. Center crops, normalizes.
 at::Tensor preprocess_generated(const at::Tensor& img, int resolution);
 
 }  // namespace feu::clip

@@ -1,0 +1,101 @@
+// CLIP preprocessing against Pillow 9.4 + torchvision (parity/clip_preprocess.h5),
+// and the batched generator-output path.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <iostream>
+
+#include "clip/preprocess.h"
+#include "core/h5.h"
+#include "image/codec.h"
+#include "tensor/tensor_h5.h"
+#include "test_support.h"
+
+namespace feu::clip {
+namespace {
+
+at::Tensor mean_std(const float* values) {
+  return at::tensor(std::vector<float>(values, values + 3)).view({3, 1, 1});
+}
+
+// Undoes CLIP's normalization: [3,R,R] normalized -> levels 0..255 (float).
+at::Tensor to_levels(const at::Tensor& normalized) {
+  return (normalized * mean_std(kClipStd) + mean_std(kClipMean)) * 255.0;
+}
+
+TEST(ClipPreprocess, MatchesPillowOnEveryParityCase) {
+  FEU_SHARED_FILE_OR_SKIP(path, "parity/clip_preprocess.h5");
+  h5::File file = h5::File::open_read(path);
+  // The fixture's constants are CLIP's.
+  std::vector<double> mean = file.attr_doubles("/", "mean"), std = file.attr_doubles("/", "std");
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(mean[c], kClipMean[c], 1e-7);
+    EXPECT_NEAR(std[c], kClipStd[c], 1e-7);
+  }
+  std::vector<std::string> cases = file.list("/");
+  ASSERT_EQ(cases.size(), 8u);
+  double overall_max = 0;
+  for (const std::string& name : cases) {
+    std::vector<uint8_t> png = file.read_uint8(name + "/png");
+    image::Image decoded = image::decode_bytes(png.data(), png.size(), name);
+    at::Tensor ours = preprocess_image(decoded, 224);
+    ASSERT_EQ(ours.sizes(), at::IntArrayRef({3, 224, 224})) << name;
+    at::Tensor expected = read_tensor(file, name + "/expected");
+    at::Tensor diff = (to_levels(ours) - to_levels(expected)).abs();
+    const double max_diff = diff.max().item<double>(), mean_diff = diff.mean().item<double>();
+    overall_max = std::max(overall_max, max_diff);
+    std::cout << "  " << name << ": max |diff| " << max_diff << "/255, mean " << mean_diff << "/255\n";
+    EXPECT_LE(max_diff, 1.5) << name;
+    // The normalized values themselves agree to float precision where the levels do.
+    EXPECT_LT((ours - expected).abs().max().item<double>(), 1.5 / 255.0 / 0.26) << name;
+  }
+  std::cout << "  overall max |diff| " << overall_max << "/255\n";
+}
+
+TEST(ClipPreprocess, CropOffsetsAndShapes) {
+  // A 2-pixel-wide image with a distinct column per x: after a 1:1 "resize"
+  // of the short side the crop must start where torchvision's round() says.
+  image::Image img;
+  img.width = 7;
+  img.height = 4;
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 7; ++x) img.rgb.insert(img.rgb.end(), {uint8_t(x * 30), uint8_t(y * 60), 0});
+  image::Image crop = resize_and_crop(img, 4);  // short side already 4: no resampling
+  ASSERT_EQ(crop.width, 4);
+  ASSERT_EQ(crop.height, 4);
+  // (7-4)/2 = 1.5 -> round half to even = 2.
+  EXPECT_EQ(crop.rgb[0], 2 * 30);
+  image::Image img2 = img;
+  img2.width = 9;
+  img2.rgb.clear();
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 9; ++x) img2.rgb.insert(img2.rgb.end(), {uint8_t(x * 25), 0, 0});
+  // (9-4)/2 = 2.5 -> 2.
+  EXPECT_EQ(resize_and_crop(img2, 4).rgb[0], 2 * 25);
+}
+
+TEST(ClipPreprocess, GeneratedBatchAgreesWithTheImagePath) {
+  // Smooth random images in [-1,1] at 64x48 (downscale to 32 on the short side, crop).
+  at::manual_seed(0);
+  at::Tensor low = at::rand({3, 3, 8, 6}) * 2 - 1;
+  at::Tensor img = at::upsample_bilinear2d(low, {64, 48}, false).clamp(-1, 1);
+  at::Tensor batch = preprocess_generated(img, 32);
+  ASSERT_EQ(batch.sizes(), at::IntArrayRef({3, 3, 32, 32}));
+  for (int n = 0; n < 3; ++n) {
+    image::Image one;
+    one.width = 48;
+    one.height = 64;
+    at::Tensor q = ((img[n] + 1) * 127.5).clamp(0, 255).to(at::kByte).permute({1, 2, 0}).contiguous();
+    one.rgb.assign(q.data_ptr<uint8_t>(), q.data_ptr<uint8_t>() + q.numel());
+    at::Tensor single = preprocess_image(one, 32);
+    double max_levels = (to_levels(batch[n]) - to_levels(single)).abs().max().item<double>();
+    EXPECT_LE(max_levels, 1.01) << "image " << n;
+  }
+  // Upscaling path and a square input without resampling.
+  EXPECT_EQ(preprocess_generated(at::zeros({1, 3, 16, 16}), 24).sizes(), at::IntArrayRef({1, 3, 24, 24}));
+  at::Tensor same = preprocess_generated(at::zeros({2, 3, 24, 24}), 24);
+  EXPECT_NEAR(same[0][0][0][0].item<float>(), (127.0f / 255.0f - kClipMean[0]) / kClipStd[0], 1e-6);
+}
+
+}  // namespace
+}  // namespace feu::clip
