@@ -1,0 +1,62 @@
+// What the daemon serves edits with. The production implementation adapts
+// edit::Engine (daemon/engine_backend.h); the service tests use a small
+// deterministic test double (tests/service/fake_backend.h). Keeping the
+// service behind this interface keeps feu_service free of torch.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "edit/request.h"
+
+namespace feu::service {
+
+// The outcome of one request of a batch: a result, or the typed error that
+// request alone failed with (its neighbours in the batch are unaffected).
+struct EditOutcome {
+  std::optional<edit::EditResult> result;
+  std::string error_code;     // feu::error_code_name() or a protocol code; empty on success
+  std::string error_message;
+
+  bool ok() const { return result.has_value(); }
+  static EditOutcome success(edit::EditResult result);
+  static EditOutcome failure(std::string code, std::string message);
+  static EditOutcome failure(const Error& error);
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // Runs `requests` as one batch (the engine synthesizes them together).
+  // Returns exactly one outcome per request, in order. A request's own bad
+  // input is reported in its outcome; throwing fails every request of the
+  // batch with that error. Called from the worker thread only.
+  virtual std::vector<EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) = 0;
+
+  // Top-k corpus entries for a text: {"version", "hits": [{"id","path","score"}...]}.
+  // Throws feu::Error. Called from the worker thread only.
+  virtual nlohmann::json retrieve(const std::string& text, int64_t k) = 0;
+
+  // The artifact version being served (manifest version). Any thread.
+  virtual std::string artifact_version() const = 0;
+
+  // Loads and verifies the artifact version in `version_dir` while serving
+  // continues, then swaps it in so that the next batch uses it (a batch never
+  // sees two versions). Throws feu::Error on failure, keeping the old version.
+  // Called from a background thread, concurrently with edit_batch/retrieve.
+  virtual void reload(const std::string& version_dir) = 0;
+};
+
+// Runs `run_one` on each request separately, capturing each feu::Error as that
+// request's outcome: how an adapter isolates per-request failures when its
+// batched call failed as a whole.
+std::vector<EditOutcome> edit_each(const std::vector<edit::EditRequest>& requests,
+                                   const std::function<edit::EditResult(const edit::EditRequest&)>& run_one);
+
+}  // namespace feu::service

@@ -1,0 +1,116 @@
+// The feu daemon wire protocol, version 1 (documented in daemon/PROTOCOL.md).
+//
+// A message is a list of ZeroMQ frames: frame 0 a JSON header, further frames
+// binary payloads (latents as little-endian float32, encoded images). This file
+// turns frames into typed requests (rejecting anything malformed with a stable
+// error code) and results into reply frames, for both the server and clients.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "edit/request.h"
+#include "service/frames.h"
+
+namespace feu::service {
+
+constexpr int kProtocolVersion = 1;
+
+// Reply statuses.
+namespace status {
+inline constexpr const char* kAccepted = "accepted";
+inline constexpr const char* kDone = "done";
+inline constexpr const char* kError = "error";
+inline constexpr const char* kBusy = "busy";
+}  // namespace status
+
+// Protocol-level error codes, next to feu::error_code_name()'s engine codes.
+namespace codes {
+inline constexpr const char* kBadRequest = "bad_request";            // malformed frames/JSON, wrong types, missing fields
+inline constexpr const char* kUnknownType = "unknown_type";          // "type" is not a request type
+inline constexpr const char* kUnknownField = "unknown_field";        // a header key the type does not define
+inline constexpr const char* kPayloadTooLarge = "payload_too_large"; // a frame or field over its limit
+inline constexpr const char* kUnsupportedVersion = "unsupported_version";
+inline constexpr const char* kIdConflict = "id_conflict";            // same id, different request
+inline constexpr const char* kShuttingDown = "shutting_down";        // daemon is draining; retry elsewhere/later
+}  // namespace codes
+
+// A failure with a stable code string (a protocol code or a feu::ErrorCode name).
+class ProtocolError : public std::runtime_error {
+ public:
+  ProtocolError(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
+// Size limits applied to every request before anything else looks at it.
+struct Limits {
+  size_t max_frames = 8;                   // header + payloads
+  size_t max_header_bytes = 64 * 1024;     // frame 0
+  size_t max_payload_bytes = 4u << 20;     // any binary frame (W+ at 1024² is 72 KiB)
+  size_t max_id_bytes = 128;
+  size_t max_text_bytes = 1024;            // instruction, neutral, retrieve text
+  size_t max_alphas = 32;
+  int64_t max_k = 100000;                  // k_pos, k_neg, retrieve k
+  int64_t max_deadline_ms = 24LL * 3600 * 1000;
+};
+
+enum class RequestType { kEdit, kRetrieve, kResult, kCancel, kStatus, kPing };
+const char* request_type_name(RequestType type);
+
+// One parsed, validated request.
+struct Request {
+  RequestType type = RequestType::kPing;
+  std::string id;                          // client-chosen; required for edit/result/cancel
+  edit::EditRequest edit;                  // kEdit
+  std::optional<int64_t> deadline_ms;      // kEdit: relative to acceptance
+  std::string text;                        // kRetrieve
+  int64_t k = 10;                          // kRetrieve
+  // kEdit: sha256 over the header (minus id/deadline/version) and payloads;
+  // the same id with a different digest is an id_conflict, not a duplicate.
+  std::string digest;
+};
+
+// Parses a request's frames (header first). Throws ProtocolError.
+Request parse_request(const std::vector<Frame>& frames, const Limits& limits);
+
+// The id of a request that failed to parse, when its header still names one
+// (so the error reply can carry it); "" otherwise.
+std::string salvage_id(const Frame& header, const Limits& limits);
+
+// A header plus its payload frames.
+struct Message {
+  nlohmann::json header;
+  std::vector<Frame> payloads;
+};
+std::vector<Frame> to_frames(const Message& message);
+// Parses frame 0 as JSON (client side). Throws ProtocolError(bad_request).
+Message from_frames(const std::vector<Frame>& frames);
+// JSON text that never throws on odd strings (invalid UTF-8 is replaced).
+std::string dump_json(const nlohmann::json& value);
+
+// ---- requests (client side) ----
+Message make_edit_request(const std::string& id, const edit::EditRequest& request,
+                          std::optional<int64_t> deadline_ms = std::nullopt);
+Message make_simple_request(RequestType type, const std::string& id);  // result, cancel, status, ping
+Message make_retrieve_request(const std::string& id, const std::string& text, int64_t k);
+
+// ---- replies (server side) ----
+nlohmann::json reply_header(const std::string& id, const char* status_value);
+Message error_reply(const std::string& id, const std::string& code, const std::string& message);
+Message busy_reply(const std::string& id, int64_t retry_after_ms, size_t queue_depth);
+// `timings_ms`: service-side timings (queue, run, total) added to the header.
+Message edit_done_reply(const std::string& id, const edit::EditResult& result, const nlohmann::json& timings_ms);
+// Client side: the EditResult carried by a done reply. Throws ProtocolError.
+edit::EditResult decode_edit_result(const Message& reply);
+
+}  // namespace feu::service

@@ -1,0 +1,43 @@
+// The `daemon:` section of a feu config file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+#include "service/protocol.h"
+
+namespace feu::service {
+
+struct CurveConfig {
+  bool enabled = false;
+  std::string secret_key_file;     // Z85 server secret key (40 chars), e.g. from `feu keygen`
+  std::string allowed_clients_file;// Z85 client public keys, one per line ('#' comments)
+};
+
+struct ServerConfig {
+  std::string bind = "tcp://127.0.0.1:5555";  // ROUTER endpoint; "tcp://127.0.0.1:*" picks a free port
+  size_t max_queue = 256;          // waiting jobs before `busy`
+  size_t max_batch = 8;            // edits synthesized together
+  int max_wait_ms = 5;             // how long the worker waits to fill a batch
+  int64_t default_deadline_ms = 300000;  // per-job deadline when the request sets none; 0 = none
+  std::string journal_dir = "feu-daemon-state";  // journal.log and results/
+  int64_t result_retention_s = 3600;   // finished results served by id this long
+  int drain_timeout_ms = 10000;    // on SIGTERM: run queued jobs this long, journal the rest
+  int reload_poll_ms = 1000;       // how often <artifacts root>/current is checked; 0 = only SIGHUP
+  bool allow_insecure_remote = false;  // bind a non-loopback address without CURVE
+  size_t max_message_bytes = 64u << 20;  // ZMQ_MAXMSGSIZE: bigger frames drop the connection
+  CurveConfig curve;
+  Limits limits;
+
+  // Reads the `daemon` section (any key may be absent), resolving journal_dir
+  // and key files against the config file; calls finish() on it.
+  static ServerConfig from_config(const ConfigMap& daemon_section);
+  // Rejects inconsistent values (zero sizes, non-loopback bind without CURVE).
+  void validate() const;
+};
+
+// True for tcp://127.0.0.1, localhost, [::1], ipc:// and inproc:// endpoints.
+bool is_loopback_endpoint(const std::string& endpoint);
+
+}  // namespace feu::service

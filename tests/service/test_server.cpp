@@ -1,0 +1,462 @@
+// The service in-process with the fake backend: round trips, batching,
+// idempotency, busy, deadlines, cancel, recovery, reload, malformed input, CURVE.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "fake_backend.h"
+#include "service/client.h"
+#include "service/server.h"
+#include "test_support.h"
+
+namespace feu::service {
+namespace {
+using nlohmann::json;
+using test::FakeBackend;
+
+// A Server running on its own thread; stopped (gracefully) on destruction.
+class RunningServer {
+ public:
+  RunningServer(ServerConfig config, Backend& backend, std::function<std::string()> resolve = nullptr)
+      : server_(std::make_unique<Server>(std::move(config), backend, std::move(resolve))),
+        thread_([this] { server_->run(); }) {}
+  ~RunningServer() { stop(); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->request_stop();
+    thread_.join();
+  }
+  Server& server() { return *server_; }
+  const std::string& endpoint() const { return server_->endpoint(); }
+
+ private:
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+};
+
+ServerConfig config_in(const test::TempDir& dir) {
+  ServerConfig c;
+  c.bind = "tcp://127.0.0.1:*";
+  c.journal_dir = dir.file("state");
+  c.max_wait_ms = 2;
+  c.drain_timeout_ms = 5000;
+  return c;
+}
+
+ClientOptions client_for(const std::string& endpoint, int timeout_ms = 5000) {
+  ClientOptions o;
+  o.server = endpoint;
+  o.timeout_ms = timeout_ms;
+  o.retries = 2;
+  return o;
+}
+
+edit::EditRequest edit_of(const std::string& instruction, int64_t seed = 1) {
+  edit::EditRequest e;
+  e.instruction = instruction;
+  e.seed = seed;
+  e.alphas = {2.0, 4.0};
+  return e;
+}
+
+std::string image_text(const edit::EncodedImage& image) { return std::string(image.bytes.begin(), image.bytes.end()); }
+
+TEST(Server, PingStatusAndEditRoundTrip) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  RunningServer server(config_in(dir), backend);
+  Client client(client_for(server.endpoint()));
+  Message pong = client.ping();
+  EXPECT_EQ(pong.header["status"], "done");
+  EXPECT_EQ(pong.header["artifact_version"], "v1");
+
+  edit::EditRequest e = edit_of("blond hair", 42);
+  Message reply = client.edit("job-1", e);
+  ASSERT_EQ(reply.header["status"], "done") << reply.header.dump();
+  edit::EditResult result = decode_edit_result(reply);
+  ASSERT_EQ(result.images.size(), 2u);
+  EXPECT_EQ(image_text(result.images[0]), test::fake_image_bytes(e, 2.0, "v1"));
+  EXPECT_EQ(image_text(result.images[1]), test::fake_image_bytes(e, 4.0, "v1"));
+  EXPECT_TRUE(reply.header["timings_ms"].contains("total_ms"));
+
+  json status = client.status().header;
+  EXPECT_EQ(status["counters"]["jobs.done"], 1);
+  EXPECT_EQ(status["artifact_version"], "v1");
+  for (const char* stage : {"queue", "run", "total", "engine.synthesis"}) {
+    ASSERT_TRUE(status["latency_ms"].contains(stage)) << stage;
+    EXPECT_TRUE(status["latency_ms"][stage].contains("p99"));
+  }
+  EXPECT_EQ(status["queue"]["depth"], 0);
+  EXPECT_GE(status["server"]["uptime_s"].get<double>(), 0.0);
+}
+
+TEST(Server, LatentPayloadTravelsBitExact) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  RunningServer server(config_in(dir), backend);
+  Client client(client_for(server.endpoint()));
+  edit::EditRequest e = edit_of("w edit");
+  e.latent_kind = edit::LatentKind::kW;
+  e.latent = {0.1f, -2.5f, 1e-30f, 3.0e5f};
+  e.return_styles = true;
+  Message reply = client.edit("w-1", e);
+  ASSERT_EQ(reply.header["status"], "done") << reply.header.dump();
+  EXPECT_EQ(decode_edit_result(reply).edited_styles, e.latent);  // the fake echoes the latent
+}
+
+TEST(Server, OneBadRequestInABatchFailsAloneWithItsCode) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(50));
+  ServerConfig config = config_in(dir);
+  config.max_wait_ms = 30;
+  RunningServer server(config, backend);
+  std::vector<std::thread> threads;
+  Message good, bad;
+  threads.emplace_back([&] { good = Client(client_for(server.endpoint())).edit("good", edit_of("fine")); });
+  threads.emplace_back([&] { bad = Client(client_for(server.endpoint())).edit("bad", edit_of("fail:shape_mismatch")); });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good.header["status"], "done");
+  EXPECT_EQ(bad.header["status"], "error");
+  EXPECT_EQ(bad.header["error"]["code"], "shape_mismatch");
+}
+
+TEST(Server, ResubmittingAnIdNeverRunsItTwice) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(100));
+  RunningServer server(config_in(dir), backend);
+  Client client(client_for(server.endpoint()));
+  // A second submission while the first is queued/running: accepted again, not re-run.
+  Client raw(client_for(server.endpoint()));
+  auto first = raw.call_raw(to_frames(make_edit_request("same", edit_of("once"))));
+  ASSERT_TRUE(first && first->header["status"] == "accepted");
+  Message reply = client.edit("same", edit_of("once"));
+  EXPECT_EQ(reply.header["status"], "done");
+  // After it finished: the stored result comes back, marked duplicate.
+  Message again = client.edit("same", edit_of("once"));
+  EXPECT_EQ(again.header["status"], "done");
+  EXPECT_EQ(again.header["duplicate"], true);
+  EXPECT_EQ(backend.executions("once"), 1);
+  // The same id for a different request is refused.
+  Message conflict = client.edit("same", edit_of("something else"));
+  EXPECT_EQ(conflict.header["error"]["code"], codes::kIdConflict);
+  EXPECT_EQ(backend.executions("something else"), 0);
+  // Fetch by id.
+  Message fetched = client.result("same");
+  EXPECT_EQ(fetched.header["status"], "done");
+  EXPECT_EQ(decode_edit_result(fetched).images.size(), 2u);
+  EXPECT_EQ(client.result("never-submitted").header["error"]["code"], "not_found");
+}
+
+TEST(Server, EightConcurrentClientsAllAnsweredNoneLostOrDuplicated) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(2));
+  RunningServer server(config_in(dir), backend);
+  constexpr int kClients = 8, kEdits = 25;
+  std::atomic<int> done{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c)
+    threads.emplace_back([&, c] {
+      Client client(client_for(server.endpoint(), 20000));
+      for (int i = 0; i < kEdits; ++i) {
+        std::string name = "c" + std::to_string(c) + "-e" + std::to_string(i);
+        edit::EditRequest e = edit_of(name, i);
+        Message reply = client.edit(name, e);
+        if (reply.header["status"] != "done") {
+          wrong++;
+          continue;
+        }
+        auto result = decode_edit_result(reply);
+        if (image_text(result.images[0]) == test::fake_image_bytes(e, 2.0, "v1")) done++;
+        else wrong++;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(done.load(), kClients * kEdits);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(backend.total_executions(), size_t(kClients * kEdits));
+  for (int c = 0; c < kClients; ++c)
+    for (int i = 0; i < kEdits; ++i)
+      ASSERT_EQ(backend.executions("c" + std::to_string(c) + "-e" + std::to_string(i)), 1);
+  EXPECT_GT(backend.max_batch_seen(), 1u);  // concurrent jobs were batched
+}
+
+TEST(Server, FullQueueAnswersBusyWithARetryHint) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(200));
+  ServerConfig config = config_in(dir);
+  config.max_queue = 2;
+  config.max_batch = 1;
+  RunningServer server(config, backend);
+  zmq::context_t context;
+  zmq::socket_t socket(context, zmq::socket_type::dealer);
+  socket.connect(server.endpoint());
+  for (int i = 0; i < 8; ++i) {
+    auto frames = to_frames(make_edit_request("b" + std::to_string(i), edit_of("b" + std::to_string(i))));
+    socket.send(zmq::buffer(frames[0]));
+  }
+  int busy = 0, accepted = 0, done = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (done < accepted || accepted + busy < 8) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until);
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(100));
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+    std::vector<zmq::message_t> parts;
+    (void)zmq::recv_multipart(socket, std::back_inserter(parts));
+    json h = json::parse(parts[0].to_string());
+    if (h["status"] == "busy") {
+      busy++;
+      EXPECT_GT(h["retry_after_ms"].get<int64_t>(), 0);
+      EXPECT_EQ(h["error"]["code"], "busy");
+    } else if (h["status"] == "accepted") {
+      accepted++;
+    } else if (h["status"] == "done") {
+      done++;
+    }
+  }
+  EXPECT_GT(busy, 0);
+  EXPECT_GE(accepted, 2);
+  EXPECT_EQ(done, accepted);  // everything accepted finished
+}
+
+TEST(Server, ExpiredJobsEndWithDeadlineExceeded) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(300));
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  RunningServer server(config, backend);
+  Client slow(client_for(server.endpoint()));
+  Client raw(client_for(server.endpoint()));
+  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("long", edit_of("long"))))->header["status"], "accepted");
+  Message reply = slow.edit("hurry", edit_of("hurry"), 50);
+  EXPECT_EQ(reply.header["status"], "error");
+  EXPECT_EQ(reply.header["error"]["code"], "deadline_exceeded");
+  EXPECT_EQ(backend.executions("hurry"), 0);
+}
+
+TEST(Server, CancelRemovesAQueuedJob) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(300));
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  RunningServer server(config, backend);
+  Client raw(client_for(server.endpoint()));
+  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("first", edit_of("first"))))->header["status"], "accepted");
+  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("second", edit_of("second"))))->header["status"], "accepted");
+  Client client(client_for(server.endpoint()));
+  Message cancel = client.cancel("second");
+  EXPECT_EQ(cancel.header["cancelled"], true);
+  EXPECT_EQ(client.result("second").header["error"]["code"], "cancelled");
+  EXPECT_EQ(client.cancel("nope").header["error"]["code"], "not_found");
+  EXPECT_EQ(client.edit("first", edit_of("first")).header["status"], "done");
+  EXPECT_EQ(backend.executions("second"), 0);
+}
+
+TEST(Server, GracefulStopJournalsQueuedJobsAndARestartFinishesThemOnce) {
+  test::TempDir dir;
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  config.drain_timeout_ms = 0;  // journal everything still queued
+  FakeBackend first(test::fake_options(100));
+  std::vector<std::string> ids;
+  {
+    RunningServer server(config, first);
+    Client raw(client_for(server.endpoint()));
+    for (int i = 0; i < 6; ++i) {
+      ids.push_back("r" + std::to_string(i));
+      ASSERT_EQ(raw.call_raw(to_frames(make_edit_request(ids.back(), edit_of(ids.back()))))->header["status"],
+                "accepted");
+    }
+  }  // stop: at most the running batch finishes
+  size_t ran_before = first.total_executions();
+  EXPECT_LT(ran_before, ids.size());
+
+  FakeBackend second({});
+  RunningServer server(config, second);
+  EXPECT_EQ(server.server().recovered_jobs(), ids.size() - ran_before);
+  Client client(client_for(server.endpoint()));
+  for (const auto& id : ids) {
+    Message reply;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      reply = client.result(id);
+      if (reply.header["status"] != "accepted") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_EQ(reply.header["status"], "done") << id << " " << reply.header.dump();
+    EXPECT_EQ(first.executions(id) + second.executions(id), 1) << id;
+  }
+}
+
+TEST(Server, ReloadSwapsVersionsAndAFailedLoadKeepsTheOld) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(5, 100));
+  std::mutex mutex;
+  std::string current = dir.file("v1");
+  ServerConfig config = config_in(dir);
+  config.reload_poll_ms = 20;
+  RunningServer server(config, backend, [&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    return current;
+  });
+  Client client(client_for(server.endpoint()));
+  auto wait_for = [&](const std::string& state) {
+    json status;
+    for (int i = 0; i < 300; ++i) {
+      status = client.status().header;
+      if (status["reload"]["state"] == state) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status;
+  };
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    current = dir.file("v2");
+  }
+  // Edits keep being answered while v2 loads.
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(client.edit("during-" + std::to_string(i), edit_of("d" + std::to_string(i))).header["status"], "done");
+  json status = wait_for("ok");
+  EXPECT_EQ(status["artifact_version"], "v2");
+  Message after = client.edit("after", edit_of("after"));
+  EXPECT_EQ(decode_edit_result(after).diagnostics["artifact_version"], "v2");
+
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    current = dir.file("v3-bad");
+  }
+  status = wait_for("failed");
+  EXPECT_EQ(status["reload"]["state"], "failed");
+  EXPECT_NE(status["reload"]["error"].get<std::string>().find("checksum_mismatch"), std::string::npos);
+  EXPECT_EQ(status["artifact_version"], "v2");
+  EXPECT_EQ(client.edit("still", edit_of("still")).header["status"], "done");
+
+  server.server().request_reload();  // SIGHUP re-resolves current: fails again, reported again
+  status = wait_for("loading");
+  status = wait_for("failed");
+  EXPECT_EQ(status["counters"]["reloads.failed"], 2);
+}
+
+TEST(Server, MalformedInputNeverCrashesOrStalls) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  ServerConfig config = config_in(dir);
+  config.limits.max_payload_bytes = 1 << 20;
+  config.max_message_bytes = 4 << 20;
+  RunningServer server(config, backend);
+  Client client(client_for(server.endpoint(), 3000));
+  auto code_of = [&](const std::vector<Frame>& frames) -> std::string {
+    auto reply = client.call_raw(frames);
+    if (!reply) return "no reply";
+    return reply->header["error"].value("code", std::string("?"));
+  };
+  std::string nan_bytes(8, '\0');
+  float nan_values[2] = {1.0f, NAN};
+  std::memcpy(nan_bytes.data(), nan_values, 8);
+  EXPECT_EQ(code_of({std::string("\x00\xff\x13garbage", 10)}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instr)"}), "bad_request");  // truncated JSON
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":["a"]})"}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","latent":"w"})", nan_bytes}), "invalid_argument");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","surprise":1})"}), "unknown_field");
+  EXPECT_EQ(code_of({R"({"type":"launch"})"}), "unknown_type");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","latent":"w"})", std::string(2 << 20, 'x')}),
+            "payload_too_large");
+  EXPECT_EQ(code_of(std::vector<Frame>(20, "{}")), "payload_too_large");
+  EXPECT_EQ(code_of({""}), "bad_request");
+  // A frame over the hard cap drops that connection (ZeroMQ's maxmsgsize), nothing else.
+  {
+    zmq::context_t context;
+    zmq::socket_t rogue(context, zmq::socket_type::dealer);
+    rogue.set(zmq::sockopt::linger, 0);
+    rogue.connect(server.endpoint());
+    std::string huge(8 << 20, 'x');
+    rogue.send(zmq::buffer(huge));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(client.ping().header["status"], "done");
+  json status = client.status().header;
+  EXPECT_GE(status["counters"]["rejected.bad_request"].get<int>(), 4);
+  EXPECT_EQ(backend.total_executions(), 0u);
+}
+
+TEST(Server, ResultsOfAVanishedClientAreKeptForFetchById) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(100));
+  RunningServer server(config_in(dir), backend);
+  {
+    Client gone(client_for(server.endpoint()));
+    ASSERT_EQ(gone.call_raw(to_frames(make_edit_request("orphan", edit_of("orphan"))))->header["status"], "accepted");
+  }  // disconnects before `done`
+  Client client(client_for(server.endpoint()));
+  Message reply;
+  for (int i = 0; i < 100; ++i) {
+    reply = client.result("orphan");
+    if (reply.header["status"] == "done") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(reply.header["status"], "done");
+  EXPECT_EQ(backend.executions("orphan"), 1);
+}
+
+TEST(Server, RetrieveIsAnsweredWithHits) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  RunningServer server(config_in(dir), backend);
+  Client client(client_for(server.endpoint()));
+  Message reply = client.retrieve("smiling", 3);
+  ASSERT_EQ(reply.header["status"], "done");
+  EXPECT_EQ(reply.header["result"]["hits"].size(), 3u);
+  EXPECT_EQ(client.retrieve("fail", 3).header["error"]["code"], "not_found");
+}
+
+TEST(Server, NonLoopbackBindNeedsCurveOrExplicitConsent) {
+  test::TempDir dir;
+  ServerConfig config = config_in(dir);
+  config.bind = "tcp://0.0.0.0:0";
+  EXPECT_THROW(config.validate(), Error);
+  config.allow_insecure_remote = true;
+  EXPECT_NO_THROW(config.validate());
+  EXPECT_TRUE(is_loopback_endpoint("tcp://127.0.0.1:5555"));
+  EXPECT_TRUE(is_loopback_endpoint("ipc:///tmp/feu.sock"));
+  EXPECT_FALSE(is_loopback_endpoint("tcp://10.0.0.3:5555"));
+}
+
+TEST(Server, CurveAdmitsOnlyAllowListedClients) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  test::TempDir dir;
+  auto [server_public, server_secret] = curve_keypair();
+  auto [client_public, client_secret] = curve_keypair();
+  auto [other_public, other_secret] = curve_keypair();
+  { std::ofstream(dir.file("server.key")) << "# secret\n" << server_secret << "\n"; }
+  { std::ofstream(dir.file("clients.txt")) << client_public << "\n"; }
+  EXPECT_EQ(curve_public_key(server_secret), server_public);
+  ServerConfig config = config_in(dir);
+  config.curve.enabled = true;
+  config.curve.secret_key_file = dir.file("server.key");
+  config.curve.allowed_clients_file = dir.file("clients.txt");
+  FakeBackend backend({});
+  RunningServer server(config, backend);
+
+  ClientOptions allowed = client_for(server.endpoint(), 2000);
+  allowed.curve_server_key = server_public;
+  allowed.curve_public_key = client_public;
+  allowed.curve_secret_key = client_secret;
+  EXPECT_EQ(Client(allowed).ping().header["status"], "done");
+
+  ClientOptions refused = allowed;
+  refused.curve_public_key = other_public;
+  refused.curve_secret_key = other_secret;
+  refused.timeout_ms = 300;
+  refused.retries = 0;
+  EXPECT_THROW(Client(refused).ping(), Error);
+
+  ClientOptions plain = client_for(server.endpoint(), 300);
+  plain.retries = 0;
+  EXPECT_THROW(Client(plain).ping(), Error);
+}
+
+}  // namespace
+}  // namespace feu::service
