@@ -54,6 +54,13 @@ struct EncodedImage {
   double alpha = 0;                        // strength it shows (0 for the original)
 };
 
+// Why one request of a batch failed (Engine::edit_batch): code is the stable
+// feu::error_code_name ("no_channels", ...), message the one-line explanation.
+struct EditError {
+  std::string code;
+  std::string message;
+};
+
 struct EditResult {
   std::vector<EncodedImage> images;        // one per alpha (or one grid)
   std::optional<EncodedImage> original;
@@ -62,6 +69,9 @@ struct EditResult {
   // Retrieved ids/scores, SVM accuracy/margin, beta used, channels changed,
   // top channels by |Δs|, per-stage timings in ms, artifact version.
   nlohmann::json diagnostics;
+  // Set when this request failed inside Engine::edit_batch (the others ran);
+  // images are then empty. Engine::edit throws instead.
+  std::optional<EditError> error;
 };
 
 const char* method_name(Method method);

@@ -1,0 +1,427 @@
+// The model-independent part of the engine (plain C++): config, artifacts,
+// and the edit pipeline over the StyleGenerator/TextEncoder interfaces.
+#include "edit/engine.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "edit/retrieval.h"
+#include "edit/svm.h"
+#include "index/artifacts.h"
+#include "index/directions.h"
+
+namespace feu::edit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+nlohmann::json hits_json(const std::vector<index::CorpusIndex::Hit>& hits) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& hit : hits) out.push_back({{"id", hit.id}, {"score", hit.score}});
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- config
+
+EngineConfig EngineConfig::from_config(const ConfigMap& root) {
+  EngineConfig out;
+  out.device = root.get<std::string>("device", out.device);
+  if (out.device != "auto" && out.device != "cpu" && out.device != "cuda") {
+    root.fail("device", "must be auto, cpu or cuda, got '" + out.device + "'");
+  }
+  const ConfigMap models = root.child("models");
+  out.generator_path = models.require_path("generator");
+  out.clip_path = models.require_path("clip");
+  out.vocab_path = models.require_path("vocab");
+  out.clip_fp16 = models.get<bool>("clip_fp16", false);
+  models.finish();
+  const ConfigMap artifacts = root.child("artifacts");
+  out.artifacts_root = artifacts.path("root");
+  out.artifacts_version = artifacts.path("version");
+  out.verify_artifacts = artifacts.get<bool>("verify", true);
+  artifacts.finish();
+  if (out.artifacts_root.empty() == out.artifacts_version.empty()) {
+    root.fail("artifacts", "needs exactly one of root (serves <root>/current) or version (a version directory)");
+  }
+  out.edit = EditDefaults::from_config(root.child("edit"));
+  return out;
+}
+
+EngineConfig EngineConfig::load_file(const std::string& path) { return from_config(ConfigMap::load_file(path)); }
+
+std::string EngineConfig::resolve_version_dir() const {
+  if (!artifacts_version.empty()) return artifacts_version;
+  return index::ArtifactSet::resolve_current(artifacts_root);
+}
+
+// ---------------------------------------------------------------- artifacts
+
+void check_artifacts(const Artifacts& artifacts, const StyleGenerator& generator, const TextEncoder& text) {
+  const std::string where = artifacts.version.empty() ? std::string("artifacts") : "artifact version " + artifacts.version;
+  check(artifacts.corpus && artifacts.mapper, ErrorCode::kInternal, where + " lack a corpus or directions");
+  check(artifacts.generator_sha256 == generator.fingerprint(), ErrorCode::kArtifactMismatch,
+        where + " was made with generator " + artifacts.generator_sha256 + " but the loaded generator is " +
+            (generator.fingerprint().empty() ? std::string("unsaved") : generator.fingerprint()));
+  check(artifacts.clip_sha256 == text.fingerprint(), ErrorCode::kArtifactMismatch,
+        where + " was made with CLIP " + artifacts.clip_sha256 + " but the loaded CLIP is " +
+            (text.fingerprint().empty() ? std::string("unsaved") : text.fingerprint()));
+  const StyleLayout& expected = generator.layout();
+  const StyleLayout& actual = artifacts.mapper->layout();
+  check(expected.layer_names == actual.layer_names && expected.layer_offsets == actual.layer_offsets &&
+            expected.layer_channels == actual.layer_channels,
+        ErrorCode::kArtifactMismatch,
+        where + " directions describe an S of " + std::to_string(actual.layer_names.size()) + " layers / " +
+            std::to_string(actual.total_channels()) + " channels, the generator has " +
+            std::to_string(expected.layer_names.size()) + " layers / " + std::to_string(expected.total_channels()));
+  check(artifacts.mapper->dim() == text.embed_dim() && artifacts.corpus->dim() == text.embed_dim(),
+        ErrorCode::kArtifactMismatch,
+        where + " embeddings have " + std::to_string(artifacts.corpus->dim()) + " (corpus) and " +
+            std::to_string(artifacts.mapper->dim()) + " (directions) dimensions, CLIP has " +
+            std::to_string(text.embed_dim()));
+}
+
+std::shared_ptr<const Artifacts> load_artifacts(const std::string& version_dir, bool verify,
+                                                const StyleGenerator& generator, const TextEncoder& text) {
+  const index::ArtifactSet set = index::ArtifactSet::open(version_dir, verify);
+  const index::Directions directions = index::Directions::load(set.directions_path());
+  auto artifacts = std::make_shared<Artifacts>();
+  artifacts->version = set.manifest().version;
+  artifacts->version_dir = set.version_dir();
+  artifacts->generator_sha256 = set.manifest().generator_sha256;
+  artifacts->clip_sha256 = set.manifest().clip_sha256;
+  check(directions.info.generator_sha256.empty() || directions.info.generator_sha256 == artifacts->generator_sha256,
+        ErrorCode::kArtifactMismatch, "directions.h5 of " + version_dir + " names generator " +
+                                          directions.info.generator_sha256 + ", its manifest " +
+                                          artifacts->generator_sha256);
+  StyleLayout layout{directions.layer_names, directions.layer_offsets, directions.layer_channels};
+  artifacts->mapper = std::make_shared<StyleDirectionMapper>(directions.fs3, directions.embed_dim,
+                                                             directions.covered_channels, directions.s_std, layout);
+  artifacts->corpus = std::make_shared<index::CorpusIndex>(index::CorpusIndex::load(set.corpus_dir()));
+  check_artifacts(*artifacts, generator, text);
+  return artifacts;
+}
+
+// ---------------------------------------------------------------- engine
+
+struct Engine::Prepared {
+  ResolvedEdit edit;
+  std::vector<float> base;        // [total]
+  std::vector<float> delta;       // [total]
+  std::vector<float> codes;       // [num_codes, total]: original (if shown) then one per alpha
+  bool has_original = false;
+  nlohmann::json diagnostics;
+  std::optional<Error> error;
+};
+
+Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
+               std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify)
+    : generator_(std::move(generator)),
+      text_(std::move(text)),
+      defaults_(std::move(defaults)),
+      verify_(verify),
+      cache_(defaults_.text_cache_size),
+      artifacts_(std::move(artifacts)) {
+  check(generator_ && text_ && artifacts_, ErrorCode::kInternal, "engine needs a generator, a text encoder and artifacts");
+  defaults_.validate("engine defaults");
+  check_artifacts(*artifacts_, *generator_, *text_);
+}
+
+std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
+                                           std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults) {
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(generator), std::move(text), std::move(artifacts), std::move(defaults), true));
+}
+
+std::shared_ptr<const Artifacts> Engine::artifacts() const {
+  std::lock_guard<std::mutex> lock(artifacts_mutex_);
+  return artifacts_;
+}
+
+std::string Engine::artifact_version() const { return artifacts()->version; }
+
+ModelLimits Engine::limits(const Artifacts& artifacts) const {
+  ModelLimits limits;
+  limits.w_dim = generator_->w_dim();
+  limits.num_ws = generator_->num_ws();
+  limits.total_channels = generator_->total_channels();
+  limits.corpus_size = artifacts.corpus->size();
+  return limits;
+}
+
+void Engine::validate(const EditRequest& request) const {
+  const auto current = artifacts();
+  const ResolvedEdit edit = resolve_request(request, defaults_, limits(*current));
+  for (const std::string& prompt : prompts_for(edit.instruction, defaults_.templates)) text_->check_prompt(prompt);
+  if (edit.method == Method::kGlobal) {
+    for (const std::string& prompt : prompts_for(edit.neutral, defaults_.templates)) text_->check_prompt(prompt);
+  }
+}
+
+std::vector<float> Engine::text_embedding(const std::string& text) {
+  if (auto cached = cache_.get(text, defaults_.templates, text_->fingerprint())) return *cached;
+  const std::vector<std::string> prompts = prompts_for(text, defaults_.templates);
+  for (const std::string& prompt : prompts) text_->check_prompt(prompt);
+  const std::vector<float> raw = text_->encode(prompts);
+  std::vector<float> embedding =
+      template_embedding(raw.data(), static_cast<int64_t>(prompts.size()), text_->embed_dim());
+  cache_.put(text, defaults_.templates, text_->fingerprint(), embedding);
+  return embedding;
+}
+
+void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, Prepared& out) {
+  const StyleDirectionMapper& mapper = *artifacts.mapper;
+  nlohmann::json& diag = out.diagnostics;
+  nlohmann::json timings = nlohmann::json::object();
+  out.edit = resolve_request(request, defaults_, limits(artifacts));
+  const ResolvedEdit& edit = out.edit;
+  diag["method"] = method_name(edit.method);
+  diag["instruction"] = edit.instruction;
+  if (edit.method == Method::kGlobal) diag["neutral"] = edit.neutral;
+  diag["templates"] = template_set_name(defaults_.templates);
+  diag["artifact_version"] = artifacts.version;
+  diag["alphas"] = edit.alphas;
+
+  // text
+  auto start = Clock::now();
+  const uint64_t misses_before = cache_.misses();
+  const std::vector<float> target = text_embedding(edit.instruction);
+  std::vector<float> neutral;
+  if (edit.method == Method::kGlobal) neutral = text_embedding(edit.neutral);
+  diag["text_cache"] = cache_.misses() == misses_before ? "hit" : "miss";
+  timings["text"] = ms_since(start);
+
+  // retrieval + svm (feu) or the global direction
+  std::vector<float> direction;
+  if (edit.method == Method::kFeu) {
+    start = Clock::now();
+    const RetrievedSet retrieved = retrieve_training_set(*artifacts.corpus, target.data(), edit.k_pos, edit.k_neg,
+                                                         edit.negatives, defaults_.negatives_seed);
+    timings["retrieval"] = ms_since(start);
+    diag["retrieval"] = {{"k_pos", edit.k_pos},
+                         {"k_neg", edit.k_neg},
+                         {"negatives_mode", negative_sampling_name(edit.negatives)},
+                         {"positives", hits_json(retrieved.positives)},
+                         {"negatives", hits_json(retrieved.negatives)}};
+    start = Clock::now();
+    const int64_t dim = artifacts.corpus->dim();
+    std::vector<float> positives(retrieved.positive_rows.size() * dim), negatives(retrieved.negative_rows.size() * dim);
+    for (size_t i = 0; i < retrieved.positive_rows.size(); ++i) {
+      const float* row = artifacts.corpus->embedding(retrieved.positive_rows[i]);
+      std::copy(row, row + dim, positives.begin() + i * dim);
+    }
+    for (size_t i = 0; i < retrieved.negative_rows.size(); ++i) {
+      const float* row = artifacts.corpus->embedding(retrieved.negative_rows[i]);
+      std::copy(row, row + dim, negatives.begin() + i * dim);
+    }
+    const SvmDirection svm = train_svm_direction(positives.data(), edit.k_pos, negatives.data(), edit.k_neg, dim);
+    timings["svm"] = ms_since(start);
+    diag["svm"] = {{"accuracy", svm.accuracy},
+                   {"margin", svm.margin},
+                   {"bias", svm.bias},
+                   {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
+    direction = svm.normal;
+  } else {
+    direction = global_direction(target, neutral);
+  }
+
+  // mapping
+  start = Clock::now();
+  const std::vector<float> relevance = mapper.relevance(direction.data());
+  double beta = edit.beta;
+  if (edit.beta_auto) {
+    beta = StyleDirectionMapper::auto_beta(relevance, defaults_.beta_auto_low, defaults_.beta_auto_high,
+                                           defaults_.min_channels);
+  }
+  const ThresholdedRelevance kept = StyleDirectionMapper::threshold(relevance, beta);
+  out.delta = mapper.delta_s(kept);
+  const std::vector<ChannelChange> top = mapper.top_channels(out.delta, defaults_.top_channels);
+  timings["mapping"] = ms_since(start);
+  diag["beta"] = beta;
+  diag["beta_auto"] = edit.beta_auto;
+  diag["channels_changed"] = kept.channels;
+  diag["relevance_max"] = kept.max_abs;
+  nlohmann::json top_json = nlohmann::json::array();
+  for (const ChannelChange& change : top) {
+    top_json.push_back({{"channel", change.channel},
+                        {"layer", change.layer},
+                        {"layer_channel", change.layer_channel},
+                        {"delta", change.delta}});
+  }
+  diag["top_channels"] = top_json;
+
+  // base code and edited codes
+  start = Clock::now();
+  switch (edit.latent_kind) {
+    case LatentKind::kSeed:
+      out.base = generator_->styles_from_seed(edit.seed, edit.psi);
+      diag["seed"] = edit.seed;
+      diag["psi"] = edit.psi;
+      break;
+    case LatentKind::kW: out.base = generator_->styles_from_ws(edit.latent, false); break;
+    case LatentKind::kWPlus: out.base = generator_->styles_from_ws(edit.latent, true); break;
+    case LatentKind::kS: out.base = edit.latent; break;
+  }
+  diag["latent_kind"] = latent_kind_name(edit.latent_kind);
+  const int64_t total = generator_->total_channels();
+  check(static_cast<int64_t>(out.base.size()) == total, ErrorCode::kInternal, "generator returned a style code of the wrong size");
+  out.has_original = edit.return_original || edit.grid;
+  const int64_t codes = static_cast<int64_t>(edit.alphas.size()) + (out.has_original ? 1 : 0);
+  out.codes.resize(static_cast<size_t>(codes * total));
+  int64_t next = 0;
+  if (out.has_original) std::copy(out.base.begin(), out.base.end(), out.codes.begin() + (next++) * total);
+  for (double alpha : edit.alphas) {
+    StyleDirectionMapper::apply(out.base.data(), out.delta.data(), total, alpha, out.codes.data() + (next++) * total);
+  }
+  timings["latent"] = ms_since(start);
+  diag["timings_ms"] = timings;
+}
+
+std::vector<EditResult> Engine::edit_batch(const std::vector<EditRequest>& requests) {
+  return run_batch(requests, nullptr);
+}
+
+std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& requests,
+                                          std::vector<std::optional<Error>>* errors) {
+  const auto batch_start = Clock::now();
+  const auto current = artifacts();  // the whole batch uses one version, even across a reload
+  std::vector<Prepared> prepared(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    try {
+      prepare(requests[i], *current, prepared[i]);
+    } catch (const Error& error) {
+      prepared[i].error = error;
+    }
+  }
+
+  // synthesis: every code of every successful request in one batch
+  const int64_t total = generator_->total_channels();
+  std::vector<float> all_codes;
+  int64_t count = 0;
+  for (const Prepared& p : prepared) {
+    if (p.error) continue;
+    all_codes.insert(all_codes.end(), p.codes.begin(), p.codes.end());
+    count += static_cast<int64_t>(p.codes.size()) / total;
+  }
+  auto start = Clock::now();
+  std::vector<image::Image> images;
+  if (count > 0) images = generator_->render(all_codes, count);
+  const double synthesis_ms = ms_since(start);
+  check(static_cast<int64_t>(images.size()) == count, ErrorCode::kInternal, "generator rendered the wrong number of images");
+
+  std::vector<EditResult> results(requests.size());
+  int64_t next_image = 0;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Prepared& p = prepared[i];
+    EditResult& result = results[i];
+    result.total_channels = total;
+    if (errors) errors->push_back(p.error);
+    if (p.error) {
+      result.error = EditError{p.error->code_name(), p.error->what()};
+      result.diagnostics = {{"error", {{"code", p.error->code_name()}, {"message", p.error->what()}}}};
+      continue;
+    }
+    const ResolvedEdit& edit = p.edit;
+    start = Clock::now();
+    auto encode = [&](const image::Image& img, double alpha) {
+      EncodedImage out;
+      out.format = edit.format;
+      out.bytes = edit.format == ImageFormat::kPng ? image::encode_png(img, defaults_.png_compression)
+                                                   : image::encode_jpeg(img, defaults_.jpeg_quality);
+      out.width = img.width;
+      out.height = img.height;
+      out.alpha = alpha;
+      return out;
+    };
+    const int64_t codes = static_cast<int64_t>(p.codes.size()) / total;
+    std::vector<image::Image> mine(images.begin() + next_image, images.begin() + next_image + codes);
+    next_image += codes;
+    if (edit.grid) {
+      result.images.push_back(encode(image::hstack(mine), edit.alphas.front()));
+    } else {
+      size_t first_edit = 0;
+      if (p.has_original) {
+        if (edit.return_original) result.original = encode(mine[0], 0.0);
+        first_edit = 1;
+      }
+      for (size_t a = 0; a < edit.alphas.size(); ++a) result.images.push_back(encode(mine[first_edit + a], edit.alphas[a]));
+    }
+    if (edit.grid && edit.return_original) result.original = encode(mine[0], 0.0);
+    if (edit.return_styles) {
+      const size_t skip = p.has_original ? static_cast<size_t>(total) : 0;
+      result.edited_styles.assign(p.codes.begin() + skip, p.codes.end());
+    }
+    p.diagnostics["timings_ms"]["synthesis"] = synthesis_ms;
+    p.diagnostics["timings_ms"]["encoding"] = ms_since(start);
+    p.diagnostics["timings_ms"]["total"] = ms_since(batch_start);
+    p.diagnostics["batch_images"] = count;
+    p.diagnostics["images_per_request"] = codes;
+    result.diagnostics = std::move(p.diagnostics);
+  }
+  return results;
+}
+
+EditResult Engine::edit(const EditRequest& request) {
+  std::vector<std::optional<Error>> errors;
+  std::vector<EditResult> results = run_batch({request}, &errors);
+  if (errors.at(0)) throw *errors[0];
+  return std::move(results[0]);
+}
+
+nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
+  EditRequest probe;
+  probe.instruction = text;
+  const auto current = artifacts();
+  check(k >= 1 && k <= current->corpus->size(), ErrorCode::kInvalidArgument,
+        "k = " + std::to_string(k) + " is out of range (expected 1.." + std::to_string(current->corpus->size()) + ")");
+  resolve_request(probe, defaults_, limits(*current));
+  const std::vector<float> embedding = text_embedding(text);
+  const auto hits = retrieve_top(*current->corpus, embedding.data(), k);
+  nlohmann::json out = {{"text", text}, {"artifact_version", current->version}, {"hits", nlohmann::json::array()}};
+  for (const auto& hit : hits) {
+    out["hits"].push_back({{"id", hit.id}, {"score", hit.score}, {"path", current->corpus->path_of(hit.id)}});
+  }
+  return out;
+}
+
+void Engine::reload(const std::string& version_dir) {
+  auto next = load_artifacts(version_dir, verify_, *generator_, *text_);
+  std::lock_guard<std::mutex> lock(artifacts_mutex_);
+  artifacts_ = std::move(next);
+}
+
+nlohmann::json Engine::info() const {
+  const auto current = artifacts();
+  return {{"artifact_version", current->version},
+          {"artifact_dir", current->version_dir},
+          {"generator", {{"sha256", generator_->fingerprint()},
+                         {"resolution", generator_->resolution()},
+                         {"total_channels", generator_->total_channels()}}},
+          {"clip", {{"sha256", text_->fingerprint()}, {"embed_dim", text_->embed_dim()}}},
+          {"corpus_size", current->corpus->size()},
+          {"covered_channels", current->mapper->covered()},
+          {"defaults", {{"alphas", defaults_.alphas},
+                        {"beta", defaults_.beta_auto ? nlohmann::json("auto") : nlohmann::json(defaults_.beta)},
+                        {"k_pos", defaults_.k_pos},
+                        {"k_neg", defaults_.k_neg},
+                        {"negatives", negative_sampling_name(defaults_.negatives)},
+                        {"templates", template_set_name(defaults_.templates)},
+                        {"psi", defaults_.psi}}},
+          {"text_cache", {{"size", cache_.size()}, {"hits", cache_.hits()}, {"misses", cache_.misses()}}}};
+}
+
+}  // namespace feu::edit
+
+#ifndef FEU_EDIT_WITH_MODELS
+namespace feu::edit {
+std::unique_ptr<Engine> Engine::create(const EngineConfig&) {
+  throw Error(ErrorCode::kUnsupported, "this build has no StyleGAN2/CLIP modules; Engine::create is unavailable");
+}
+}  // namespace feu::edit
+#endif

@@ -1,0 +1,132 @@
+// The edit engine: instruction + face -> edited face(s), with diagnostics.
+// Runs inside the daemon and from `feu edit --local`.
+//
+//   text      T(instruction) over the prompt templates (LRU-cached)
+//   retrieval (feu) k_pos most / k_neg least similar corpus images
+//   svm       (feu) liblinear normal of positives vs negatives = Δt
+//             (global: Δt = unit(T(instruction) - T(neutral)))
+//   mapping   r = fs3·Δt, β threshold (or auto), max-normalize, ⊙σ -> Δs
+//   synthesis s + α·Δs for every α (and the original), one batch
+//   encoding  PNG (fast) or JPEG; optional grid
+//
+// No torch in this header: the models sit behind edit/models.h. Engine::create
+// builds StyleGAN2 + CLIP from files (engine_models.cpp); Engine::from_parts
+// takes any models and in-memory artifacts (tests, benchmarks).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "edit/mapping.h"
+#include "edit/models.h"
+#include "edit/options.h"
+#include "edit/request.h"
+#include "edit/text_direction.h"
+#include "index/corpus.h"
+
+namespace feu::edit {
+
+// The config file's device/models/artifacts/edit sections.
+//   device: auto | cpu | cuda
+//   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false}
+//   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true
+//   edit: see EditDefaults
+struct EngineConfig {
+  std::string device = "auto";
+  std::string generator_path;
+  std::string clip_path;
+  std::string vocab_path;
+  bool clip_fp16 = false;
+  std::string artifacts_root;     // serves <root>/current
+  std::string artifacts_version;  // or this version directory
+  bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload
+  EditDefaults edit;
+
+  // Reads the four sections (finish() on each; the daemon reads `daemon:`).
+  static EngineConfig from_config(const ConfigMap& root);
+  static EngineConfig load_file(const std::string& path);
+  // The version directory to serve: artifacts_version, else <root>/current.
+  std::string resolve_version_dir() const;
+};
+
+// One loaded artifact version: the corpus index and the Δi directions.
+struct Artifacts {
+  std::string version;      // manifest version ("" for in-memory artifacts)
+  std::string version_dir;
+  std::string generator_sha256;  // models the artifacts were made with
+  std::string clip_sha256;
+  std::shared_ptr<const index::CorpusIndex> corpus;
+  std::shared_ptr<const StyleDirectionMapper> mapper;
+};
+
+// Opens a version directory (ArtifactSet, verifying when asked) and checks it
+// against the models: manifest fingerprints = the models' fingerprints, the
+// directions' S layout = the generator's, embedding sizes agree. A
+// disagreement is an artifact_mismatch error naming both sides.
+std::shared_ptr<const Artifacts> load_artifacts(const std::string& version_dir, bool verify,
+                                                const StyleGenerator& generator, const TextEncoder& text);
+// Checks in-memory artifacts against the models the same way.
+void check_artifacts(const Artifacts& artifacts, const StyleGenerator& generator, const TextEncoder& text);
+
+class Engine {
+ public:
+  // Loads generator, CLIP + tokenizer and the artifact version of `config`.
+  static std::unique_ptr<Engine> create(const EngineConfig& config);
+  static std::unique_ptr<Engine> from_parts(std::shared_ptr<StyleGenerator> generator,
+                                            std::shared_ptr<TextEncoder> text,
+                                            std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults);
+
+  // One request; errors are feu::Error with codes.
+  EditResult edit(const EditRequest& request);
+  // Several requests; their images synthesize as one batch. A request that
+  // fails validation or a per-request stage (e.g. no_channels) gets
+  // EditResult::error set and no images; the others still complete.
+  std::vector<EditResult> edit_batch(const std::vector<EditRequest>& requests);
+  // Throws what edit() would throw for a malformed request, without running it.
+  void validate(const EditRequest& request) const;
+
+  // The k corpus images most similar to T(text): {text, artifact_version, hits: [{id, score, path}]}.
+  nlohmann::json retrieve(const std::string& text, int64_t k);
+  // Unit T(text) with the configured templates (cached).
+  std::vector<float> text_embedding(const std::string& text);
+
+  std::string artifact_version() const;
+  // Loads and verifies another version, then swaps it in; in-flight edits
+  // finish on the version they started with. On error the old version stays.
+  void reload(const std::string& version_dir);
+  // Models, artifact version, defaults, cache statistics.
+  nlohmann::json info() const;
+
+  const EditDefaults& defaults() const { return defaults_; }
+  StyleGenerator& generator() { return *generator_; }
+  TextEncoder& text_encoder() { return *text_; }
+
+ private:
+  Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
+         std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify);
+  std::shared_ptr<const Artifacts> artifacts() const;
+  ModelLimits limits(const Artifacts& artifacts) const;
+  struct Prepared;
+  // edit_batch; `errors` (when given) receives each request's typed error.
+  std::vector<EditResult> run_batch(const std::vector<EditRequest>& requests,
+                                    std::vector<std::optional<Error>>* errors);
+  void prepare(const EditRequest& request, const Artifacts& artifacts, Prepared& out);
+
+  std::shared_ptr<StyleGenerator> generator_;
+  std::shared_ptr<TextEncoder> text_;
+  EditDefaults defaults_;
+  bool verify_ = true;
+  TextEmbeddingCache cache_;
+  mutable std::mutex artifacts_mutex_;
+  std::shared_ptr<const Artifacts> artifacts_;
+};
+
+}  // namespace feu::edit

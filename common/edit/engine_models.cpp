@@ -1,0 +1,129 @@
+// StyleGAN2 and CLIP behind the engine's model interfaces (edit/models.h),
+// and Engine::create, which loads them from the config's files.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+
+#include "clip/model.h"
+#include "clip/tokenizer.h"
+#include "core/error.h"
+#include "edit/engine.h"
+#include "image/tensor_image.h"
+#include "stylegan2/generator.h"
+#include "stylegan2/seed.h"
+#include "tensor/tensor_h5.h"
+
+namespace feu::edit {
+namespace {
+
+std::vector<float> to_vector(const at::Tensor& tensor) {
+  const at::Tensor cpu = tensor.to(at::kCPU, at::kFloat).contiguous();
+  return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+}
+
+class Stylegan2Generator : public StyleGenerator {
+ public:
+  explicit Stylegan2Generator(stylegan2::Generator generator) : generator_(std::move(generator)) {
+    for (const stylegan2::StyleLayer& layer : generator_.style_space().layers()) {
+      layout_.layer_names.push_back(layer.name);
+      layout_.layer_offsets.push_back(layer.offset);
+      layout_.layer_channels.push_back(layer.channels);
+    }
+  }
+
+  int64_t w_dim() const override { return generator_.config().w_dim; }
+  int64_t num_ws() const override { return generator_.config().num_ws(); }
+  const StyleLayout& layout() const override { return layout_; }
+  int resolution() const override { return generator_.config().img_resolution; }
+  const std::string& fingerprint() const override { return generator_.fingerprint(); }
+
+  std::vector<float> styles_from_seed(int64_t seed, double psi) override {
+    c10::InferenceMode guard;
+    const at::Tensor z = stylegan2::z_from_seed(seed, generator_.config().z_dim).to(generator_.device());
+    const at::Tensor ws = generator_.mapping(z, psi);  // [1, num_ws, w_dim]
+    return to_vector(generator_.style_space().flatten(generator_.styles_from_ws(ws)));
+  }
+
+  std::vector<float> styles_from_ws(const std::vector<float>& ws, bool plus) override {
+    c10::InferenceMode guard;
+    at::Tensor tensor = at::from_blob(const_cast<float*>(ws.data()), {static_cast<int64_t>(ws.size())}, at::kFloat)
+                            .clone()
+                            .to(generator_.device());
+    tensor = plus ? tensor.view({1, num_ws(), w_dim()}) : tensor.view({1, w_dim()});
+    return to_vector(generator_.style_space().flatten(generator_.styles_from_ws(tensor)));
+  }
+
+  std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) override {
+    c10::InferenceMode guard;
+    const int64_t total = total_channels();
+    check(static_cast<int64_t>(styles.size()) == count * total, ErrorCode::kShapeMismatch,
+          "render got " + std::to_string(styles.size()) + " style values for " + std::to_string(count) + " codes");
+    const at::Tensor all = at::from_blob(const_cast<float*>(styles.data()), {count, total}, at::kFloat)
+                               .to(generator_.device());
+    // Bounded chunks keep a large batch from exhausting memory at 1024².
+    const int64_t chunk = generator_.device().is_cuda() ? 16 : 8;
+    std::vector<image::Image> images;
+    for (int64_t start = 0; start < count; start += chunk) {
+      const at::Tensor flat = all.narrow(0, start, std::min(chunk, count - start));
+      const at::Tensor img = generator_.synthesize(generator_.style_space().split(flat), stylegan2::NoiseMode::kConst);
+      std::vector<image::Image> part = image::images_from_tensor(img, image::Quantize::kStyleClip);
+      images.insert(images.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+    }
+    return images;
+  }
+
+ private:
+  stylegan2::Generator generator_;
+  StyleLayout layout_;
+};
+
+class ClipTextEncoder : public TextEncoder {
+ public:
+  ClipTextEncoder(clip::ClipModel model, clip::Tokenizer tokenizer)
+      : model_(std::move(model)), tokenizer_(std::move(tokenizer)) {
+    check(model_.config().vocab_size >= tokenizer_.vocab_size(), ErrorCode::kArtifactMismatch,
+          "the tokenizer has " + std::to_string(tokenizer_.vocab_size()) + " tokens but CLIP embeds only " +
+              std::to_string(model_.config().vocab_size));
+  }
+
+  int64_t embed_dim() const override { return model_.config().embed_dim; }
+  const std::string& fingerprint() const override { return model_.fingerprint(); }
+
+  void check_prompt(const std::string& prompt) const override {
+    const int64_t limit = clip::Tokenizer::kContextLength - 2;
+    const int64_t tokens = static_cast<int64_t>(tokenizer_.encode(prompt).size());
+    check(tokens <= limit, ErrorCode::kInvalidArgument,
+          "the text is too long for CLIP: the prompt \"" + prompt + "\" has " + std::to_string(tokens) +
+              " tokens, CLIP reads at most " + std::to_string(limit));
+  }
+
+  std::vector<float> encode(const std::vector<std::string>& prompts) override {
+    c10::InferenceMode guard;
+    const int64_t count = static_cast<int64_t>(prompts.size());
+    at::Tensor tokens = at::empty({count, clip::Tokenizer::kContextLength}, at::kLong);
+    for (int64_t i = 0; i < count; ++i) {
+      const std::vector<int64_t> row = tokenizer_.tokenize_row(prompts[i]);
+      std::copy(row.begin(), row.end(), tokens[i].data_ptr<int64_t>());
+    }
+    return to_vector(model_.encode_text(tokens));
+  }
+
+ private:
+  clip::ClipModel model_;
+  clip::Tokenizer tokenizer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
+  const at::Device device = resolve_device(config.device);
+  auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device));
+  auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
+                                                clip::Tokenizer::load(config.vocab_path));
+  auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(generator), std::move(text), std::move(artifacts), config.edit, config.verify_artifacts));
+}
+
+}  // namespace feu::edit

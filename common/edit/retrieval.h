@@ -1,0 +1,32 @@
+// Step 2 of FEU: the training set of the SVM, retrieved from the corpus index
+// with the instruction's text embedding. Plain C++.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "edit/options.h"
+#include "index/corpus.h"
+
+namespace feu::edit {
+
+struct RetrievedSet {
+  std::vector<int64_t> positive_rows, negative_rows;   // corpus rows
+  std::vector<index::CorpusIndex::Hit> positives;      // best first
+  std::vector<index::CorpusIndex::Hit> negatives;      // farthest: least similar first; random: sample order
+};
+
+// Positives: the k_pos rows most similar to `query` (unit, [corpus.dim()]).
+// Negatives: the k_neg least similar (kFarthest) or a uniform sample of k_neg
+// of the other rows drawn with `seed` (kRandom). Exact for every index kind:
+// one scan of the stored unit embeddings scores every row once, which is
+// cheaper than two FAISS searches (top and negated) of a flat index.
+// Ties are broken by row. k_pos + k_neg must not exceed corpus.size().
+RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float* query, int64_t k_pos,
+                                   int64_t k_neg, NegativeSampling negatives, uint64_t seed);
+
+// The k most similar rows (best first), by the same scan.
+std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corpus, const float* query, int64_t k,
+                                                  std::vector<int64_t>* rows = nullptr);
+
+}  // namespace feu::edit
