@@ -1,0 +1,400 @@
+// OpenAI CLIP forward passes in ATen (specs/clip.md §1-§4).
+#include "clip/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "clip/torchscript_reader.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/h5.h"
+#include "tensor/tensor_h5.h"
+
+namespace feu::clip {
+namespace {
+
+constexpr int64_t kHeadWidth = 64;  // build_model: heads = width / 64
+constexpr double kLayerNormEps = 1e-5;
+const char* kWeightsGroup = "weights";
+
+std::string shape_of(const at::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+enum class FileKind { kZip, kHdf5, kUnknown };
+
+FileKind sniff(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {0};
+  in.read(magic, 8);
+  if (in.gcount() >= 4 && std::memcmp(magic, "PK\x03\x04", 4) == 0) return FileKind::kZip;
+  if (in.gcount() == 8 && std::memcmp(magic, "\x89HDF\r\n\x1a\n", 8) == 0) return FileKind::kHdf5;
+  return FileKind::kUnknown;
+}
+
+// Expected shape of every tensor of a ViT CLIP of this configuration.
+std::map<std::string, std::vector<int64_t>> expected_shapes(const ClipConfig& c) {
+  std::map<std::string, std::vector<int64_t>> shapes;
+  const int64_t grid = c.image_resolution / c.vision_patch_size;
+  shapes["positional_embedding"] = {c.context_length, c.text_width};
+  shapes["text_projection"] = {c.text_width, c.embed_dim};
+  shapes["logit_scale"] = {};
+  shapes["token_embedding.weight"] = {c.vocab_size, c.text_width};
+  shapes["ln_final.weight"] = {c.text_width};
+  shapes["ln_final.bias"] = {c.text_width};
+  shapes["visual.class_embedding"] = {c.vision_width};
+  shapes["visual.positional_embedding"] = {grid * grid + 1, c.vision_width};
+  shapes["visual.proj"] = {c.vision_width, c.embed_dim};
+  shapes["visual.conv1.weight"] = {c.vision_width, 3, c.vision_patch_size, c.vision_patch_size};
+  for (const char* ln : {"visual.ln_pre.", "visual.ln_post."}) {
+    shapes[std::string(ln) + "weight"] = {c.vision_width};
+    shapes[std::string(ln) + "bias"] = {c.vision_width};
+  }
+  auto add_blocks = [&](const std::string& prefix, int64_t layers, int64_t d) {
+    for (int64_t i = 0; i < layers; ++i) {
+      std::string p = prefix + std::to_string(i) + ".";
+      shapes[p + "attn.in_proj_weight"] = {3 * d, d};
+      shapes[p + "attn.in_proj_bias"] = {3 * d};
+      shapes[p + "attn.out_proj.weight"] = {d, d};
+      shapes[p + "attn.out_proj.bias"] = {d};
+      shapes[p + "mlp.c_fc.weight"] = {4 * d, d};
+      shapes[p + "mlp.c_fc.bias"] = {4 * d};
+      shapes[p + "mlp.c_proj.weight"] = {d, 4 * d};
+      shapes[p + "mlp.c_proj.bias"] = {d};
+      for (const char* ln : {"ln_1.", "ln_2."}) {
+        shapes[p + ln + "weight"] = {d};
+        shapes[p + ln + "bias"] = {d};
+      }
+    }
+  };
+  add_blocks("visual.transformer.resblocks.", c.vision_layers, c.vision_width);
+  add_blocks("transformer.resblocks.", c.text_layers, c.text_width);
+  return shapes;
+}
+
+const at::Tensor& require(const std::map<std::string, at::Tensor>& params, const std::string& name,
+                          const std::string& source) {
+  auto it = params.find(name);
+  if (it == params.end())
+    throw Error(ErrorCode::kNotFound, "CLIP checkpoint " + source + " has no parameter '" + name + "'");
+  return it->second;
+}
+
+// build_model's inference of the hyper-parameters from the weights.
+ClipConfig infer_config(const std::map<std::string, at::Tensor>& params, const std::string& source) {
+  if (!params.count("visual.proj"))
+    throw Error(params.count("visual.layer1.0.conv1.weight") ? ErrorCode::kUnsupported : ErrorCode::kNotFound,
+                "CLIP checkpoint " + source +
+                    " has no parameter 'visual.proj' (only ViT CLIP models are supported, not ResNet ones)");
+  auto dim = [&](const std::string& name, int64_t axis, int64_t rank) {
+    const at::Tensor& t = require(params, name, source);
+    if (t.dim() != rank)
+      throw Error(ErrorCode::kShapeMismatch, "CLIP checkpoint " + source + ": parameter '" + name + "' has shape " +
+                                                 shape_of(t) + ", expected " + std::to_string(rank) + " dimensions");
+    return t.size(axis < 0 ? rank + axis : axis);
+  };
+  ClipConfig c;
+  c.vision_width = dim("visual.conv1.weight", 0, 4);
+  c.vision_patch_size = dim("visual.conv1.weight", -1, 4);
+  c.vision_layers = 0;
+  std::set<std::string> text_blocks;
+  const std::string vis_suffix = ".attn.in_proj_weight";
+  const std::string text_prefix = "transformer.resblocks.";
+  for (const auto& [name, tensor] : params) {
+    if (name.rfind("visual.", 0) == 0 && name.size() > vis_suffix.size() &&
+        name.compare(name.size() - vis_suffix.size(), vis_suffix.size(), vis_suffix) == 0)
+      ++c.vision_layers;
+    if (name.rfind(text_prefix, 0) == 0)
+      text_blocks.insert(name.substr(text_prefix.size(), name.find('.', text_prefix.size()) - text_prefix.size()));
+  }
+  c.text_layers = static_cast<int64_t>(text_blocks.size());
+  const int64_t positions = dim("visual.positional_embedding", 0, 2);
+  const int64_t grid = std::llround(std::sqrt(static_cast<double>(positions - 1)));
+  c.image_resolution = c.vision_patch_size * grid;
+  c.embed_dim = dim("text_projection", 1, 2);
+  c.context_length = dim("positional_embedding", 0, 2);
+  c.vocab_size = dim("token_embedding.weight", 0, 2);
+  c.text_width = dim("ln_final.weight", 0, 1);
+  check(c.vision_width % kHeadWidth == 0 && c.text_width % kHeadWidth == 0, ErrorCode::kShapeMismatch,
+        "CLIP checkpoint " + source + ": transformer widths must be multiples of 64 (heads = width / 64), got " +
+            std::to_string(c.vision_width) + " and " + std::to_string(c.text_width));
+  return c;
+}
+
+// Checks names and shapes of every tensor the forward passes use.
+void validate(const std::map<std::string, at::Tensor>& params, const ClipConfig& config, const std::string& source) {
+  for (const auto& [name, shape] : expected_shapes(config)) {
+    const at::Tensor& t = require(params, name, source);
+    bool ok = t.dim() == static_cast<int64_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); ++i) ok = t.size(i) == shape[i];
+    // logit_scale was briefly shape [1] upstream (openai/CLIP#67): accept it.
+    if (!ok && name == "logit_scale" && t.numel() == 1) ok = true;
+    if (!ok) {
+      std::string want = "[";
+      for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+      throw Error(ErrorCode::kShapeMismatch, "CLIP checkpoint " + source + ": parameter '" + name + "' has shape " +
+                                                 shape_of(t) + ", expected " + want + "]");
+    }
+  }
+}
+
+at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
+
+}  // namespace
+
+ClipConfig ClipConfig::vit_b_32() { return ClipConfig{}; }
+
+ClipConfig ClipConfig::small(int64_t vocab_size) {
+  ClipConfig c;
+  c.embed_dim = 32;
+  c.image_resolution = 32;
+  c.vision_width = 128;
+  c.vision_layers = 2;
+  c.vision_patch_size = 8;
+  c.context_length = 77;
+  c.vocab_size = vocab_size;
+  c.text_width = 128;
+  c.text_layers = 2;
+  return c;
+}
+
+std::string ClipConfig::to_json() const {
+  return nlohmann::json{{"embed_dim", embed_dim},
+                        {"image_resolution", image_resolution},
+                        {"vision_width", vision_width},
+                        {"vision_layers", vision_layers},
+                        {"vision_patch_size", vision_patch_size},
+                        {"context_length", context_length},
+                        {"vocab_size", vocab_size},
+                        {"text_width", text_width},
+                        {"text_layers", text_layers}}
+      .dump();
+}
+
+ClipModel ClipModel::from_state_dict(std::map<std::string, at::Tensor> params, at::Device device, bool fp16,
+                                     const std::string& source) {
+  if (fp16 && !device.is_cuda())
+    throw Error(ErrorCode::kUnsupported, "CLIP fp16 inference needs a CUDA device (CPU runs fp32)");
+  ClipConfig config = infer_config(params, source);
+  validate(params, config, source);
+  // The released archive's integer entries, when present, must agree with the weights.
+  const std::pair<const char*, int64_t> integers[] = {{"input_resolution", config.image_resolution},
+                                                      {"context_length", config.context_length},
+                                                      {"vocab_size", config.vocab_size}};
+  for (const auto& [name, value] : integers) {
+    auto it = params.find(name);
+    if (it == params.end()) continue;
+    check(it->second.numel() == 1 && it->second.item<int64_t>() == value, ErrorCode::kShapeMismatch,
+          "CLIP checkpoint " + source + ": '" + name + "' disagrees with the weights (expected " +
+              std::to_string(value) + ")");
+    params.erase(it);
+  }
+  ClipModel model;
+  model.config_ = config;
+  model.fp16_ = fp16;
+  const std::set<std::string> known = [&] {
+    std::set<std::string> names;
+    for (const auto& [name, shape] : expected_shapes(config)) names.insert(name);
+    return names;
+  }();
+  for (auto& [name, tensor] : params) {
+    if (!known.count(name)) continue;  // e.g. extra entries of other exporters
+    at::Tensor t = tensor.to(device, fp16 ? at::kHalf : at::kFloat).contiguous();
+    if (name == "logit_scale") t = t.reshape({});
+    model.params_[name] = t;
+  }
+  const int64_t L = config.context_length;
+  model.causal_mask_ = at::full({L, L}, -std::numeric_limits<float>::infinity(),
+                                at::TensorOptions().dtype(fp16 ? at::kHalf : at::kFloat).device(device))
+                           .triu_(1);
+  return model;
+}
+
+ClipModel ClipModel::load(const std::string& path, at::Device device, bool fp16) {
+  std::ifstream probe(path);
+  if (!probe) throw Error(ErrorCode::kNotFound, "CLIP checkpoint not found: " + path);
+  probe.close();
+  std::map<std::string, at::Tensor> params;
+  switch (sniff(path)) {
+    case FileKind::kZip:
+      params = read_torchscript_tensors(path);
+      break;
+    case FileKind::kHdf5: {
+      h5::File file = h5::File::open_read(path);
+      check(file.has(kWeightsGroup) && file.is_group(kWeightsGroup), ErrorCode::kCorruptFile,
+            "CLIP checkpoint " + path + " is an HDF5 file without a '" + kWeightsGroup + "' group");
+      for (const std::string& name : file.list(kWeightsGroup))
+        params[name] = read_tensor(file, std::string(kWeightsGroup) + "/" + name);
+      break;
+    }
+    case FileKind::kUnknown:
+      throw Error(ErrorCode::kCorruptFile, "CLIP checkpoint " + path +
+                                               " is neither a TorchScript archive (.pt) nor an feu HDF5 file (.h5)");
+  }
+  ClipModel model = from_state_dict(std::move(params), device, fp16, path);
+  model.fingerprint_ = sha256_file(path);
+  return model;
+}
+
+ClipModel ClipModel::random(const ClipConfig& c, uint64_t seed, at::Device device) {
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::map<std::string, at::Tensor> params;
+  auto normal = [&](std::vector<int64_t> shape, double std) { return at::normal(0.0, std, shape, gen); };
+  // As clip/model.py initialize_parameters (the vision tower's own
+  // transformer gets the same scheme as the text one; biases are small
+  // random values instead of PyTorch's defaults so every path is exercised).
+  for (const auto& [name, shape] : expected_shapes(c)) {
+    const bool visual = name.rfind("visual.", 0) == 0;
+    const double width = static_cast<double>(visual ? c.vision_width : c.text_width);
+    const double layers = static_cast<double>(visual ? c.vision_layers : c.text_layers);
+    const double proj_std = std::pow(width, -0.5) * std::pow(2.0 * layers, -0.5);
+    auto ends_with = [&](const char* suffix) {
+      size_t n = std::strlen(suffix);
+      return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+    };
+    at::Tensor t;
+    if (name == "logit_scale") t = at::full({}, std::log(1.0 / 0.07), at::kFloat);
+    else if (name == "token_embedding.weight") t = normal(shape, 0.02);
+    else if (name == "positional_embedding") t = normal(shape, 0.01);
+    else if (name == "text_projection") t = normal(shape, std::pow(width, -0.5));
+    else if (name == "visual.class_embedding" || name == "visual.positional_embedding" || name == "visual.proj")
+      t = normal(shape, std::pow(width, -0.5));
+    else if (name == "visual.conv1.weight")
+      t = normal(shape, std::pow(3.0 * c.vision_patch_size * c.vision_patch_size, -0.5));
+    else if (name.find("ln_") != std::string::npos)
+      t = ends_with(".weight") ? at::ones(shape) + normal(shape, 0.05) : normal(shape, 0.02);
+    else if (ends_with("attn.in_proj_weight")) t = normal(shape, std::pow(width, -0.5));
+    else if (ends_with("attn.out_proj.weight") || ends_with("mlp.c_proj.weight")) t = normal(shape, proj_std);
+    else if (ends_with("mlp.c_fc.weight")) t = normal(shape, std::pow(2.0 * width, -0.5));
+    else t = normal(shape, 0.01);  // biases
+    params[name] = t.to(at::kFloat);
+  }
+  return from_state_dict(std::move(params), device, /*fp16=*/false, "(random)");
+}
+
+void ClipModel::save_h5(const std::string& path) const {
+  {
+    AtomicFile out(path);
+    {
+      h5::File file = h5::File::create(out.temp_path());
+      file.set_attr("/", "format", "feu-clip");
+      file.set_attr("/", "config", config_.to_json());
+      for (const auto& [name, tensor] : params_)
+        write_tensor(file, std::string(kWeightsGroup) + "/" + name, tensor.to(at::kFloat));
+      file.close();
+    }
+    out.commit();
+  }
+  const_cast<ClipModel*>(this)->fingerprint_ = sha256_file(path);
+}
+
+at::Device ClipModel::device() const { return params_.begin()->second.device(); }
+
+double ClipModel::logit_scale() const { return std::exp(param("logit_scale").item<double>()); }
+
+const at::Tensor& ClipModel::param(const std::string& name) const {
+  auto it = params_.find(name);
+  check(it != params_.end(), ErrorCode::kInternal, "CLIP parameter missing after validation: " + name);
+  return it->second;
+}
+
+// x: [N, L, D]. Pre-LN residual attention blocks (nn.MultiheadAttention math:
+// packed q/k/v rows, q scaled by 1/sqrt(64) before q k^T, additive mask).
+at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64_t layers, int64_t heads,
+                                  const at::Tensor& mask) const {
+  const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d / heads));
+  // LayerNorm in fp32, result in the activations' dtype (the reference's LayerNorm subclass).
+  auto layer_norm = [&](const at::Tensor& h, const std::string& name) {
+    return at::layer_norm(h.to(at::kFloat), {d}, param(name + ".weight").to(at::kFloat),
+                          param(name + ".bias").to(at::kFloat), kLayerNormEps)
+        .to(h.scalar_type());
+  };
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string p = prefix + std::to_string(i) + ".";
+    at::Tensor h = layer_norm(x, p + "ln_1");
+    at::Tensor qkv = at::linear(h, param(p + "attn.in_proj_weight"), param(p + "attn.in_proj_bias"));
+    // [N, L, 3D] -> 3 x [N, heads, L, 64]
+    at::Tensor q = qkv.narrow(2, 0, d).view({n, l, heads, d / heads}).transpose(1, 2);
+    at::Tensor k = qkv.narrow(2, d, d).view({n, l, heads, d / heads}).transpose(1, 2);
+    at::Tensor v = qkv.narrow(2, 2 * d, d).view({n, l, heads, d / heads}).transpose(1, 2);
+    at::Tensor scores = at::matmul(q * scale, k.transpose(-2, -1));  // [N, heads, L, L]
+    if (mask.defined()) scores = scores + mask;
+    at::Tensor attn = at::matmul(at::softmax(scores, -1), v);  // [N, heads, L, 64]
+    attn = attn.transpose(1, 2).reshape({n, l, d});
+    x = x + at::linear(attn, param(p + "attn.out_proj.weight"), param(p + "attn.out_proj.bias"));
+    h = layer_norm(x, p + "ln_2");
+    h = at::linear(h, param(p + "mlp.c_fc.weight"), param(p + "mlp.c_fc.bias"));
+    x = x + at::linear(quick_gelu(h), param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
+  }
+  return x;
+}
+
+at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
+  const int64_t r = config_.image_resolution;
+  check(pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == r && pixels.size(3) == r,
+        ErrorCode::kShapeMismatch,
+        "CLIP encode_image: expected pixels [N, 3, " + std::to_string(r) + ", " + std::to_string(r) + "], got " +
+            shape_of(pixels));
+  c10::InferenceMode guard;
+  const auto dtype = fp16_ ? at::kHalf : at::kFloat;
+  const int64_t width = config_.vision_width;
+  at::Tensor x = pixels.to(device(), dtype);
+  x = at::conv2d(x, param("visual.conv1.weight"), {}, config_.vision_patch_size);  // [N, W, g, g]
+  const int64_t n = x.size(0);
+  x = x.reshape({n, width, -1}).permute({0, 2, 1});                                 // [N, g*g, W]
+  at::Tensor cls = param("visual.class_embedding").view({1, 1, width}).expand({n, 1, width});
+  x = at::cat({cls, x}, 1) + param("visual.positional_embedding");                  // [N, 1+g*g, W]
+  x = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_pre.weight").to(at::kFloat),
+                     param("visual.ln_pre.bias").to(at::kFloat), kLayerNormEps)
+          .to(dtype);
+  x = transformer(x, "visual.transformer.resblocks.", config_.vision_layers, config_.vision_heads(), at::Tensor());
+  at::Tensor cls_out = at::layer_norm(x.select(1, 0).to(at::kFloat), {width}, param("visual.ln_post.weight").to(at::kFloat),
+                                      param("visual.ln_post.bias").to(at::kFloat), kLayerNormEps)
+                           .to(dtype);
+  return at::matmul(cls_out, param("visual.proj")).to(at::kFloat);  // [N, E]
+}
+
+at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
+  const int64_t context = config_.context_length;
+  check(tokens.dim() == 2 && tokens.size(1) == context, ErrorCode::kShapeMismatch,
+        "CLIP encode_text: expected tokens [M, " + std::to_string(context) + "], got " + shape_of(tokens));
+  check(!at::isFloatingType(tokens.scalar_type()), ErrorCode::kInvalidArgument,
+        "CLIP encode_text: tokens must be integer ids");
+  c10::InferenceMode guard;
+  const auto dtype = fp16_ ? at::kHalf : at::kFloat;
+  at::Tensor ids = tokens.to(device(), at::kLong);
+  if (ids.size(0) > 0) {
+    const int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
+    check(lo >= 0 && hi < config_.vocab_size, ErrorCode::kInvalidArgument,
+          "CLIP encode_text: token ids must be in 0.." + std::to_string(config_.vocab_size - 1) + ", got " +
+              std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  // Pooling reads the first end-of-text position (the largest id); with the
+  // causal mask nothing after the last such position in the batch can change
+  // the result, so those positions are not computed.
+  at::Tensor eot = ids.argmax(1);                                                       // [M]
+  const int64_t length = ids.size(0) > 0 ? eot.max().item<int64_t>() + 1 : 1;
+  at::Tensor x = at::embedding(param("token_embedding.weight"), ids.narrow(1, 0, length)).to(dtype);
+  x = x + param("positional_embedding").narrow(0, 0, length);                           // [M, length, W]
+  at::Tensor mask = causal_mask_.narrow(0, 0, length).narrow(1, 0, length);
+  x = transformer(x, "transformer.resblocks.", config_.text_layers, config_.text_heads(), mask);
+  x = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),
+                     param("ln_final.bias").to(at::kFloat), kLayerNormEps)
+          .to(dtype);
+  const int64_t m = x.size(0), w = x.size(2);
+  at::Tensor pooled = x.gather(1, eot.view({m, 1, 1}).expand({m, 1, w})).squeeze(1);  // x[i, eot[i]] -> [M, W]
+  return at::matmul(pooled, param("text_projection")).to(at::kFloat);  // [M, E]
+}
+
+}  // namespace feu::clip

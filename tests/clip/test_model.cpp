@@ -1,0 +1,156 @@
+// CLIP encoders against the reference (parity/clip_small.pt -> clip_small.h5),
+// checkpoint formats and errors.
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <iostream>
+
+#include "clip/model.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/h5.h"
+#include "tensor/tensor_h5.h"
+#include "test_support.h"
+
+namespace feu::clip {
+namespace {
+
+// max |a-b| / max |b|: "within 1e-4 relative" for a whole embedding matrix.
+double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max()).item<double>();
+}
+
+void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& needle) {
+  try {
+    fn();
+    FAIL() << "expected an error mentioning " << needle;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(ClipModel, MatchesReferenceFromTorchScriptArchive) {
+  FEU_SHARED_FILE_OR_SKIP(archive, "parity/clip_small.pt");
+  FEU_SHARED_FILE_OR_SKIP(expected_path, "parity/clip_small.h5");
+  ClipModel model = ClipModel::load(archive, at::kCPU);
+  const ClipConfig& c = model.config();
+  EXPECT_EQ(c.embed_dim, 32);
+  EXPECT_EQ(c.image_resolution, 32);
+  EXPECT_EQ(c.vision_patch_size, 8);
+  EXPECT_EQ(c.vision_width, 128);
+  EXPECT_EQ(c.vision_layers, 2);
+  EXPECT_EQ(c.text_width, 128);
+  EXPECT_EQ(c.text_layers, 2);
+  EXPECT_EQ(c.context_length, 77);
+  EXPECT_EQ(c.vocab_size, 49408);
+  EXPECT_EQ(model.fingerprint(), sha256_file(archive));
+  // fp16 weights became fp32 on CPU.
+  EXPECT_EQ(model.parameters().at("visual.conv1.weight").scalar_type(), at::kFloat);
+
+  h5::File expected = h5::File::open_read(expected_path);
+  at::Tensor image = model.encode_image(read_tensor(expected, "pixels"));
+  at::Tensor text = model.encode_text(read_tensor_int64(expected, "tokens"));
+  at::Tensor image_ref = read_tensor(expected, "image_embeds"), text_ref = read_tensor(expected, "text_embeds");
+  ASSERT_EQ(image.sizes(), image_ref.sizes());
+  ASSERT_EQ(text.sizes(), text_ref.sizes());
+  EXPECT_LT(relative_error(image, image_ref), 1e-4);
+  EXPECT_LT(relative_error(text, text_ref), 1e-4);
+  std::cout << "  image rel err " << relative_error(image, image_ref) << ", text rel err "
+            << relative_error(text, text_ref) << "\n";
+
+  // Row by row equals the batch (batching and the shortened causal pass are exact).
+  at::Tensor tokens = read_tensor_int64(expected, "tokens");
+  for (int64_t i = 0; i < tokens.size(0); ++i)
+    EXPECT_LT(relative_error(model.encode_text(tokens.narrow(0, i, 1)), text_ref.narrow(0, i, 1)), 1e-4);
+}
+
+TEST(ClipModel, Hdf5RoundTripKeepsTheEmbeddings) {
+  FEU_SHARED_FILE_OR_SKIP(archive, "parity/clip_small.pt");
+  FEU_SHARED_FILE_OR_SKIP(expected_path, "parity/clip_small.h5");
+  test::TempDir dir;
+  ClipModel model = ClipModel::load(archive, at::kCPU);
+  model.save_h5(dir.file("clip.h5"));
+  EXPECT_EQ(model.fingerprint(), sha256_file(dir.file("clip.h5")));
+  ClipModel again = ClipModel::load(dir.file("clip.h5"), at::kCPU);
+  h5::File expected = h5::File::open_read(expected_path);
+  EXPECT_LT(relative_error(again.encode_image(read_tensor(expected, "pixels")), read_tensor(expected, "image_embeds")), 1e-4);
+  EXPECT_LT(relative_error(again.encode_text(read_tensor_int64(expected, "tokens")), read_tensor(expected, "text_embeds")), 1e-4);
+  EXPECT_NEAR(again.logit_scale(), model.logit_scale(), 1e-6);
+}
+
+TEST(ClipModel, RandomModelShapesAndDeterminism) {
+  ClipConfig config = ClipConfig::small(/*vocab_size=*/1000);
+  ClipModel a = ClipModel::random(config, 7, at::kCPU), b = ClipModel::random(config, 7, at::kCPU);
+  ClipModel other = ClipModel::random(config, 8, at::kCPU);
+  at::Tensor pixels = at::randn({3, 3, 32, 32});
+  at::Tensor tokens = at::zeros({2, 77}, at::kLong);
+  tokens[0][0] = 998, tokens[0][1] = 5, tokens[0][2] = 999;
+  tokens[1][0] = 998, tokens[1][1] = 999;
+  at::Tensor ia = a.encode_image(pixels), ta = a.encode_text(tokens);
+  EXPECT_EQ(ia.sizes(), at::IntArrayRef({3, 32}));
+  EXPECT_EQ(ta.sizes(), at::IntArrayRef({2, 32}));
+  EXPECT_TRUE(at::equal(ia, b.encode_image(pixels)));
+  EXPECT_FALSE(at::allclose(ia, other.encode_image(pixels)));
+  EXPECT_FALSE(at::allclose(ta[0], ta[1]));
+  EXPECT_NEAR(a.logit_scale(), 1.0 / 0.07, 1e-4);
+  // Tokens after the end-of-text position do not matter (causal mask + pooling).
+  at::Tensor padded = tokens.clone();
+  padded[1][5] = 17;
+  EXPECT_TRUE(at::allclose(a.encode_text(padded)[1], ta[1], 1e-5, 1e-6));
+  // Inferred config of a saved random model.
+  test::TempDir dir;
+  a.save_h5(dir.file("small.h5"));
+  ClipModel loaded = ClipModel::load(dir.file("small.h5"), at::kCPU);
+  EXPECT_EQ(loaded.config().vocab_size, 1000);
+  EXPECT_EQ(loaded.config().to_json(), config.to_json());
+  EXPECT_TRUE(at::allclose(loaded.encode_image(pixels), ia, 1e-5, 1e-6));
+}
+
+TEST(ClipModel, BadInputs) {
+  ClipModel model = ClipModel::random(ClipConfig::small(500), 1, at::kCPU);
+  expect_error([&] { model.encode_image(at::zeros({1, 3, 224, 224})); }, ErrorCode::kShapeMismatch, "[N, 3, 32, 32]");
+  expect_error([&] { model.encode_text(at::zeros({1, 10}, at::kLong)); }, ErrorCode::kShapeMismatch, "77");
+  at::Tensor big = at::zeros({1, 77}, at::kLong);
+  big[0][1] = 600;
+  expect_error([&] { model.encode_text(big); }, ErrorCode::kInvalidArgument, "0..499");
+  expect_error([&] { ClipModel::load("/nonexistent/clip.pt", at::kCPU); }, ErrorCode::kNotFound, "/nonexistent/clip.pt");
+  expect_error([&] { ClipModel::load("/nonexistent/clip.pt", at::kCPU, /*fp16=*/true); }, ErrorCode::kNotFound, "clip.pt");
+
+  test::TempDir dir;
+  write_file_atomic(dir.file("garbage.pt"), std::string("definitely not a checkpoint"));
+  expect_error([&] { ClipModel::load(dir.file("garbage.pt"), at::kCPU); }, ErrorCode::kCorruptFile, "garbage.pt");
+  // A zip that is not a TorchScript archive (truncated real header).
+  write_file_atomic(dir.file("broken.pt"), std::string("PK\x03\x04 truncated zip", 18));
+  expect_error([&] { ClipModel::load(dir.file("broken.pt"), at::kCPU); }, ErrorCode::kCorruptFile, "broken.pt");
+
+  // An HDF5 checkpoint lacking one parameter names it.
+  model.save_h5(dir.file("full.h5"));
+  {
+    h5::File in = h5::File::open_read(dir.file("full.h5"));
+    h5::File out = h5::File::create(dir.file("missing.h5"));
+    for (const std::string& name : in.list("weights"))
+      if (name != "visual.ln_post.weight") write_tensor(out, "weights/" + name, read_tensor(in, "weights/" + name));
+  }
+  expect_error([&] { ClipModel::load(dir.file("missing.h5"), at::kCPU); }, ErrorCode::kNotFound, "visual.ln_post.weight");
+  // A wrong shape is named too.
+  {
+    h5::File out = h5::File::open_rw(dir.file("full.h5"));
+    write_tensor(out, "weights/ln_final.bias", at::zeros({7}));
+  }
+  expect_error([&] { ClipModel::load(dir.file("full.h5"), at::kCPU); }, ErrorCode::kShapeMismatch, "ln_final.bias");
+  // fp16 is a CUDA option.
+  model.save_h5(dir.file("ok.h5"));
+  expect_error([&] { ClipModel::load(dir.file("ok.h5"), at::kCPU, /*fp16=*/true); }, ErrorCode::kUnsupported, "CUDA");
+}
+
+TEST(ClipModel, TruncatedArchiveIsACorruptFileError) {
+  FEU_SHARED_FILE_OR_SKIP(archive, "parity/clip_small.pt");
+  test::TempDir dir;
+  std::vector<uint8_t> bytes = read_file(archive);
+  write_file_atomic(dir.file("cut.pt"), bytes.data(), bytes.size() / 2);
+  expect_error([&] { ClipModel::load(dir.file("cut.pt"), at::kCPU); }, ErrorCode::kCorruptFile, "cut.pt");
+}
+
+}  // namespace
+}  // namespace feu::clip
