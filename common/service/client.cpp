@@ -51,6 +51,7 @@ std::optional<Message> Client::receive(const std::string& id, std::chrono::stead
     (void)zmq::recv_multipart(socket_, std::back_inserter(parts));
     std::vector<Frame> frames;
     for (auto& part : parts) frames.push_back(part.to_string());
+    if (frames.size() > 1 && frames[0].empty()) frames.erase(frames.begin());  // REQ-style envelope
     Message reply;
     try {
       reply = from_frames(frames);

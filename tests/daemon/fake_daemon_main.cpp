@@ -1,0 +1,38 @@
+// TEST DOUBLE — feu-daemon-fake: the real daemon program (daemon_app: config,
+// signals, journal, socket) around tests/service/fake_backend.h instead of the
+// edit engine, so the integration tests can exercise process-level behaviour
+// (kill -9 recovery, SIGTERM, SIGHUP, reload) in seconds. Built into
+// build/tests, never installed; the production feu-daemon serves edit::Engine.
+#include "daemon_app.h"
+#include "fake_backend.h"
+
+int main(int argc, char** argv) {
+  using namespace feu;
+  test::FakeBackend::Options options;
+  return daemon::run_daemon(
+      argc, argv, "feu-daemon-fake",
+      [&](const ConfigMap& root) {
+        // Accepts the real config's sections without using them.
+        for (const char* section : {"device", "models", "edit"}) root.has(section);
+        std::string artifacts_root;
+        if (root.has("artifacts")) {
+          ConfigMap artifacts = root.child("artifacts");
+          artifacts_root = artifacts.path("root", "");
+          artifacts.has("version");
+          artifacts.has("verify");
+          artifacts.finish();
+        }
+        daemon::BackendSetup setup;
+        if (!artifacts_root.empty()) {
+          options.version = std::filesystem::path(daemon::resolve_current_link(artifacts_root)).filename().string();
+          setup.resolve_current = [artifacts_root] { return daemon::resolve_current_link(artifacts_root); };
+        }
+        setup.backend = std::make_unique<test::FakeBackend>(options);
+        return setup;
+      },
+      [&](CLI::App& app) {
+        app.add_option("--fake-batch-ms", options.batch_ms, "simulated time per batch");
+        app.add_option("--fake-reload-ms", options.reload_ms, "simulated load time per reload");
+        app.add_option("--fake-exec-log", options.exec_log, "append each executed instruction here");
+      });
+}

@@ -1,0 +1,386 @@
+// Process-level tests: the daemon program on a free loopback port, driven by
+// the `feu` client program and in-process clients. Service behaviour runs on
+// feu-daemon-fake (the daemon program around a test double backend); the
+// production feu-daemon is exercised on the embedded default when available.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "../service/fake_backend.h"
+#include "service/client.h"
+#include "test_support.h"
+
+namespace feu::service {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string fake_daemon() { return std::string(FEU_TEST_BINARY_DIR) + "/feu-daemon-fake"; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A daemon child process; killed on destruction if still running.
+class DaemonProcess {
+ public:
+  DaemonProcess(const std::string& program, std::vector<std::string> args, const test::TempDir& dir,
+                const std::string& name = "daemon")
+      : endpoint_file_(dir.file(name + ".endpoint")), log_file_(dir.file(name + ".log")) {
+    fs::remove(endpoint_file_);
+    args.insert(args.begin(), program);
+    args.push_back("--endpoint-file");
+    args.push_back(endpoint_file_);
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* log = fopen(log_file_.c_str(), "a");
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~DaemonProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // The bound endpoint, once the daemon listens. Empty if it died first.
+  std::string endpoint(int timeout_ms = 20000) {
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+      std::string text = slurp(endpoint_file_);
+      if (!text.empty() && text.back() == '\n') return text.substr(0, text.size() - 1);
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        ADD_FAILURE() << "daemon exited early:\n" << log();
+        return "";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "daemon did not start:\n" << log();
+    return "";
+  }
+  // Sends `sig` and waits for the exit; returns the exit code (128+signal if killed).
+  int stop(int sig = SIGTERM, int timeout_ms = 20000) {
+    kill(pid_, sig);
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return -1;
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  std::string log() const { return slurp(log_file_); }
+
+ private:
+  std::string endpoint_file_, log_file_;
+  pid_t pid_ = -1;
+};
+
+std::string write_config(const test::TempDir& dir, const std::string& daemon_section,
+                         const std::string& extra = "") {
+  std::string path = dir.file("config.yaml");
+  std::ofstream(path) << extra << "daemon:\n  bind: \"tcp://127.0.0.1:*\"\n  journal_dir: state\n"
+                      << daemon_section;
+  return path;
+}
+
+ClientOptions client_for(const std::string& endpoint, int timeout_ms = 10000) {
+  ClientOptions o;
+  o.server = endpoint;
+  o.timeout_ms = timeout_ms;
+  o.retries = 2;
+  return o;
+}
+
+edit::EditRequest edit_of(const std::string& instruction, int64_t seed = 1) {
+  edit::EditRequest e;
+  e.instruction = instruction;
+  e.seed = seed;
+  return e;
+}
+
+std::string image_text(const edit::EncodedImage& image) { return std::string(image.bytes.begin(), image.bytes.end()); }
+
+TEST(Daemon, ClientRoundTripAndGracefulSigterm) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 10 ";
+  std::string out;
+  ASSERT_EQ(test::run_command(feu + "ping", &out), 0) << out;
+  EXPECT_NE(out.find("pong"), std::string::npos) << out;
+
+  ASSERT_EQ(test::run_command(feu + "edit 'blond hair' --seed 42 -o " + dir.file("out.png"), &out), 0) << out;
+  EXPECT_NE(out.find("wrote " + dir.file("out.png")), std::string::npos) << out;
+  edit::EditRequest e = edit_of("blond hair", 42);
+  EXPECT_EQ(slurp(dir.file("out.png")), test::fake_image_bytes(e, 4.1, "v1"));
+
+  ASSERT_EQ(test::run_command(feu + "edit smile --seed 7 --alphas -3,0,3 -o " + dir.file("multi.png"), &out), 0)
+      << out;
+  EXPECT_EQ(slurp(dir.file("multi_alpha-3.png")), test::fake_image_bytes(edit_of("smile", 7), -3, "v1"));
+  EXPECT_EQ(slurp(dir.file("multi_alpha3.png")), test::fake_image_bytes(edit_of("smile", 7), 3, "v1"));
+
+  EXPECT_EQ(test::run_command(feu + "edit 'fail:no_channels' -o " + dir.file("x.png"), &out), 2);
+  EXPECT_NE(out.find("error [no_channels]"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.file("x.png")));
+
+  ASSERT_EQ(test::run_command(feu + "status", &out), 0) << out;
+  json status = json::parse(out);
+  EXPECT_EQ(status["counters"]["jobs.done"], 2);
+  EXPECT_EQ(status["counters"]["jobs.error.no_channels"], 1);
+
+  EXPECT_EQ(daemon.stop(SIGTERM), 0);
+  EXPECT_NE(daemon.log().find("job id="), std::string::npos);
+  // Nothing answers any more: the client gives up with a clear error.
+  EXPECT_EQ(test::run_command(test::program("feu") + " --server " + endpoint + " --timeout 0.3 --retries 1 ping",
+                              &out),
+            2);
+  EXPECT_NE(out.find("no reply"), std::string::npos) << out;
+}
+
+TEST(Daemon, EightConcurrentClientsTimes25AllAnsweredOnce) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(),
+                       {"--config", write_config(dir, "  max_wait_ms: 2\n"), "--fake-batch-ms", "2",
+                        "--fake-exec-log", dir.file("exec.log")},
+                       dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::atomic<int> correct{0};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < 8; ++c)
+    threads.emplace_back([&, c] {
+      Client client(client_for(endpoint));
+      for (int i = 0; i < 25; ++i) {
+        std::string name = "c" + std::to_string(c) + "-" + std::to_string(i);
+        Message reply = client.edit(name, edit_of(name, i));
+        if (reply.header["status"] == "done" &&
+            image_text(decode_edit_result(reply).images.at(0)) == test::fake_image_bytes(edit_of(name, i), 4.1, "v1"))
+          correct++;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(correct.load(), 200);
+  std::map<std::string, int> runs;
+  std::ifstream log(dir.file("exec.log"));
+  for (std::string line; std::getline(log, line);) runs[line]++;
+  EXPECT_EQ(runs.size(), 200u);
+  for (const auto& [name, n] : runs) EXPECT_EQ(n, 1) << name;
+  EXPECT_EQ(daemon.stop(SIGINT), 0);
+}
+
+TEST(Daemon, FullQueueAnswersBusy) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(),
+                       {"--config", write_config(dir, "  max_queue: 2\n  max_batch: 1\n"), "--fake-batch-ms", "200"},
+                       dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint));
+  int busy = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto reply = client.call_raw(to_frames(make_edit_request("q" + std::to_string(i), edit_of("q"))));
+    ASSERT_TRUE(reply.has_value());
+    if (reply->header["status"] == "busy") {
+      busy++;
+      EXPECT_GT(reply->header["retry_after_ms"].get<int64_t>(), 0);
+    }
+  }
+  EXPECT_GE(busy, 3);
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, Kill9WithQueuedJobsThenRestartCompletesEveryAcceptedJobOnce) {
+  test::TempDir dir;
+  std::string config = write_config(dir, "  max_batch: 1\n");
+  constexpr int kJobs = 20;
+  std::vector<std::string> ids;
+  {
+    DaemonProcess daemon(fake_daemon(),
+                         {"--config", config, "--fake-batch-ms", "100", "--fake-exec-log", dir.file("exec.log")}, dir,
+                         "first");
+    std::string endpoint = daemon.endpoint();
+    ASSERT_FALSE(endpoint.empty());
+    Client client(client_for(endpoint));
+    for (int i = 0; i < kJobs; ++i) {
+      std::string id = "k" + std::to_string(i);
+      auto reply = client.call_raw(to_frames(make_edit_request(id, edit_of(id, i))));
+      ASSERT_TRUE(reply && reply->header["status"] == "accepted") << (reply ? reply->header.dump() : "none");
+      ids.push_back(id);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));  // a few run, most wait
+    EXPECT_EQ(daemon.stop(SIGKILL), 128 + SIGKILL);
+  }
+  std::map<std::string, int> runs_before;
+  {
+    std::ifstream log(dir.file("exec.log"));
+    for (std::string line; std::getline(log, line);) runs_before[line]++;
+  }
+  EXPECT_LT(runs_before.size(), size_t(kJobs)) << "the kill should leave queued jobs";
+
+  DaemonProcess daemon(fake_daemon(), {"--config", config, "--fake-exec-log", dir.file("exec.log")}, dir, "second");
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  EXPECT_NE(daemon.log().find("recovered"), std::string::npos) << daemon.log();
+  Client client(client_for(endpoint));
+  for (int i = 0; i < kJobs; ++i) {
+    Message reply;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      reply = client.result(ids[i]);
+      if (reply.header["status"] != "accepted") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(reply.header["status"], "done") << ids[i] << ": " << reply.header.dump();
+    EXPECT_EQ(image_text(decode_edit_result(reply).images.at(0)),
+              test::fake_image_bytes(edit_of(ids[i], i), 4.1, "v1"));
+  }
+  std::map<std::string, int> runs;
+  std::ifstream log(dir.file("exec.log"));
+  for (std::string line; std::getline(log, line);) runs[line]++;
+  int reruns = 0;
+  for (const auto& id : ids) {
+    EXPECT_GE(runs[id], 1) << id;
+    EXPECT_LE(runs[id], 2) << id;
+    reruns += runs[id] - 1;
+  }
+  // Only a job whose batch was running at the kill (result not yet stored) may run again.
+  EXPECT_LE(reruns, 1);
+  // Resubmitting after the restart returns the stored result without running.
+  Message again = client.edit(ids[0], edit_of(ids[0], 0));
+  EXPECT_EQ(again.header["duplicate"], true);
+  EXPECT_EQ(daemon.stop(), 0);
+  std::ifstream final_log(dir.file("exec.log"));
+  int lines = 0;
+  for (std::string line; std::getline(final_log, line);) lines++;
+  EXPECT_EQ(lines, kJobs + reruns);
+}
+
+void point_current(const std::string& root, const std::string& version) {
+  std::string tmp = root + "/current.tmp";
+  fs::remove(tmp);
+  fs::create_symlink(version, tmp);
+  fs::rename(tmp, root + "/current");  // atomic switch, as a publisher does
+}
+
+TEST(Daemon, ReloadUnderLoadAndAFailedLoadKeepsServing) {
+  test::TempDir dir;
+  std::string root = dir.file("artifacts");
+  for (const char* v : {"v1", "v2", "v3-bad"}) fs::create_directories(root + "/" + v);
+  point_current(root, "v1");
+  std::string config =
+      write_config(dir, "  reload_poll_ms: 50\n", "artifacts:\n  root: " + root + "\n");
+  DaemonProcess daemon(fake_daemon(), {"--config", config, "--fake-batch-ms", "5", "--fake-reload-ms", "300"}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> done{0}, failed{0};
+  std::vector<std::thread> load;
+  for (int c = 0; c < 4; ++c)
+    load.emplace_back([&, c] {
+      Client client(client_for(endpoint));
+      for (int i = 0; !stop; ++i) {
+        std::string id = "l" + std::to_string(c) + "-" + std::to_string(i);
+        (client.edit(id, edit_of(id)).header["status"] == "done" ? done : failed)++;
+      }
+    });
+  Client client(client_for(endpoint));
+  auto wait_status = [&](const std::function<bool(const json&)>& ok) {
+    json status;
+    for (int i = 0; i < 500; ++i) {
+      status = client.status().header;
+      if (ok(status)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return status;
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  point_current(root, "v2");
+  json status = wait_status([](const json& s) { return s["artifact_version"] == "v2"; });
+  EXPECT_EQ(status["artifact_version"], "v2");
+  EXPECT_EQ(status["reload"]["state"], "ok");
+  Message after = client.edit("after-v2", edit_of("after-v2"));
+  EXPECT_EQ(decode_edit_result(after).diagnostics["artifact_version"], "v2");
+
+  point_current(root, "v3-bad");
+  status = wait_status([](const json& s) { return s["reload"]["state"] == "failed"; });
+  EXPECT_EQ(status["reload"]["state"], "failed");
+  EXPECT_NE(status["reload"]["error"].get<std::string>().find("checksum_mismatch"), std::string::npos);
+  EXPECT_EQ(status["artifact_version"], "v2");
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_GT(done.load(), 20);
+  EXPECT_EQ(failed.load(), 0);
+
+  point_current(root, "v1");
+  daemon.signal(SIGHUP);  // also reloads on demand
+  status = wait_status([](const json& s) { return s["artifact_version"] == "v1"; });
+  EXPECT_EQ(status["artifact_version"], "v1");
+  EXPECT_NE(daemon.log().find("failed, still serving 'v2'"), std::string::npos);
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "  max_message_bytes: 16777216\n")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint, 3000));
+  auto code_of = [&](const std::vector<Frame>& frames) -> std::string {
+    auto reply = client.call_raw(frames);
+    if (!reply) return "no reply";
+    return reply->header["error"].value("code", std::string("?"));
+  };
+  float nan_latent[3] = {0.f, NAN, 1.f};
+  std::string nan_frame(reinterpret_cast<const char*>(nan_latent), sizeof nan_latent);
+  std::string truncated = to_frames(make_edit_request("t1", edit_of("x")))[0];
+  truncated.resize(truncated.size() / 2);
+  EXPECT_EQ(code_of({truncated}), "bad_request");
+  EXPECT_EQ(code_of({std::string("\x00\x01\x02\xff", 4), std::string(100, '\x7f')}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t2","instruction":"x","seed":"forty-two"})"}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t3","instruction":"x","alphas":{"a":1}})"}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t4","instruction":"x","latent":"s"})", nan_frame}), "invalid_argument");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t5","instruction":"x","latent":"w"})", std::string(7, 'a')}),
+            "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t6","instruction":"x","mystery":true})"}), "unknown_field");
+  EXPECT_EQ(code_of({R"({"type":"teleport","id":"t7"})"}), "unknown_type");
+  EXPECT_EQ(code_of({std::string(10 << 20, '{')}), "payload_too_large");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t8","instruction":"x","latent":"w"})", std::string(5 << 20, '\0')}),
+            "payload_too_large");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t9","instruction":")" + std::string(5000, 'a') + "\"}"}),
+            "payload_too_large");
+  EXPECT_EQ(code_of({"null"}), "bad_request");
+  EXPECT_EQ(code_of({R"({"type":"ping","v":99})"}), "unsupported_version");
+  // A REQ-style envelope (empty delimiter) is understood too.
+  auto reply = client.call_raw({"", R"({"type":"ping","id":"req"})"});
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->header["status"], "done");
+
+  EXPECT_EQ(client.ping().header["status"], "done");
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+}  // namespace
+}  // namespace feu::service
