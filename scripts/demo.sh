@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The quickstart, end to end on a fresh Debian 12:
+#   installs dependencies, builds feu, creates the embedded default (small
+#   random models, a synthetic corpus, published artifacts), starts
+#   feu-daemon, runs one edit through the `feu` client, writes the image,
+#   prints where, and stops the daemon.
+# Usage: scripts/demo.sh ["instruction"]     (default "blond hair")
+# Environment: FEU_BUILD_DIR (default build), FEU_DEMO_DIR (default out/demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+INSTRUCTION=${1:-"blond hair"}
+BUILD_DIR=${FEU_BUILD_DIR:-build}
+DEMO_DIR=${FEU_DEMO_DIR:-out/demo}
+JOBS=$(nproc)
+start=$(date +%s)
+step() { echo "== demo [$(( $(date +%s) - start ))s]: $*"; }
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+step "configure and build (${BUILD_DIR}, ${JOBS} jobs)"
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD_DIR" --target feu-indexer feu-daemon feu-client -j "$JOBS"
+
+# configs/demo.yaml reads the embedded default from out/demo (relative to configs/).
+if [ ! -e "$DEMO_DIR/artifacts/current" ]; then
+  step "embedded default: random models, synthetic corpus, published artifacts in $DEMO_DIR"
+  "$BUILD_DIR/bin/feu-indexer" demo-assets --out "$DEMO_DIR"
+else
+  step "embedded default already in $DEMO_DIR (delete it to rebuild)"
+fi
+
+step "starting feu-daemon"
+ENDPOINT_FILE="$DEMO_DIR/daemon.endpoint"
+LOG="$DEMO_DIR/daemon.log"
+rm -f "$ENDPOINT_FILE"
+# Any free loopback port, so the demo never collides with a running daemon.
+"$BUILD_DIR/bin/feu-daemon" --config configs/demo.yaml --bind "tcp://127.0.0.1:*" \
+  --endpoint-file "$ENDPOINT_FILE" >"$LOG" 2>&1 &
+DAEMON_PID=$!
+stop_daemon() {
+  if kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID" || true
+  fi
+}
+trap stop_daemon EXIT
+for _ in $(seq 1 600); do
+  [ -s "$ENDPOINT_FILE" ] && break
+  if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+    echo "feu-daemon failed to start:" >&2
+    cat "$LOG" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+ENDPOINT=$(cat "$ENDPOINT_FILE")
+"$BUILD_DIR/bin/feu" --server "$ENDPOINT" ping
+
+OUT="$DEMO_DIR/$(echo "$INSTRUCTION" | tr -c 'A-Za-z0-9\n' '_').png"
+step "edit \"$INSTRUCTION\" (seed 42) through the client"
+"$BUILD_DIR/bin/feu" --server "$ENDPOINT" --timeout 120 edit "$INSTRUCTION" --seed 42 --alphas=-4,0,4 --grid -o "$OUT"
+
+step "stopping feu-daemon"
+trap - EXIT
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID"
+echo
+echo "Edited image (original | alpha -4 | 0 | +4): $REPO/$OUT"
+echo "Daemon log: $REPO/$LOG"
+step "done"

@@ -1,0 +1,142 @@
+// Daemon load benchmark: edits/s and per-edit latency p50/p95/p99 for 1 and
+// 8 concurrent clients over loopback ZeroMQ, through the whole service path
+// (protocol, journal fsync, queue, batching, result store).
+//
+//   FEU_BENCH_CONFIG=configs/demo.yaml build/bin/bench_daemon
+//     DaemonEngine/*:  the production engine on that config (the embedded
+//                      default after `feu-indexer demo-assets`), CPU here.
+//   DaemonService/*:   the same path around a zero-cost test double backend:
+//                      the daemon's own overhead per edit.
+// Bounded: a fixed number of edits per run (see kEdits*), one iteration each.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "../service/fake_backend.h"
+#include "service/client.h"
+#include "service/server.h"
+#ifdef FEU_BENCH_WITH_ENGINE
+#include "engine_backend.h"
+#endif
+
+namespace {
+using namespace feu;
+namespace fs = std::filesystem;
+
+struct TempState {
+  TempState() {
+    std::string pattern = (fs::temp_directory_path() / "feu-bench-XXXXXX").string();
+    path = mkdtemp(pattern.data());
+  }
+  ~TempState() { fs::remove_all(path); }
+  std::string path;
+};
+
+service::ClientOptions options_for(const std::string& endpoint) {
+  service::ClientOptions options;
+  options.server = endpoint;
+  options.timeout_ms = 600000;  // CPU edits at real sizes take seconds: never resend here
+  options.retries = 0;
+  return options;
+}
+
+// Runs `edits_per_client` edits from each of `clients` threads against a
+// server on `backend`; reports throughput and latency percentiles.
+void run_load(benchmark::State& state, service::Backend& backend, int clients, int edits_per_client) {
+  TempState dir;
+  service::ServerConfig config;
+  config.bind = "tcp://127.0.0.1:*";
+  config.journal_dir = dir.path;
+  config.max_batch = 8;
+  config.max_wait_ms = 2;
+  service::Server server(config, backend);
+  std::thread loop([&] { server.run(); });
+  static const char* kInstructions[] = {"blond hair", "smiling", "old", "eyeglasses"};
+
+  // One warm-up edit per instruction: text embeddings get cached, as in production.
+  {
+    service::Client client(options_for(server.endpoint()));
+    for (int i = 0; i < 4; ++i) {
+      edit::EditRequest e;
+      e.instruction = kInstructions[i];
+      e.seed = 1000 + i;
+      service::Client::throw_if_error(client.edit("warm" + std::to_string(i), e));
+    }
+  }
+  std::vector<double> latencies;
+  std::mutex mutex;
+  int run = 0;
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int c = 0; c < clients; ++c)
+      threads.emplace_back([&, c] {
+        service::Client client(options_for(server.endpoint()));
+        for (int i = 0; i < edits_per_client; ++i) {
+          edit::EditRequest e;
+          e.instruction = kInstructions[(c + i) % 4];
+          e.seed = c * 1000 + i;
+          auto start = std::chrono::steady_clock::now();
+          service::Message reply = client.edit(
+              "r" + std::to_string(run) + "-c" + std::to_string(c) + "-" + std::to_string(i), e);
+          double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+          service::Client::throw_if_error(reply);
+          std::lock_guard<std::mutex> lock(mutex);
+          latencies.push_back(ms);
+        }
+      });
+    for (auto& t : threads) t.join();
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.SetIterationTime(seconds);
+    ++run;
+  }
+  server.request_stop();
+  loop.join();
+  std::sort(latencies.begin(), latencies.end());
+  auto pct = [&](double q) {
+    size_t rank = static_cast<size_t>(std::ceil(q * latencies.size()));
+    return latencies[std::clamp<size_t>(rank, 1, latencies.size()) - 1];
+  };
+  state.counters["edits_per_s"] =
+      benchmark::Counter(static_cast<double>(latencies.size()), benchmark::Counter::kIsRate);
+  state.counters["p50_ms"] = pct(0.50);
+  state.counters["p95_ms"] = pct(0.95);
+  state.counters["p99_ms"] = pct(0.99);
+  state.counters["edits"] = static_cast<double>(latencies.size());
+}
+
+void DaemonService(benchmark::State& state) {
+  test::FakeBackend backend({});
+  int clients = static_cast<int>(state.range(0));
+  run_load(state, backend, clients, clients == 1 ? 400 : 100);
+}
+BENCHMARK(DaemonService)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+#ifdef FEU_BENCH_WITH_ENGINE
+void DaemonEngine(benchmark::State& state) {
+  const char* config_path = std::getenv("FEU_BENCH_CONFIG");
+  if (!config_path) {
+    state.SkipWithError("set FEU_BENCH_CONFIG to a feu config (e.g. configs/demo.yaml after feu-indexer demo-assets)");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  static std::unique_ptr<daemon::EngineBackend> backend;
+  if (!backend) {
+    ConfigMap root = ConfigMap::load_file(config_path);
+    backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(edit::EngineConfig::from_config(root)));
+  }
+  int clients = static_cast<int>(state.range(0));
+  run_load(state, *backend, clients, clients == 1 ? 40 : 10);
+}
+BENCHMARK(DaemonEngine)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+#endif
+
+}  // namespace
+
+BENCHMARK_MAIN();
