@@ -202,7 +202,8 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, Pre
   if (edit.method == Method::kFeu) {
     start = Clock::now();
     const RetrievedSet retrieved = retrieve_training_set(*artifacts.corpus, target.data(), edit.k_pos, edit.k_neg,
-                                                         edit.negatives, defaults_.negatives_seed);
+                                                         edit.negatives, defaults_.negatives_seed,
+                                                         defaults_.retrieval_threads);
     timings["retrieval"] = ms_since(start);
     diag["retrieval"] = {{"k_pos", edit.k_pos},
                          {"k_neg", edit.k_neg},
@@ -382,7 +383,7 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
         "k = " + std::to_string(k) + " is out of range (expected 1.." + std::to_string(current->corpus->size()) + ")");
   resolve_request(probe, defaults_, limits(*current));
   const std::vector<float> embedding = text_embedding(text);
-  const auto hits = retrieve_top(*current->corpus, embedding.data(), k);
+  const auto hits = retrieve_top(*current->corpus, embedding.data(), k, nullptr, defaults_.retrieval_threads);
   nlohmann::json out = {{"text", text}, {"artifact_version", current->version}, {"hits", nlohmann::json::array()}};
   for (const auto& hit : hits) {
     out["hits"].push_back({{"id", hit.id}, {"score", hit.score}, {"path", current->corpus->path_of(hit.id)}});

@@ -84,6 +84,7 @@ EditDefaults EditDefaults::from_config(const ConfigMap& edit) {
   out.psi = edit.get<double>("psi", out.psi);
   out.text_cache_size = edit.get<size_t>("text_cache_size", out.text_cache_size);
   out.top_channels = edit.get<int64_t>("top_channels", out.top_channels);
+  out.retrieval_threads = edit.get<int>("retrieval_threads", out.retrieval_threads);
   out.max_alphas = edit.get<int64_t>("max_alphas", out.max_alphas);
   out.png_compression = edit.get<int>("png_compression", out.png_compression);
   out.jpeg_quality = edit.get<int>("jpeg_quality", out.jpeg_quality);
@@ -109,6 +110,7 @@ void EditDefaults::validate(const std::string& origin) const {
   if (k_neg < 1) fail("k_neg", "must be at least 1");
   if (!(std::fabs(psi) <= EditLimits::kMaxAbsPsi)) fail("psi", "is " + number(psi) + " (expected |psi| <= 2)");
   if (top_channels < 0) fail("top_channels", "must be >= 0");
+  if (retrieval_threads < 1 || retrieval_threads > 256) fail("retrieval_threads", "must be in 1..256");
   if (max_alphas < 1) fail("max_alphas", "must be at least 1");
   if (png_compression < 0 || png_compression > 9) fail("png_compression", "must be in 0..9");
   if (jpeg_quality < 1 || jpeg_quality > 100) fail("jpeg_quality", "must be in 1..100");

@@ -45,6 +45,7 @@ struct EditDefaults {
   double psi = 0.7;                    // truncation for seeds
   size_t text_cache_size = 1024;       // LRU entries of text embeddings
   int64_t top_channels = 10;           // channels listed in diagnostics
+  int retrieval_threads = 1;           // threads scanning the corpus (1: the caller's thread)
   int64_t max_alphas = 16;             // strengths per request
   int png_compression = 1;             // fast
   int jpeg_quality = 92;

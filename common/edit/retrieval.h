@@ -22,11 +22,13 @@ struct RetrievedSet {
 // one scan of the stored unit embeddings scores every row once, which is
 // cheaper than two FAISS searches (top and negated) of a flat index.
 // Ties are broken by row. k_pos + k_neg must not exceed corpus.size().
+// `threads` > 1 splits the scan (OpenMP); worth it on an idle many-core
+// server, harmful on a small busy machine, hence 1 by default.
 RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float* query, int64_t k_pos,
-                                   int64_t k_neg, NegativeSampling negatives, uint64_t seed);
+                                   int64_t k_neg, NegativeSampling negatives, uint64_t seed, int threads = 1);
 
 // The k most similar rows (best first), by the same scan.
 std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corpus, const float* query, int64_t k,
-                                                  std::vector<int64_t>* rows = nullptr);
+                                                  std::vector<int64_t>* rows = nullptr, int threads = 1);
 
 }  // namespace feu::edit

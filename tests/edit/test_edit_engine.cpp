@@ -240,7 +240,9 @@ TEST(Engine, BetaAutoKeepsAtLeastMinChannelsWhenPossible) {
   const double beta = result.diagnostics["beta"].get<double>();
   EXPECT_GE(beta, 0.08);
   EXPECT_LE(beta, 0.30);
-  if (beta > 0.08) EXPECT_GE(result.diagnostics["channels_changed"].get<int64_t>(), 3);
+  if (beta > 0.08) {
+    EXPECT_GE(result.diagnostics["channels_changed"].get<int64_t>(), 3);
+  }
 }
 
 ErrorCode code_of(Engine& engine, const EditRequest& request) {
