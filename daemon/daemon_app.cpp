@@ -16,9 +16,13 @@ namespace {
 
 // The one server of this process, for the signal handlers.
 std::atomic<service::Server*> g_server{nullptr};
+// A stop signal that came while the backend was still loading (before the
+// server existed): honoured as soon as it does.
+std::atomic<bool> g_stop_early{false};
 
 void on_stop_signal(int) {
   if (auto* server = g_server.load()) server->request_stop();
+  else g_stop_early.store(true);
 }
 
 void on_reload_signal(int) {
@@ -81,12 +85,13 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     } catch (const Error& e) {
       throw Error(ErrorCode::kConfigError, std::string("command line: ") + e.what());
     }
+    install_signal_handlers();  // before the (possibly long) model load
     BackendSetup setup = factory(root);
     root.finish();  // unknown top-level sections
 
     service::Server server(config, *setup.backend, setup.resolve_current);
     g_server.store(&server);
-    install_signal_handlers();
+    if (g_stop_early.load()) server.request_stop();
     if (!endpoint_file.empty()) write_file_atomic(endpoint_file, server.endpoint() + "\n");
     server.run();
     g_server.store(nullptr);

@@ -382,5 +382,104 @@ TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST(Daemon, SigtermFinishesTheRunningBatchJournalsTheRestAndExitsZero) {
+  test::TempDir dir;
+  std::string config = write_config(dir, "  max_batch: 1\n  drain_timeout_ms: 0\n");
+  std::vector<std::string> ids;
+  {
+    DaemonProcess daemon(fake_daemon(), {"--config", config, "--fake-batch-ms", "100"}, dir, "first");
+    std::string endpoint = daemon.endpoint();
+    ASSERT_FALSE(endpoint.empty());
+    Client client(client_for(endpoint));
+    for (int i = 0; i < 8; ++i) {
+      ids.push_back("s" + std::to_string(i));
+      ASSERT_EQ(client.call_raw(to_frames(make_edit_request(ids.back(), edit_of(ids.back()))))->header["status"],
+                "accepted");
+    }
+    EXPECT_EQ(daemon.stop(SIGTERM), 0);
+    EXPECT_NE(daemon.log().find("jobs left journaled"), std::string::npos) << daemon.log();
+  }
+  DaemonProcess daemon(fake_daemon(), {"--config", config}, dir, "second");
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint));
+  for (const auto& id : ids) {
+    Message reply;
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      reply = client.result(id);
+      if (reply.header["status"] != "accepted") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(reply.header["status"], "done") << id;
+  }
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, CurveKeysFromFeuKeygenGateTheClient) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  test::TempDir dir;
+  std::string feu = test::program("feu");
+  std::string out;
+  ASSERT_EQ(test::run_command(feu + " keygen --out " + dir.file("server"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(feu + " keygen --out " + dir.file("client"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(feu + " keygen --out " + dir.file("stranger"), &out), 0) << out;
+  fs::copy_file(dir.file("client.pub"), dir.file("allowed.txt"));
+  std::string config = write_config(dir, "  curve:\n    secret_key_file: server.key\n    allowed_clients_file: allowed.txt\n");
+  DaemonProcess daemon(fake_daemon(), {"--config", config}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::string base = feu + " --server " + endpoint + " --timeout 1 --retries 0 --curve-server-key " +
+                     dir.file("server.pub");
+  EXPECT_EQ(test::run_command(base + " --curve-client-key " + dir.file("client.key") + " ping", &out), 0) << out;
+  EXPECT_NE(test::run_command(base + " --curve-client-key " + dir.file("stranger.key") + " ping", &out), 0);
+  EXPECT_NE(test::run_command(feu + " --server " + endpoint + " --timeout 1 --retries 0 ping", &out), 0);
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+// The production daemon and engine on a freshly built embedded default
+// (small random models, synthetic corpus): the real thing, end to end.
+TEST(Daemon, ProductionDaemonServesTheEmbeddedDefault) {
+  std::string daemon_program = test::program("feu-daemon"), indexer = test::program("feu-indexer");
+  if (!fs::exists(daemon_program) || !fs::exists(indexer))
+    GTEST_SKIP() << "feu-daemon or feu-indexer not built (needs the edit engine and model modules)";
+  std::string out;
+  if (test::run_command(indexer + " demo-assets --help", &out) != 0)
+    GTEST_SKIP() << "this feu-indexer has no demo-assets command";
+  test::TempDir dir;
+  std::string demo = dir.file("demo");
+  ASSERT_EQ(test::run_command(indexer + " demo-assets --quiet --out " + demo +
+                                  " --images 40 --stats-samples 500 --direction-images 2",
+                              &out),
+            0)
+      << out;
+  std::string config = write_config(dir, "",
+                                    "device: cpu\nmodels:\n  generator: demo/models/generator.h5\n"
+                                    "  clip: demo/models/clip.h5\n  vocab: demo/models/vocab.txt.gz\n"
+                                    "artifacts:\n  root: demo/artifacts\nedit:\n  beta: auto\n");
+  DaemonProcess daemon(daemon_program, {"--config", config}, dir);
+  std::string endpoint = daemon.endpoint(120000);
+  ASSERT_FALSE(endpoint.empty());
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 60 ";
+  ASSERT_EQ(test::run_command(feu + "edit 'blond hair' --seed 42 --alphas=-3,3 -o " + dir.file("real.png"), &out), 0)
+      << out << daemon.log();
+  for (const char* name : {"real_alpha-3.png", "real_alpha3.png"}) {
+    std::string png = slurp(dir.file(name));
+    ASSERT_GT(png.size(), 8u) << name;
+    EXPECT_EQ(png.substr(1, 3), "PNG") << name;
+  }
+  // Two edits of the same face in opposite directions differ.
+  EXPECT_NE(slurp(dir.file("real_alpha-3.png")), slurp(dir.file("real_alpha3.png")));
+  // A typed engine error crosses the wire intact.
+  EXPECT_EQ(test::run_command(feu + "edit 'blond hair' --method global -o " + dir.file("bad.png"), &out), 2);
+  EXPECT_NE(out.find("error [invalid_argument]"), std::string::npos) << out;
+  ASSERT_EQ(test::run_command(feu + "retrieve smiling -k 3", &out), 0) << out;
+  EXPECT_NE(out.find("hits"), std::string::npos) << out;
+  ASSERT_EQ(test::run_command(feu + "status", &out), 0) << out;
+  json status = json::parse(out);
+  EXPECT_EQ(status["counters"]["jobs.done"], 1);
+  EXPECT_FALSE(status["artifact_version"].get<std::string>().empty());
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
 }  // namespace
 }  // namespace feu::service
