@@ -458,5 +458,36 @@ TEST(Server, CurveAdmitsOnlyAllowListedClients) {
   EXPECT_THROW(Client(plain).ping(), Error);
 }
 
+TEST(ServerConfig, ParsesTheDaemonSectionAndRejectsUnknownKeys) {
+  test::TempDir dir;
+  std::string path = dir.file("c.yaml");
+  std::ofstream(path) << "daemon:\n  bind: \"tcp://127.0.0.1:6000\"\n  max_queue: 7\n  max_batch: 3\n"
+                         "  journal_dir: state\n  limits: {max_alphas: 4}\n";
+  ConfigMap root = ConfigMap::load_file(path);
+  ServerConfig c = ServerConfig::from_config(root.child("daemon"));
+  EXPECT_EQ(c.bind, "tcp://127.0.0.1:6000");
+  EXPECT_EQ(c.max_queue, 7u);
+  EXPECT_EQ(c.max_batch, 3u);
+  EXPECT_EQ(c.limits.max_alphas, 4u);
+  EXPECT_EQ(c.journal_dir, dir.file("state"));  // relative to the config file
+  EXPECT_EQ(c.max_wait_ms, ServerConfig().max_wait_ms);
+
+  auto error_of = [&](const std::string& yaml) -> std::string {
+    std::ofstream(path) << yaml;
+    try {
+      ServerConfig::from_config(ConfigMap::load_file(path).child("daemon"));
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfigError);
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of("daemon: {max_queu: 3}\n").find("max_queu"), std::string::npos);
+  EXPECT_NE(error_of("daemon: {max_queue: many}\n").find("max_queue"), std::string::npos);
+  EXPECT_NE(error_of("daemon: {max_batch: 0}\n").find("max_batch"), std::string::npos);
+  EXPECT_NE(error_of("daemon: {bind: \"tcp://0.0.0.0:5555\"}\n").find("curve"), std::string::npos);
+  EXPECT_NE(error_of("daemon: {limits: {max_fames: 3}}\n").find("max_fames"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace feu::service
