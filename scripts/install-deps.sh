@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ccache pkg-config git
   libtorch-dev                      # models (CPU libtorch 1.13)
+  libopenblas0-openmp               # fast BLAS for libtorch's CPU matmuls (the default netlib BLAS is ~20x slower)
   libfaiss-dev                      # corpus index
   libhdf5-dev                       # weights, directions, statistics
   libzmq3-dev cppzmq-dev            # daemon transport
