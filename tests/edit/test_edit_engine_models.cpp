@@ -1,0 +1,191 @@
+// Engine::create with real StyleGAN2 + CLIP code on the embedded default's
+// small random models and published artifacts (built once, small options).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "edit/engine.h"
+#include "image/codec.h"
+#include "index/artifacts.h"
+#include "index/pipeline.h"
+#include "test_support.h"
+
+namespace feu::edit {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Demo {
+  test::TempDir dir;
+  std::string version_dir;
+  std::string config;
+
+  Demo() {
+    index::DemoOptions options;
+    options.out_dir = dir.file("demo");
+    options.images = 40;
+    options.stats_samples = 500;
+    options.direction_images = 2;
+    options.progress = false;
+    version_dir = index::build_demo_assets(options);
+    config = write_config("small k", "k_pos: 10, k_neg: 10, beta: auto, min_channels: 5, alphas: [-2, 0, 2]");
+  }
+
+  std::string write_config(const std::string& name, const std::string& edit,
+                           const std::string& generator = "demo/models/generator.h5") {
+    const std::string path = dir.file(name + ".yaml");
+    std::ofstream out(path);
+    out << "device: cpu\n"
+        << "models: {generator: " << generator << ", clip: demo/models/clip.h5, vocab: demo/models/vocab.txt.gz}\n"
+        << "artifacts: {root: demo/artifacts}\n"
+        << "edit: {" << edit << "}\n";
+    return path;
+  }
+};
+
+Demo& demo() {
+  static Demo shared;
+  return shared;
+}
+
+std::unique_ptr<Engine> engine() { return Engine::create(EngineConfig::load_file(demo().config)); }
+
+ErrorCode code_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& error) {
+    return error.code();
+  }
+  ADD_FAILURE() << "no error";
+  return ErrorCode::kInternal;
+}
+
+TEST(EngineModels, EditsASeedWithEveryStage) {
+  auto e = engine();
+  EXPECT_EQ(e->artifact_version(), index::ArtifactSet::open(demo().version_dir, false).manifest().version);
+  EditRequest request;
+  request.instruction = "blond hair";
+  request.seed = 42;
+  request.return_original = true;
+  request.return_styles = true;
+  const EditResult result = e->edit(request);
+  ASSERT_EQ(result.images.size(), 3u);
+  ASSERT_TRUE(result.original);
+  const int resolution = e->generator().resolution();
+  const image::Image original = image::decode_bytes(result.original->bytes.data(), result.original->bytes.size(), "o");
+  const image::Image zero = image::decode_bytes(result.images[1].bytes.data(), result.images[1].bytes.size(), "z");
+  const image::Image plus = image::decode_bytes(result.images[2].bytes.data(), result.images[2].bytes.size(), "p");
+  EXPECT_EQ(original.width, resolution);
+  // α = 0 renders the original code (same batch): identical up to a quantization level.
+  int worst = 0;
+  for (size_t i = 0; i < original.rgb.size(); ++i) worst = std::max(worst, std::abs(original.rgb[i] - zero.rgb[i]));
+  EXPECT_LE(worst, 1);
+  EXPECT_NE(original.rgb, plus.rgb);
+  const auto& d = result.diagnostics;
+  EXPECT_EQ(d["retrieval"]["positives"].size(), 10u);
+  EXPECT_GT(d["channels_changed"].get<int64_t>(), 0);
+  for (const char* stage : {"text", "retrieval", "svm", "mapping", "synthesis", "encoding"}) {
+    EXPECT_GE(d["timings_ms"][stage].get<double>(), 0.0) << stage;
+  }
+  // Edited codes differ from the original only on conv channels.
+  const int64_t total = result.total_channels;
+  ASSERT_EQ(result.edited_styles.size(), static_cast<size_t>(3 * total));
+  const std::vector<float> base = e->generator().styles_from_seed(42, 0.7);
+  const StyleLayout& layout = e->generator().layout();
+  for (size_t l = 0; l < layout.layer_names.size(); ++l) {
+    if (layout.layer_names[l].find("torgb") == std::string::npos) continue;
+    for (int64_t c = layout.layer_offsets[l]; c < layout.layer_offsets[l] + layout.layer_channels[l]; ++c) {
+      EXPECT_EQ(result.edited_styles[2 * total + c], base[c]);
+    }
+  }
+}
+
+TEST(EngineModels, GlobalMethodAndLatentKinds) {
+  auto e = engine();
+  EditRequest request;
+  request.instruction = "smiling face";
+  request.method = Method::kGlobal;
+  request.neutral = "face";
+  request.latent_kind = LatentKind::kWPlus;
+  request.latent.assign(e->generator().num_ws() * e->generator().w_dim(), 0.1f);
+  request.alphas = {3};
+  request.format = ImageFormat::kJpeg;
+  EXPECT_EQ(e->edit(request).images.size(), 1u);
+  request.latent_kind = LatentKind::kW;
+  request.latent.assign(e->generator().w_dim(), 0.1f);
+  EXPECT_EQ(e->edit(request).images.size(), 1u);
+  request.latent_kind = LatentKind::kS;
+  request.latent = e->generator().styles_from_seed(1, 0.7);
+  request.grid = true;
+  const EditResult grid = e->edit(request);
+  ASSERT_EQ(grid.images.size(), 1u);
+  EXPECT_EQ(grid.images[0].width, 2 * e->generator().resolution());
+}
+
+TEST(EngineModels, BadRequestsAreTypedErrors) {
+  auto e = engine();
+  EditRequest ok;
+  ok.instruction = "blond hair";
+  EditRequest r = ok;
+  r.instruction.clear();
+  for (int i = 0; i < 70; ++i) r.instruction += "very ";
+  // Fits alone but not inside "a photo of the hard to see {}." : CLIP's 75-token limit.
+  EXPECT_EQ(code_of([&] { e->edit(r); }), ErrorCode::kInvalidArgument);
+  r = ok;
+  r.latent_kind = LatentKind::kWPlus;
+  r.latent.assign(5, 0.0f);
+  EXPECT_EQ(code_of([&] { e->edit(r); }), ErrorCode::kShapeMismatch);
+  r = ok;
+  r.beta = 0.99;
+  EXPECT_EQ(code_of([&] { e->edit(r); }), ErrorCode::kNoChannels);
+  r = ok;
+  r.method = Method::kGlobal;
+  EXPECT_EQ(code_of([&] { e->edit(r); }), ErrorCode::kInvalidArgument);
+}
+
+TEST(EngineModels, ArtifactsFromAnotherGeneratorAreAMismatch) {
+  // A generator file whose bytes differ from the one the artifacts were made with.
+  const std::string other = demo().dir.file("other_generator.h5");
+  fs::copy_file(demo().dir.file("demo/models/generator.h5"), other);
+  {
+    std::ofstream append(other, std::ios::app | std::ios::binary);
+    append << "x";  // HDF5 ignores trailing bytes; the sha256 changes
+  }
+  const std::string config = demo().write_config("other", "k_pos: 10, k_neg: 10", other);
+  EXPECT_EQ(code_of([&] { Engine::create(EngineConfig::load_file(config)); }), ErrorCode::kArtifactMismatch);
+}
+
+TEST(EngineModels, ReloadKeepsTheOldVersionOnError) {
+  auto e = engine();
+  const std::string before = e->artifact_version();
+  EXPECT_THROW(e->reload(demo().dir.file("no-such-version")), Error);
+  EXPECT_EQ(e->artifact_version(), before);
+  e->reload(demo().version_dir);
+  EXPECT_EQ(e->artifact_version(), before);
+  const nlohmann::json hits = e->retrieve("a face", 3);
+  EXPECT_EQ(hits["hits"].size(), 3u);
+}
+
+TEST(EngineConfig, SectionsAreValidated) {
+  test::TempDir dir;
+  auto load = [&](const std::string& text) {
+    std::ofstream(dir.file("c.yaml")) << text;
+    return EngineConfig::load_file(dir.file("c.yaml"));
+  };
+  const std::string models = "models: {generator: g.h5, clip: c.h5, vocab: v.gz}\n";
+  const EngineConfig ok = load(models + "artifacts: {root: art}\nedit: {k_pos: 10}\n");
+  EXPECT_EQ(ok.generator_path, dir.file("g.h5"));  // relative to the config file
+  EXPECT_EQ(ok.edit.k_pos, 10);
+  EXPECT_EQ(code_of([&] { load(models + "artifacts: {root: a}\nedit: {k_pos: 10, alpah: 3}\n"); }), ErrorCode::kConfigError);
+  EXPECT_EQ(code_of([&] { load(models + "artifacts: {root: a, version: b}\n"); }), ErrorCode::kConfigError);
+  EXPECT_EQ(code_of([&] { load(models + "artifacts: {}\n"); }), ErrorCode::kConfigError);
+  EXPECT_EQ(code_of([&] { load("device: tpu\n" + models + "artifacts: {root: a}\n"); }), ErrorCode::kConfigError);
+  EXPECT_EQ(code_of([&] { load("models: {generator: g.h5}\nartifacts: {root: a}\n"); }), ErrorCode::kConfigError);
+}
+
+}  // namespace
+}  // namespace feu::edit
