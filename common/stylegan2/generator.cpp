@@ -22,10 +22,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -42,20 +42,19 @@ constexpr double kLreluSlope = 0.2;
 // One style layer's parameters, pre-arranged for inference.
 struct LayerParams {
   StyleLayer info;
-  std::string prefix; // "synthesis.b8.conv0"
-  bool up = false;    // conv0: up-sampling conv
+  std::string prefix;  // "synthesis.b8.conv0"
+  bool up = false;     // conv0: up-sampling conv
   int64_t cin = 0, cout = 0;
-  at::Tensor affine_weight; // [C_in, w_dim] × 1/sqrt(w_dim)
-  at::Tensor affine_bias;   // [C_in]
-  at::Tensor weight; // conv [C_out, C_in, 3, 3]; toRGB [C_img, C_in, 1, 1]
-  at::Tensor
-      weight_t; // conv0 on CUDA: [C_in, C_out, 3, 3] for conv_transpose2d
-  at::Tensor phases[4]; // conv0 on CPU: polyphase sub-kernels ee, eo, oe, oo
-  at::Tensor weight_sq; // conv: [C_out, C_in] sum of squares over the 3×3 taps
-  at::Tensor bias_scaled;  // conv: bias·√2; toRGB: bias
-  at::Tensor noise_scaled; // conv: noise_const·noise_strength·√2 [r, r]
-  double noise_strength_scaled = 0; // noise_strength·√2 (random noise)
-  double style_gain = 1;            // toRGB: 1/sqrt(C_in)
+  at::Tensor affine_weight;          // [C_in, w_dim] × 1/sqrt(w_dim)
+  at::Tensor affine_bias;            // [C_in]
+  at::Tensor weight;                 // conv [C_out, C_in, 3, 3]; toRGB [C_img, C_in, 1, 1]
+  at::Tensor weight_t;               // conv0 on CUDA: [C_in, C_out, 3, 3] for conv_transpose2d
+  at::Tensor phases[4];              // conv0 on CPU: polyphase sub-kernels ee, eo, oe, oo
+  at::Tensor weight_sq;              // conv: [C_out, C_in] sum of squares over the 3×3 taps
+  at::Tensor bias_scaled;            // conv: bias·√2; toRGB: bias
+  at::Tensor noise_scaled;           // conv: noise_const·noise_strength·√2 [r, r]
+  double noise_strength_scaled = 0;  // noise_strength·√2 (random noise)
+  double style_gain = 1;             // toRGB: 1/sqrt(C_in)
 };
 
 at::Tensor fir_kernel_1d(const at::TensorOptions &options) {
@@ -63,31 +62,28 @@ at::Tensor fir_kernel_1d(const at::TensorOptions &options) {
   return at::tensor({0.25f, 0.75f, 0.75f, 0.25f}, options);
 }
 
-} // namespace
+}  // namespace
 
 struct Generator::Impl {
   GeneratorConfig config;
   StyleSpace space;
   at::Device device = at::kCPU;
   std::string fingerprint;
-  std::map<std::string, at::Tensor>
-      weights; // state-dict key -> tensor on device
+  std::map<std::string, at::Tensor> weights;  // state-dict key -> tensor on device
 
-  std::vector<at::Tensor> mapping_weight; // effective [out, in]
-  std::vector<at::Tensor> mapping_bias;   // effective [out]
-  at::Tensor w_avg;                       // [w_dim]
-  at::Tensor const_input;                 // [C, 4, 4]
-  at::Tensor fir2d; // conv0 FIR on CUDA: [4, 4] outer product, gain 4
+  std::vector<at::Tensor> mapping_weight;  // effective [out, in]
+  std::vector<at::Tensor> mapping_bias;    // effective [out]
+  at::Tensor w_avg;                        // [w_dim]
+  at::Tensor const_input;                  // [C, 4, 4]
+  at::Tensor fir2d;                        // conv0 FIR on CUDA: [4, 4] outer product, gain 4
   std::vector<LayerParams> layers;
 
   void prepare();
-  at::Tensor conv_layer(const at::Tensor &x, const at::Tensor &s,
-                        const LayerParams &L, NoiseMode noise) const;
-  at::Tensor torgb_layer(const at::Tensor &x, const at::Tensor &s,
-                         const LayerParams &L) const;
-  void run_layers(at::Tensor &x, at::Tensor &img,
-                  const std::vector<at::Tensor> &styles, int begin, int end,
-                  NoiseMode noise) const;
+  at::Tensor conv_layer(const at::Tensor &x, const at::Tensor &s, const LayerParams &L,
+                        NoiseMode noise) const;
+  at::Tensor torgb_layer(const at::Tensor &x, const at::Tensor &s, const LayerParams &L) const;
+  void run_layers(at::Tensor &x, at::Tensor &img, const std::vector<at::Tensor> &styles, int begin,
+                  int end, NoiseMode noise) const;
 };
 
 // ---------------------------------------------------------------------------
@@ -95,16 +91,13 @@ struct Generator::Impl {
 
 void Generator::Impl::prepare() {
   const GeneratorConfig &c = config;
-  auto W = [&](const std::string &key) -> const at::Tensor & {
-    return weights.at(key);
-  };
+  auto W = [&](const std::string &key) -> const at::Tensor & { return weights.at(key); };
   mapping_weight.clear();
   mapping_bias.clear();
   for (int i = 0; i < c.mapping_layers; ++i) {
     const std::string p = "mapping.fc" + std::to_string(i);
     const double in = static_cast<double>(W(p + ".weight").size(1));
-    mapping_weight.push_back(W(p + ".weight") *
-                             (c.mapping_lr_multiplier / std::sqrt(in)));
+    mapping_weight.push_back(W(p + ".weight") * (c.mapping_lr_multiplier / std::sqrt(in)));
     mapping_bias.push_back(W(p + ".bias") * c.mapping_lr_multiplier);
   }
   w_avg = W("mapping.w_avg");
@@ -141,9 +134,7 @@ void Generator::Impl::prepare() {
           at::Tensor even = at::tensor({2, 0}, at::kLong).to(device);
           at::Tensor odd = at::tensor({1}, at::kLong).to(device);
           auto sub = [&](const at::Tensor &rows, const at::Tensor &cols) {
-            return L.weight.index_select(2, rows)
-                .index_select(3, cols)
-                .contiguous();
+            return L.weight.index_select(2, rows).index_select(3, cols).contiguous();
           };
           L.phases[0] = sub(even, even);
           L.phases[1] = sub(even, odd);
@@ -168,9 +159,8 @@ namespace {
 
 // y[n,c,:,:] = clamp(lrelu(y·scale[n,c] + noise[n] + bias[c])) in one pass
 // (CPU). `noise` is [H, W] (shared), [N, 1, H, W] (per sample) or undefined.
-void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale,
-                          const at::Tensor &noise, const at::Tensor &bias,
-                          float clamp) {
+void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale, const at::Tensor &noise,
+                          const at::Tensor &bias, float clamp) {
   const int64_t N = y.size(0), C = y.size(1), HW = y.size(2) * y.size(3);
   float *yp = y.data_ptr<float>();
   at::Tensor scale_c = scale.contiguous();
@@ -179,8 +169,7 @@ void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale,
   const float *sp = scale_c.data_ptr<float>();
   const float *bp = bias_c.data_ptr<float>();
   const float *np = noise_c.defined() ? noise_c.data_ptr<float>() : nullptr;
-  const int64_t noise_stride =
-      (noise_c.defined() && noise_c.dim() == 4) ? HW : 0;
+  const int64_t noise_stride = (noise_c.defined() && noise_c.dim() == 4) ? HW : 0;
   const float slope = static_cast<float>(kLreluSlope);
   const bool do_clamp = clamp > 0;
   at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
@@ -201,19 +190,17 @@ void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale,
         }
       }
       if (do_clamp)
-        for (int64_t j = 0; j < HW; ++j)
-          row[j] = std::min(std::max(row[j], -clamp), clamp);
+        for (int64_t j = 0; j < HW; ++j) row[j] = std::min(std::max(row[j], -clamp), clamp);
     }
   });
 }
 
 // upfirdn2d(x, [1,3,3,1], up=2, pad=[2,1,2,1], gain=4), separably.
 at::Tensor upsample_skip(const at::Tensor &x) {
-  auto up_last = [](const at::Tensor &t) { // along the last axis
+  auto up_last = [](const at::Tensor &t) {  // along the last axis
     const int64_t n = t.size(-1);
     at::Tensor p = at::constant_pad_nd(t, {1, 1});
-    at::Tensor left = p.narrow(-1, 0, n), mid = p.narrow(-1, 1, n),
-               right = p.narrow(-1, 2, n);
+    at::Tensor left = p.narrow(-1, 0, n), mid = p.narrow(-1, 1, n), right = p.narrow(-1, 2, n);
     at::Tensor even = at::add(mid * 0.75, left, 0.25);
     at::Tensor odd = at::add(mid * 0.75, right, 0.25);
     std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
@@ -223,20 +210,17 @@ at::Tensor upsample_skip(const at::Tensor &x) {
   return up_last(up_last(x).transpose(2, 3)).transpose(2, 3).contiguous();
 }
 
-} // namespace
+}  // namespace
 
 at::Tensor Generator::Impl::conv_layer(const at::Tensor &x, const at::Tensor &s,
-                                       const LayerParams &L,
-                                       NoiseMode noise_mode) const {
+                                       const LayerParams &L, NoiseMode noise_mode) const {
   const int64_t N = x.size(0), H = x.size(2), Wd = x.size(3);
   // Demodulation coefficients [N, C_out], with √2 folded in.
-  at::Tensor d =
-      at::rsqrt(at::matmul(s.square(), L.weight_sq.t()) + 1e-8) * kSqrt2;
+  at::Tensor d = at::rsqrt(at::matmul(s.square(), L.weight_sq.t()) + 1e-8) * kSqrt2;
   at::Tensor xs = x * s.view({N, L.cin, 1, 1});
   at::Tensor y;
   if (!L.up) {
-    y = at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1},
-                   at::IntArrayRef{1, 1});
+    y = at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   } else if (device.is_cpu()) {
     // Polyphase transposed conv into a (2H+3)² buffer whose row/col 0 is the
     // FIR's leading zero pad (the trailing pad row 2H+2 is computed as zero).
@@ -245,68 +229,56 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor &x, const at::Tensor &s,
     buf.select(2, 0).zero_();
     buf.select(3, 0).zero_();
     auto phase = [&](int index, int64_t row0, int64_t col0) {
-      at::Tensor input =
-          xp.narrow(2, row0, H + 2 - row0).narrow(3, col0, Wd + 2 - col0);
-      at::Tensor out =
-          at::conv2d(input, L.phases[index]); // [N, C_out, H+1, W+1]
-      buf.slice(2, 1 + row0, 2 * H + 3, 2)
-          .slice(3, 1 + col0, 2 * Wd + 3, 2)
-          .copy_(out);
+      at::Tensor input = xp.narrow(2, row0, H + 2 - row0).narrow(3, col0, Wd + 2 - col0);
+      at::Tensor out = at::conv2d(input, L.phases[index]);  // [N, C_out, H+1, W+1]
+      buf.slice(2, 1 + row0, 2 * H + 3, 2).slice(3, 1 + col0, 2 * Wd + 3, 2).copy_(out);
     };
     phase(0, 0, 0);
     phase(1, 0, 1);
     phase(2, 1, 0);
     phase(3, 1, 1);
-    at::Tensor k =
-        fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
-    y = at::conv2d(buf, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 0},
-                   at::IntArrayRef{1, 1}, L.cout);
+    at::Tensor k = fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
+    y = at::conv2d(buf, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 0}, at::IntArrayRef{1, 1},
+                   L.cout);
   } else {
-    at::Tensor t = at::conv_transpose2d(
-        xs, L.weight_t, {}, at::IntArrayRef{2, 2}); // [N, C_out, 2H+1, 2W+1]
-    at::Tensor k =
-        fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
-    y = at::conv2d(t, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1},
-                   at::IntArrayRef{1, 1}, L.cout);
+    at::Tensor t =
+        at::conv_transpose2d(xs, L.weight_t, {}, at::IntArrayRef{2, 2});  // [N, C_out, 2H+1, 2W+1]
+    at::Tensor k = fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
+    y = at::conv2d(t, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1},
+                   L.cout);
   }
   y = y.contiguous();
   at::Tensor noise;
   if (noise_mode == NoiseMode::kConst) {
     noise = L.noise_scaled;
   } else if (noise_mode == NoiseMode::kRandom) {
-    noise = at::randn({N, 1, y.size(2), y.size(3)}, y.options()) *
-            L.noise_strength_scaled;
+    noise = at::randn({N, 1, y.size(2), y.size(3)}, y.options()) * L.noise_strength_scaled;
   }
-  const float clamp =
-      config.conv_clamp > 0 ? static_cast<float>(config.conv_clamp) : -1.f;
+  const float clamp = config.conv_clamp > 0 ? static_cast<float>(config.conv_clamp) : -1.f;
   if (y.is_cpu() && y.scalar_type() == at::kFloat) {
     scale_bias_lrelu_cpu(y, d, noise, L.bias_scaled, clamp);
   } else {
     y.mul_(d.view({N, L.cout, 1, 1}));
-    if (noise.defined())
-      y.add_(noise);
+    if (noise.defined()) y.add_(noise);
     y.add_(L.bias_scaled.view({1, L.cout, 1, 1}));
     at::leaky_relu_(y, kLreluSlope);
-    if (clamp > 0)
-      y.clamp_(-clamp, clamp);
+    if (clamp > 0) y.clamp_(-clamp, clamp);
   }
   return y;
 }
 
-at::Tensor Generator::Impl::torgb_layer(const at::Tensor &x,
-                                        const at::Tensor &s,
+at::Tensor Generator::Impl::torgb_layer(const at::Tensor &x, const at::Tensor &s,
                                         const LayerParams &L) const {
   const int64_t N = x.size(0);
   at::Tensor xs = x * (s * L.style_gain).view({N, L.cin, 1, 1});
   at::Tensor y = at::conv2d(xs, L.weight, L.bias_scaled);
-  if (config.conv_clamp > 0)
-    y.clamp_(-config.conv_clamp, config.conv_clamp);
+  if (config.conv_clamp > 0) y.clamp_(-config.conv_clamp, config.conv_clamp);
   return y;
 }
 
 void Generator::Impl::run_layers(at::Tensor &x, at::Tensor &img,
-                                 const std::vector<at::Tensor> &styles,
-                                 int begin, int end, NoiseMode noise) const {
+                                 const std::vector<at::Tensor> &styles, int begin, int end,
+                                 NoiseMode noise) const {
   for (int i = begin; i < end; ++i) {
     const LayerParams &L = layers[static_cast<size_t>(i)];
     const at::Tensor s = styles[static_cast<size_t>(i)].to(device, at::kFloat);
@@ -326,11 +298,10 @@ namespace {
 
 GeneratorConfig read_config(const h5::File &f) {
   GeneratorConfig c;
-  auto int_attr = [&](std::initializer_list<const char *> names,
-                      int64_t fallback, bool required) -> int64_t {
+  auto int_attr = [&](std::initializer_list<const char *> names, int64_t fallback,
+                      bool required) -> int64_t {
     for (const char *n : names)
-      if (f.has_attr("/", n))
-        return f.attr_int("/", n);
+      if (f.has_attr("/", n)) return f.attr_int("/", n);
     check(!required, ErrorCode::kCorruptFile,
           f.path() + ": missing root attribute '" + *names.begin() +
               "' (not a feu StyleGAN2 weights file; convert with "
@@ -342,8 +313,7 @@ GeneratorConfig read_config(const h5::File &f) {
   c.c_dim = int_attr({"c_dim"}, 0, false);
   c.img_resolution = static_cast<int>(int_attr({"img_resolution"}, 0, true));
   c.img_channels = static_cast<int>(int_attr({"img_channels"}, 3, false));
-  c.mapping_layers = static_cast<int>(
-      int_attr({"mapping_num_layers", "mapping_layers"}, 0, true));
+  c.mapping_layers = static_cast<int>(int_attr({"mapping_num_layers", "mapping_layers"}, 0, true));
   c.channel_base = int_attr({"channel_base"}, 0, true);
   c.channel_max = int_attr({"channel_max"}, 0, true);
   for (const char *n : {"lr_multiplier", "mapping_lr_multiplier"})
@@ -358,19 +328,16 @@ GeneratorConfig read_config(const h5::File &f) {
       c.conv_clamp = f.attr_double("/", "conv_clamp");
     } catch (const Error &) {
       const std::string text = f.attr_string("/", "conv_clamp");
-      check(text == "none" || text == "null" || text == "None",
-            ErrorCode::kCorruptFile,
-            f.path() + ": root attribute conv_clamp = '" + text +
-                "' (expected a number or 'none')");
+      check(
+          text == "none" || text == "null" || text == "None", ErrorCode::kCorruptFile,
+          f.path() + ": root attribute conv_clamp = '" + text + "' (expected a number or 'none')");
     }
-    if (!(c.conv_clamp > 0))
-      c.conv_clamp = -1;
+    if (!(c.conv_clamp > 0)) c.conv_clamp = -1;
   }
   if (f.has_attr("/", "architecture")) {
     const std::string arch = f.attr_string("/", "architecture");
     check(arch == "skip", ErrorCode::kUnsupported,
-          f.path() + ": generator architecture '" + arch +
-              "' is not supported (expected 'skip')");
+          f.path() + ": generator architecture '" + arch + "' is not supported (expected 'skip')");
   }
   try {
     c.validate();
@@ -380,12 +347,10 @@ GeneratorConfig read_config(const h5::File &f) {
   return c;
 }
 
-void check_filter(const at::Tensor &filter, const std::string &key,
-                  const std::string &path) {
+void check_filter(const at::Tensor &filter, const std::string &key, const std::string &path) {
   at::Tensor f = fir_kernel_1d(at::TensorOptions().dtype(at::kFloat)) / 2;
   at::Tensor expected = at::outer(f, f);
-  const double diff =
-      (filter.to(at::kCPU) - expected).abs().max().item<double>();
+  const double diff = (filter.to(at::kCPU) - expected).abs().max().item<double>();
   check(diff < 1e-6, ErrorCode::kUnsupported,
         path + ": weights/" + key +
             " is not the [1,3,3,1] resample filter this port implements (max "
@@ -401,7 +366,7 @@ void set_cuda_precision(at::Device device) {
   }
 }
 
-} // namespace
+}  // namespace
 
 Generator Generator::load(const std::string &h5_path, at::Device device) {
   at::NoGradGuard no_grad;
@@ -414,18 +379,15 @@ Generator Generator::load(const std::string &h5_path, at::Device device) {
   for (const auto &[key, shape] : expected_weight_shapes(impl->config)) {
     const std::string name = "weights/" + key;
     check(f.has(name), ErrorCode::kNotFound,
-          h5_path + ": missing weight '" + name + "' (expected shape " +
-              h5::shape_string(shape) + " for a " +
-              std::to_string(impl->config.img_resolution) + "x" +
+          h5_path + ": missing weight '" + name + "' (expected shape " + h5::shape_string(shape) +
+              " for a " + std::to_string(impl->config.img_resolution) + "x" +
               std::to_string(impl->config.img_resolution) + " generator)");
     const h5::Shape actual = f.shape(name);
     check(actual == shape, ErrorCode::kShapeMismatch,
-          h5_path + ": weight '" + name + "' has shape " +
-              h5::shape_string(actual) + ", expected " +
-              h5::shape_string(shape));
+          h5_path + ": weight '" + name + "' has shape " + h5::shape_string(actual) +
+              ", expected " + h5::shape_string(shape));
     at::Tensor t = read_tensor(f, name);
-    if (key.size() > 16 &&
-        key.compare(key.size() - 16, 16, ".resample_filter") == 0)
+    if (key.size() > 16 && key.compare(key.size() - 16, 16, ".resample_filter") == 0)
       check_filter(t, key, h5_path);
     check(at::isfinite(t).all().item<bool>(), ErrorCode::kCorruptFile,
           h5_path + ": weight '" + name + "' contains NaN or infinite values");
@@ -436,8 +398,7 @@ Generator Generator::load(const std::string &h5_path, at::Device device) {
   return Generator(std::move(impl));
 }
 
-Generator Generator::random(const GeneratorConfig &config, uint64_t seed,
-                            at::Device device) {
+Generator Generator::random(const GeneratorConfig &config, uint64_t seed, at::Device device) {
   at::NoGradGuard no_grad;
   set_cuda_precision(device);
   config.validate();
@@ -463,16 +424,15 @@ Generator Generator::random(const GeneratorConfig &config, uint64_t seed,
     } else if (key == "mapping.w_avg" || ends_with(key, ".noise_strength")) {
       t = at::zeros(shape, opts);
     } else if (key.rfind("mapping.fc", 0) == 0) {
-      t = ends_with(key, ".weight")
-              ? at::randn(shape, gen, opts) / config.mapping_lr_multiplier
-              : at::zeros(shape, opts);
+      t = ends_with(key, ".weight") ? at::randn(shape, gen, opts) / config.mapping_lr_multiplier
+                                    : at::zeros(shape, opts);
     } else if (ends_with(key, ".affine.bias")) {
       t = at::ones(shape, opts);
     } else if (ends_with(key, ".bias")) {
       t = at::zeros(shape, opts);
     } else {
       t = at::randn(shape, gen,
-                    opts); // weights, affine weights, const, noise_const
+                    opts);  // weights, affine weights, const, noise_const
     }
     impl->weights[key] = t.to(device);
   }
@@ -486,20 +446,19 @@ void Generator::save(const std::string &h5_path) const {
     AtomicFile out(h5_path);
     {
       h5::File f = h5::File::create(out.temp_path());
-      nlohmann::json config = {{"z_dim", c.z_dim},
-                               {"c_dim", c.c_dim},
-                               {"w_dim", c.w_dim},
-                               {"img_resolution", c.img_resolution},
-                               {"img_channels", c.img_channels},
-                               {"mapping_num_layers", c.mapping_layers},
-                               {"channel_base", c.channel_base},
-                               {"channel_max", c.channel_max},
-                               {"num_fp16_res", 0},
-                               {"conv_clamp", c.conv_clamp > 0
-                                                  ? nlohmann::json(c.conv_clamp)
-                                                  : nlohmann::json(nullptr)},
-                               {"architecture", "skip"},
-                               {"lr_multiplier", c.mapping_lr_multiplier}};
+      nlohmann::json config = {
+          {"z_dim", c.z_dim},
+          {"c_dim", c.c_dim},
+          {"w_dim", c.w_dim},
+          {"img_resolution", c.img_resolution},
+          {"img_channels", c.img_channels},
+          {"mapping_num_layers", c.mapping_layers},
+          {"channel_base", c.channel_base},
+          {"channel_max", c.channel_max},
+          {"num_fp16_res", 0},
+          {"conv_clamp", c.conv_clamp > 0 ? nlohmann::json(c.conv_clamp) : nlohmann::json(nullptr)},
+          {"architecture", "skip"},
+          {"lr_multiplier", c.mapping_lr_multiplier}};
       f.set_attr("/", "config", config.dump());
       f.set_attr("/", "z_dim", c.z_dim);
       f.set_attr("/", "w_dim", c.w_dim);
@@ -518,8 +477,7 @@ void Generator::save(const std::string &h5_path) const {
       f.set_attr("/", "lr_multiplier", c.mapping_lr_multiplier);
       f.set_attr("/", "num_ws", int64_t{c.num_ws()});
       nlohmann::json layers = nlohmann::json::array();
-      for (const auto &layer : impl_->space.layers())
-        layers.push_back(layer.name);
+      for (const auto &layer : impl_->space.layers()) layers.push_back(layer.name);
       f.set_attr("/", "layers", layers.dump());
       for (const auto &[key, shape] : expected_weight_shapes(c))
         write_tensor(f, "weights/" + key, impl_->weights.at(key));
@@ -540,8 +498,7 @@ const std::string &Generator::fingerprint() const { return impl_->fingerprint; }
 
 const at::Tensor &Generator::weight(const std::string &key) const {
   auto it = impl_->weights.find(key);
-  check(it != impl_->weights.end(), ErrorCode::kNotFound,
-        "generator has no weight '" + key + "'");
+  check(it != impl_->weights.end(), ErrorCode::kNotFound, "generator has no weight '" + key + "'");
   return it->second;
 }
 
@@ -549,8 +506,8 @@ void Generator::set_weight(const std::string &key, const at::Tensor &value) {
   at::NoGradGuard no_grad;
   const at::Tensor &current = weight(key);
   check(current.sizes() == value.sizes(), ErrorCode::kShapeMismatch,
-        "weight '" + key + "' has shape " + c10::str(current.sizes()) +
-            ", got " + c10::str(value.sizes()));
+        "weight '" + key + "' has shape " + c10::str(current.sizes()) + ", got " +
+            c10::str(value.sizes()));
   impl_->weights[key] = value.to(impl_->device, at::kFloat).contiguous();
   impl_->prepare();
   impl_->fingerprint.clear();
@@ -559,18 +516,15 @@ void Generator::set_weight(const std::string &key, const at::Tensor &value) {
 // ---------------------------------------------------------------------------
 // Forward
 
-at::Tensor Generator::mapping(const at::Tensor &z, double psi,
-                              int cutoff) const {
+at::Tensor Generator::mapping(const at::Tensor &z, double psi, int cutoff) const {
   at::NoGradGuard no_grad;
   const GeneratorConfig &c = impl_->config;
   check(z.dim() == 2 && z.size(1) == c.z_dim, ErrorCode::kShapeMismatch,
-        "z has shape " + c10::str(z.sizes()) + ", expected [N, " +
-            std::to_string(c.z_dim) + "]");
+        "z has shape " + c10::str(z.sizes()) + ", expected [N, " + std::to_string(c.z_dim) + "]");
   at::Tensor x = z.to(impl_->device, at::kFloat);
-  x = x * at::rsqrt(x.square().mean(1, true) + 1e-8); // normalize_2nd_moment
+  x = x * at::rsqrt(x.square().mean(1, true) + 1e-8);  // normalize_2nd_moment
   for (size_t i = 0; i < impl_->mapping_weight.size(); ++i) {
-    x = at::matmul(x, impl_->mapping_weight[i].t())
-            .add_(impl_->mapping_bias[i]);
+    x = at::matmul(x, impl_->mapping_weight[i].t()).add_(impl_->mapping_bias[i]);
     x = at::leaky_relu(x, kLreluSlope).mul_(kSqrt2);
   }
   at::Tensor ws = x.unsqueeze(1).repeat({1, c.num_ws(), 1});
@@ -582,15 +536,13 @@ at::Tensor Generator::mapping(const at::Tensor &z, double psi,
   return ws;
 }
 
-std::vector<at::Tensor>
-Generator::styles_from_ws(const at::Tensor &ws_in) const {
+std::vector<at::Tensor> Generator::styles_from_ws(const at::Tensor &ws_in) const {
   at::NoGradGuard no_grad;
   const GeneratorConfig &c = impl_->config;
   const std::string expected = "[N, " + std::to_string(c.num_ws()) + ", " +
-                               std::to_string(c.w_dim) + "] or [N, " +
-                               std::to_string(c.w_dim) + "]";
-  check((ws_in.dim() == 3 && ws_in.size(1) == c.num_ws() &&
-         ws_in.size(2) == c.w_dim) ||
+                               std::to_string(c.w_dim) + "] or [N, " + std::to_string(c.w_dim) +
+                               "]";
+  check((ws_in.dim() == 3 && ws_in.size(1) == c.num_ws() && ws_in.size(2) == c.w_dim) ||
             (ws_in.dim() == 2 && ws_in.size(1) == c.w_dim),
         ErrorCode::kShapeMismatch,
         "ws has shape " + c10::str(ws_in.sizes()) + ", expected " + expected);
@@ -604,23 +556,20 @@ Generator::styles_from_ws(const at::Tensor &ws_in) const {
   return styles;
 }
 
-at::Tensor Generator::synthesize(const std::vector<at::Tensor> &styles,
-                                 NoiseMode noise) const {
+at::Tensor Generator::synthesize(const std::vector<at::Tensor> &styles, NoiseMode noise) const {
   SynthesisState state = run_until(styles, impl_->space.num_layers(), noise);
   return state.img;
 }
 
-at::Tensor Generator::synthesize_ws(const at::Tensor &ws,
-                                    NoiseMode noise) const {
+at::Tensor Generator::synthesize_ws(const at::Tensor &ws, NoiseMode noise) const {
   return synthesize(styles_from_ws(ws), noise);
 }
 
-SynthesisState Generator::run_until(const std::vector<at::Tensor> &styles,
-                                    int layer_index, NoiseMode noise) const {
+SynthesisState Generator::run_until(const std::vector<at::Tensor> &styles, int layer_index,
+                                    NoiseMode noise) const {
   at::NoGradGuard no_grad;
   const int64_t batch = impl_->space.check_styles(styles);
-  check(layer_index >= 0 && layer_index <= impl_->space.num_layers(),
-        ErrorCode::kInvalidArgument,
+  check(layer_index >= 0 && layer_index <= impl_->space.num_layers(), ErrorCode::kInvalidArgument,
         "layer index " + std::to_string(layer_index) + " is out of range [0, " +
             std::to_string(impl_->space.num_layers()) + "]");
   SynthesisState state;
@@ -630,59 +579,47 @@ SynthesisState Generator::run_until(const std::vector<at::Tensor> &styles,
   return state;
 }
 
-at::Tensor Generator::run_from(const SynthesisState &state,
-                               const std::vector<at::Tensor> &styles,
+at::Tensor Generator::run_from(const SynthesisState &state, const std::vector<at::Tensor> &styles,
                                int layer_index, NoiseMode noise) const {
   at::NoGradGuard no_grad;
   const StyleSpace &space = impl_->space;
   check(layer_index == state.layer_index, ErrorCode::kInvalidArgument,
-        "run_from layer " + std::to_string(layer_index) +
-            " but the state stopped before layer " +
+        "run_from layer " + std::to_string(layer_index) + " but the state stopped before layer " +
             std::to_string(state.layer_index));
   check(styles.size() == space.layers().size(), ErrorCode::kShapeMismatch,
-        "expected styles for " + std::to_string(space.layers().size()) +
-            " layers, got " + std::to_string(styles.size()));
+        "expected styles for " + std::to_string(space.layers().size()) + " layers, got " +
+            std::to_string(styles.size()));
   const int64_t batch = state.batch();
   for (int i = layer_index; i < space.num_layers(); ++i) {
     const at::Tensor &s = styles[static_cast<size_t>(i)];
     const StyleLayer &layer = space.layers()[static_cast<size_t>(i)];
-    check(s.defined() && s.dim() == 2 && s.size(0) == batch &&
-              s.size(1) == layer.channels,
+    check(s.defined() && s.dim() == 2 && s.size(0) == batch && s.size(1) == layer.channels,
           ErrorCode::kShapeMismatch,
           "style of layer " + layer.name + " has shape " +
-              (s.defined() ? c10::str(s.sizes()) : std::string("(missing)")) +
-              ", expected [" + std::to_string(batch) + ", " +
-              std::to_string(layer.channels) + "]");
+              (s.defined() ? c10::str(s.sizes()) : std::string("(missing)")) + ", expected [" +
+              std::to_string(batch) + ", " + std::to_string(layer.channels) + "]");
   }
   at::Tensor x = state.x, img = state.img;
   impl_->run_layers(x, img, styles, layer_index, space.num_layers(), noise);
   return img;
 }
 
-int64_t SynthesisState::batch() const {
-  return x.defined() ? x.size(0) : img.size(0);
-}
+int64_t SynthesisState::batch() const { return x.defined() ? x.size(0) : img.size(0); }
 
 SynthesisState SynthesisState::tile(int64_t times) const {
   SynthesisState out;
   out.layer_index = layer_index;
-  if (x.defined())
-    out.x = x.repeat({times, 1, 1, 1});
-  if (img.defined())
-    out.img = img.repeat({times, 1, 1, 1});
+  if (x.defined()) out.x = x.repeat({times, 1, 1, 1});
+  if (img.defined()) out.img = img.repeat({times, 1, 1, 1});
   return out;
 }
 
 NoiseMode parse_noise_mode(const std::string &name) {
-  if (name == "const")
-    return NoiseMode::kConst;
-  if (name == "none")
-    return NoiseMode::kNone;
-  if (name == "random")
-    return NoiseMode::kRandom;
+  if (name == "const") return NoiseMode::kConst;
+  if (name == "none") return NoiseMode::kNone;
+  if (name == "random") return NoiseMode::kRandom;
   throw Error(ErrorCode::kInvalidArgument,
-              "unknown noise mode '" + name +
-                  "' (expected const, none or random)");
+              "unknown noise mode '" + name + "' (expected const, none or random)");
 }
 
-} // namespace feu::stylegan2
+}  // namespace feu::stylegan2

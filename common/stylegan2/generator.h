@@ -21,17 +21,16 @@ namespace feu::stylegan2 {
 // The architecture. Always read from the weights file; the defaults are
 // FFHQ config-f only for convenience (config_f()).
 struct GeneratorConfig {
-  int64_t z_dim = 512;       // input latent z
-  int64_t w_dim = 512;       // intermediate latent w
-  int64_t c_dim = 0;         // conditioning label (only 0 is supported)
-  int img_resolution = 1024; // output side, a power of two >= 4
-  int img_channels = 3;      // output channels
-  int mapping_layers = 8;    // FC layers of the mapping network
-  double mapping_lr_multiplier =
-      0.01;                     // equalized-lr multiplier of the mapping FCs
-  int64_t channel_base = 32768; // channels at resolution r: min(base / r, max)
+  int64_t z_dim = 512;                  // input latent z
+  int64_t w_dim = 512;                  // intermediate latent w
+  int64_t c_dim = 0;                    // conditioning label (only 0 is supported)
+  int img_resolution = 1024;            // output side, a power of two >= 4
+  int img_channels = 3;                 // output channels
+  int mapping_layers = 8;               // FC layers of the mapping network
+  double mapping_lr_multiplier = 0.01;  // equalized-lr multiplier of the mapping FCs
+  int64_t channel_base = 32768;         // channels at resolution r: min(base / r, max)
   int64_t channel_max = 512;
-  double conv_clamp = -1; // clamp after bias_act; < 0 means none
+  double conv_clamp = -1;  // clamp after bias_act; < 0 means none
 
   // Number of w vectors synthesis consumes: 2·log2(res) − 2.
   int num_ws() const;
@@ -45,26 +44,26 @@ struct GeneratorConfig {
 
 // Every state-dict key (without the "weights/" prefix) and shape a generator
 // of this architecture has, in NVlabs' state_dict order.
-std::vector<std::pair<std::string, std::vector<int64_t>>>
-expected_weight_shapes(const GeneratorConfig &config);
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_weight_shapes(
+    const GeneratorConfig &config);
 
 enum class StyleKind { kConv, kToRgb };
 
 // One layer of S: the output of that layer's affine (toRGB: before its
 // 1/sqrt(C) weight gain, StyleCLIP's convention).
 struct StyleLayer {
-  std::string name; // "b8.conv0"
-  int64_t channels; // style channels = the layer's input channels
-  int w_index;      // the row of ws the affine reads
+  std::string name;  // "b8.conv0"
+  int64_t channels;  // style channels = the layer's input channels
+  int w_index;       // the row of ws the affine reads
   StyleKind kind;
-  int resolution; // the block's resolution
-  int64_t offset; // first index of this layer in the flat S vector
+  int resolution;  // the block's resolution
+  int64_t offset;  // first index of this layer in the flat S vector
 };
 
 // The ordered style layers (b4.conv1, b4.torgb, b8.conv0, b8.conv1, b8.torgb,
 // ...): 3·log2(res) − 4 layers.
 class StyleSpace {
-public:
+ public:
   StyleSpace() = default;
   explicit StyleSpace(const GeneratorConfig &config);
 
@@ -82,7 +81,7 @@ public:
   // Returns N. Errors name the first bad layer.
   int64_t check_styles(const std::vector<at::Tensor> &styles) const;
 
-private:
+ private:
   std::vector<StyleLayer> layers_;
   int64_t total_channels_ = 0;
   int64_t conv_channels_ = 0;
@@ -96,10 +95,10 @@ NoiseMode parse_noise_mode(const std::string &name);
 // Tensors have the batch first; a caller may tile the batch (see tile()) to
 // finish many variants (e.g. one per perturbed channel) from one prefix.
 struct SynthesisState {
-  int layer_index = 0; // the style layer that runs next
-  at::Tensor x;        // features entering that layer: [N, C_in, H, W]
-  at::Tensor img;      // skip image of the previous block [N, C_img, H', W']
-                       // (undefined in b4)
+  int layer_index = 0;  // the style layer that runs next
+  at::Tensor x;         // features entering that layer: [N, C_in, H, W]
+  at::Tensor img;       // skip image of the previous block [N, C_img, H', W']
+                        // (undefined in b4)
 
   int64_t batch() const;
   // The same state repeated `times` over the batch: sample k·N + b of the
@@ -108,11 +107,10 @@ struct SynthesisState {
 };
 
 class Generator {
-public:
+ public:
   // Loads weights + architecture from an HDF5 file onto `device`. Every
   // expected key and shape is checked; the first mismatch is named.
-  static Generator load(const std::string &h5_path,
-                        at::Device device = at::kCPU);
+  static Generator load(const std::string &h5_path, at::Device device = at::kCPU);
   // Random weights with NVlabs' initialization (weights ~ N(0,1) (mapping:
   // / lr_multiplier), affine biases 1, other biases 0, noise_strength 0,
   // noise_const ~ N(0,1), w_avg 0). Deterministic for a seed.
@@ -134,16 +132,14 @@ public:
 
   // z [N, z_dim] -> ws [N, num_ws, w_dim]; truncation toward w_avg with `psi`
   // on rows < cutoff (cutoff < 0: all rows).
-  at::Tensor mapping(const at::Tensor &z, double psi = 1.0,
-                     int cutoff = -1) const;
+  at::Tensor mapping(const at::Tensor &z, double psi = 1.0, int cutoff = -1) const;
   // ws [N, num_ws, w_dim] (W+) or [N, w_dim] (W, broadcast) -> per layer [N,
   // C].
   std::vector<at::Tensor> styles_from_ws(const at::Tensor &ws) const;
   // Styles (S) -> raw image [N, img_channels, R, R] (not clamped, ~[-1, 1]).
   at::Tensor synthesize(const std::vector<at::Tensor> &styles,
                         NoiseMode noise = NoiseMode::kConst) const;
-  at::Tensor synthesize_ws(const at::Tensor &ws,
-                           NoiseMode noise = NoiseMode::kConst) const;
+  at::Tensor synthesize_ws(const at::Tensor &ws, NoiseMode noise = NoiseMode::kConst) const;
 
   // Partial synthesis (Δi precompute shares everything below a perturbed
   // layer). run_until runs layers [0, layer_index) (layer_index may equal
@@ -151,18 +147,16 @@ public:
   // run_from finishes from a state: it reads styles[layer_index..] only (the
   // earlier entries may be undefined) whose batch must equal state.batch().
   // run_from(run_until(s, i), s, i) == synthesize(s) exactly.
-  SynthesisState run_until(const std::vector<at::Tensor> &styles,
-                           int layer_index,
+  SynthesisState run_until(const std::vector<at::Tensor> &styles, int layer_index,
                            NoiseMode noise = NoiseMode::kConst) const;
-  at::Tensor run_from(const SynthesisState &state,
-                      const std::vector<at::Tensor> &styles, int layer_index,
-                      NoiseMode noise = NoiseMode::kConst) const;
+  at::Tensor run_from(const SynthesisState &state, const std::vector<at::Tensor> &styles,
+                      int layer_index, NoiseMode noise = NoiseMode::kConst) const;
 
   struct Impl;
 
-private:
+ private:
   explicit Generator(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<Impl> impl_;
 };
 
-} // namespace feu::stylegan2
+}  // namespace feu::stylegan2

@@ -18,7 +18,7 @@ double random_double(std::mt19937 &mt) {
   return (a * 67108864.0 + b) / 9007199254740992.0;
 }
 
-} // namespace
+}  // namespace
 
 std::vector<double> numpy_randn(uint32_t seed, int64_t count) {
   // RandomState(int) seeds with MT19937 init_genrand, which std::mt19937 is.
@@ -50,8 +50,7 @@ std::vector<double> numpy_randn(uint32_t seed, int64_t count) {
 
 at::Tensor z_from_seed(int64_t seed, int64_t z_dim) {
   check(seed >= 0 && seed <= 0xFFFFFFFFLL, ErrorCode::kInvalidArgument,
-        "seed " + std::to_string(seed) +
-            " is out of range (expected 0 .. 4294967295, like numpy)");
+        "seed " + std::to_string(seed) + " is out of range (expected 0 .. 4294967295, like numpy)");
   check(z_dim > 0, ErrorCode::kInvalidArgument, "z_dim must be positive");
   std::vector<double> values = numpy_randn(static_cast<uint32_t>(seed), z_dim);
   at::Tensor z = at::empty({1, z_dim}, at::kDouble);
@@ -59,4 +58,4 @@ at::Tensor z_from_seed(int64_t seed, int64_t z_dim) {
   return z.to(at::kFloat);
 }
 
-} // namespace feu::stylegan2
+}  // namespace feu::stylegan2

@@ -16,4 +16,4 @@ std::vector<double> numpy_randn(uint32_t seed, int64_t count);
 // Seeds must lie in [0, 2^32 - 1] like numpy's.
 at::Tensor z_from_seed(int64_t seed, int64_t z_dim);
 
-} // namespace feu::stylegan2
+}  // namespace feu::stylegan2

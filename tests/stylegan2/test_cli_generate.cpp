@@ -1,7 +1,6 @@
 // feu-indexer generate / init-generator, run as a program.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -21,28 +20,24 @@ std::string indexer() { return test::program("feu-indexer"); }
 
 double max_diff(const at::Tensor &a, const at::Tensor &b) {
   EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes())
-    return 1e30;
+  if (a.sizes() != b.sizes()) return 1e30;
   return (a - b).abs().max().item<double>();
 }
 
 int run(const std::string &args, std::string *output = nullptr) {
   std::string out;
   int status = test::run_command(indexer() + " " + args, &out);
-  if (output)
-    *output = out;
+  if (output) *output = out;
   return status;
 }
 
 // Copies datasets/groups of the fixture under new names into a latents file.
-void write_latents(const std::string &path, const h5::File &fixture,
-                   const std::string &from, const std::string &to,
-                   const StyleSpace &space) {
+void write_latents(const std::string &path, const h5::File &fixture, const std::string &from,
+                   const std::string &to, const StyleSpace &space) {
   h5::File f = h5::File::create(path);
   if (fixture.is_group(from)) {
     for (const auto &layer : space.layers())
-      write_tensor(f, to + "/" + layer.name,
-                   read_tensor(fixture, from + "/" + layer.name));
+      write_tensor(f, to + "/" + layer.name, read_tensor(fixture, from + "/" + layer.name));
   } else {
     write_tensor(f, to, read_tensor(fixture, from));
   }
@@ -75,38 +70,33 @@ void check_cli_parity(const std::string &fixture_path, bool full) {
                          read_tensor(fx, "styles/" + layer.name)),
                 1e-4)
           << layer.name;
-    EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_const")),
-              1e-3);
+    EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_const")), 1e-3);
   }
   if (full) {
     // z without truncation reproduces ws_psi1.
-    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("z.h5") +
-                      " --out " + dir.file("z1.h5"),
+    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("z.h5") + " --out " + dir.file("z1.h5"),
                   &log),
               0)
         << log;
-    EXPECT_LE(
-        max_diff(read_tensor(h5::File::open_read(dir.file("z1.h5")), "ws"),
-                 read_tensor(fx, "ws_psi1")),
-        1e-4);
+    EXPECT_LE(max_diff(read_tensor(h5::File::open_read(dir.file("z1.h5")), "ws"),
+                       read_tensor(fx, "ws_psi1")),
+              1e-4);
 
     // ws, noise none.
     write_latents(dir.file("ws.h5"), fx, "ws", "ws", space);
-    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("ws.h5") +
-                      " --out " + dir.file("ws_out.h5") +
-                      " --noise-mode none --batch 2",
+    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("ws.h5") + " --out " +
+                      dir.file("ws_out.h5") + " --noise-mode none --batch 2",
                   &log),
               0)
         << log;
-    EXPECT_LE(
-        max_diff(read_tensor(h5::File::open_read(dir.file("ws_out.h5")), "img"),
-                 read_tensor(fx, "img_none")),
-        1e-3);
+    EXPECT_LE(max_diff(read_tensor(h5::File::open_read(dir.file("ws_out.h5")), "img"),
+                       read_tensor(fx, "img_none")),
+              1e-3);
 
     // W+.
     write_latents(dir.file("wplus.h5"), fx, "wplus", "ws", space);
-    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("wplus.h5") +
-                      " --out " + dir.file("wplus_out.h5"),
+    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("wplus.h5") + " --out " +
+                      dir.file("wplus_out.h5"),
                   &log),
               0)
         << log;
@@ -116,22 +106,20 @@ void check_cli_parity(const std::string &fixture_path, bool full) {
         EXPECT_LE(max_diff(read_tensor(out, "styles/" + layer.name),
                            read_tensor(fx, "styles_wplus/" + layer.name)),
                   1e-4);
-      EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_wplus")),
-                1e-3);
+      EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_wplus")), 1e-3);
     }
   }
   // S input.
   write_latents(dir.file("s.h5"), fx, "styles_edit", "styles", space);
-  ASSERT_EQ(run("generate" + G + " --latents " + dir.file("s.h5") + " --out " +
-                    dir.file("s_out.h5"),
-                &log),
-            0)
+  ASSERT_EQ(
+      run("generate" + G + " --latents " + dir.file("s.h5") + " --out " + dir.file("s_out.h5"),
+          &log),
+      0)
       << log;
   {
     h5::File out = h5::File::open_read(dir.file("s_out.h5"));
     EXPECT_FALSE(out.has("ws"));
-    EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_sedit")),
-              1e-3);
+    EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_sedit")), 1e-3);
   }
 }
 
@@ -160,14 +148,12 @@ TEST(GenerateCli, InitGeneratorAndSeedsToPng) {
   EXPECT_EQ(g.config().mapping_layers, 2);
   EXPECT_EQ(g.config().channels_at(16), 8);
   // Same seed, same weights as the library.
-  EXPECT_EQ(
-      max_diff(
-          g.weight("synthesis.b8.conv1.weight"),
-          Generator::random(g.config(), 3).weight("synthesis.b8.conv1.weight")),
-      0.0);
+  EXPECT_EQ(max_diff(g.weight("synthesis.b8.conv1.weight"),
+                     Generator::random(g.config(), 3).weight("synthesis.b8.conv1.weight")),
+            0.0);
 
-  ASSERT_EQ(run("generate --generator " + dir.file("g.h5") +
-                    " --seeds 1,2,5-7 --psi 0.7 --out " + dir.file("png"),
+  ASSERT_EQ(run("generate --generator " + dir.file("g.h5") + " --seeds 1,2,5-7 --psi 0.7 --out " +
+                    dir.file("png"),
                 &log),
             0)
       << log;
@@ -176,8 +162,7 @@ TEST(GenerateCli, InitGeneratorAndSeedsToPng) {
     std::snprintf(name, sizeof(name), "seed%04d.png", seed);
     image::Image decoded = image::decode_file(dir.file("png") + "/" + name);
     at::Tensor img = g.synthesize_ws(g.mapping(z_from_seed(seed, 16), 0.7));
-    image::Image expected =
-        image::images_from_tensor(img, image::Quantize::kNvlabs)[0];
+    image::Image expected = image::images_from_tensor(img, image::Quantize::kNvlabs)[0];
     EXPECT_EQ(decoded.width, 16);
     EXPECT_EQ(decoded.rgb, expected.rgb) << name;
   }
@@ -198,8 +183,7 @@ void expect_clean_failure(const std::string &args, const std::string &out_path,
   EXPECT_FALSE(std::filesystem::exists(out_path)) << out_path;
   const auto parent = std::filesystem::path(out_path).parent_path();
   for (const auto &entry : std::filesystem::directory_iterator(parent))
-    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos)
-        << entry.path();
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
 }
 
 TEST(GenerateCli, BadInputFailsCleanly) {
@@ -213,27 +197,24 @@ TEST(GenerateCli, BadInputFailsCleanly) {
             0)
       << log;
   Generator g = Generator::load(dir.file("g.h5"));
-  const std::string G =
-      "generate --generator " + dir.file("g.h5") + " --out " + out;
+  const std::string G = "generate --generator " + dir.file("g.h5") + " --out " + out;
 
   // Missing and corrupt generator / latents files.
-  expect_clean_failure("generate --generator " + dir.file("absent.h5") +
-                           " --latents x.h5 --out " + out,
-                       out, "absent.h5");
+  expect_clean_failure(
+      "generate --generator " + dir.file("absent.h5") + " --latents x.h5 --out " + out, out,
+      "absent.h5");
   std::ofstream(dir.file("junk.h5")) << "not hdf5";
-  expect_clean_failure("generate --generator " + dir.file("junk.h5") +
-                           " --latents x.h5 --out " + out,
-                       out, "junk.h5");
-  expect_clean_failure(G + " --latents " + dir.file("absent_latents.h5"), out,
-                       "absent_latents.h5");
+  expect_clean_failure(
+      "generate --generator " + dir.file("junk.h5") + " --latents x.h5 --out " + out, out,
+      "junk.h5");
+  expect_clean_failure(G + " --latents " + dir.file("absent_latents.h5"), out, "absent_latents.h5");
 
   // No known key; wrong latent dims.
   {
     h5::File f = h5::File::create(dir.file("empty.h5"));
     write_tensor(f, "other", at::zeros({2, 8}));
   }
-  expect_clean_failure(G + " --latents " + dir.file("empty.h5"), out,
-                       "expected exactly one of");
+  expect_clean_failure(G + " --latents " + dir.file("empty.h5"), out, "expected exactly one of");
   {
     h5::File f = h5::File::create(dir.file("z7.h5"));
     write_tensor(f, "z", at::zeros({2, 7}));
@@ -247,35 +228,28 @@ TEST(GenerateCli, BadInputFailsCleanly) {
     h5::File f = h5::File::create(path);
     for (size_t i = 0; i < styles.size(); ++i) {
       const std::string &name = g.style_space().layers()[i].name;
-      if (name == skip)
-        continue;
-      write_tensor(f, "styles/" + name,
-                   name == bad ? styles[i].narrow(1, 0, 1) : styles[i]);
+      if (name == skip) continue;
+      write_tensor(f, "styles/" + name, name == bad ? styles[i].narrow(1, 0, 1) : styles[i]);
     }
-    if (!extra.empty())
-      write_tensor(f, "styles/" + extra, at::zeros({2, 8}));
+    if (!extra.empty()) write_tensor(f, "styles/" + extra, at::zeros({2, 8}));
   };
   write_styles(dir.file("s_unknown.h5"), "", "b8.conv7", "");
-  expect_clean_failure(G + " --latents " + dir.file("s_unknown.h5"), out,
-                       "b8.conv7");
+  expect_clean_failure(G + " --latents " + dir.file("s_unknown.h5"), out, "b8.conv7");
   write_styles(dir.file("s_missing.h5"), "b8.torgb", "", "");
-  expect_clean_failure(G + " --latents " + dir.file("s_missing.h5"), out,
-                       "styles/b8.torgb");
+  expect_clean_failure(G + " --latents " + dir.file("s_missing.h5"), out, "styles/b8.torgb");
   write_styles(dir.file("s_shape.h5"), "", "", "b8.conv0");
-  expect_clean_failure(G + " --latents " + dir.file("s_shape.h5"), out,
-                       "styles/b8.conv0");
+  expect_clean_failure(G + " --latents " + dir.file("s_shape.h5"), out, "styles/b8.conv0");
 
   // Bad options.
   write_styles(dir.file("s_ok.h5"), "", "", "");
-  expect_clean_failure(G + " --latents " + dir.file("s_ok.h5") + " --psi 0.5",
-                       out, "--psi");
-  expect_clean_failure("generate --generator " + dir.file("g.h5") +
-                           " --seeds 1,x --out " + dir.file("pngs"),
-                       dir.file("pngs"), "'x'");
+  expect_clean_failure(G + " --latents " + dir.file("s_ok.h5") + " --psi 0.5", out, "--psi");
+  expect_clean_failure(
+      "generate --generator " + dir.file("g.h5") + " --seeds 1,x --out " + dir.file("pngs"),
+      dir.file("pngs"), "'x'");
   // The good file works.
   ASSERT_EQ(run(G + " --latents " + dir.file("s_ok.h5"), &log), 0) << log;
   EXPECT_TRUE(std::filesystem::exists(out));
 }
 
-} // namespace
-} // namespace feu::stylegan2
+}  // namespace
+}  // namespace feu::stylegan2

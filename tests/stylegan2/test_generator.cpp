@@ -1,10 +1,9 @@
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/h5.h"
@@ -17,16 +16,14 @@ namespace {
 
 double max_diff(const at::Tensor &a, const at::Tensor &b) {
   EXPECT_EQ(a.sizes(), b.sizes());
-  if (a.sizes() != b.sizes())
-    return 1e30;
+  if (a.sizes() != b.sizes()) return 1e30;
   return (a.to(at::kCPU) - b.to(at::kCPU)).abs().max().item<double>();
 }
 
 std::vector<at::Tensor> read_styles(const h5::File &f, const std::string &group,
                                     const StyleSpace &space) {
   std::vector<at::Tensor> out;
-  for (const auto &layer : space.layers())
-    out.push_back(read_tensor(f, group + "/" + layer.name));
+  for (const auto &layer : space.layers()) out.push_back(read_tensor(f, group + "/" + layer.name));
   return out;
 }
 
@@ -50,30 +47,20 @@ void check_parity(const std::string &path) {
   // From the fixture's ws, so each stage is checked on its own.
   at::Tensor ref_ws = read_tensor(f, "ws");
   std::vector<at::Tensor> styles = g.styles_from_ws(ref_ws);
-  std::vector<at::Tensor> ref_styles =
-      read_styles(f, "styles", g.style_space());
+  std::vector<at::Tensor> ref_styles = read_styles(f, "styles", g.style_space());
   for (size_t i = 0; i < styles.size(); ++i)
-    EXPECT_LE(max_diff(styles[i], ref_styles[i]), 1e-4)
-        << g.style_space().layers()[i].name;
-  EXPECT_LE(max_diff(g.synthesize(styles, NoiseMode::kConst),
-                     read_tensor(f, "img_const")),
-            1e-3);
-  EXPECT_LE(max_diff(g.synthesize(styles, NoiseMode::kNone),
-                     read_tensor(f, "img_none")),
-            1e-3);
+    EXPECT_LE(max_diff(styles[i], ref_styles[i]), 1e-4) << g.style_space().layers()[i].name;
+  EXPECT_LE(max_diff(g.synthesize(styles, NoiseMode::kConst), read_tensor(f, "img_const")), 1e-3);
+  EXPECT_LE(max_diff(g.synthesize(styles, NoiseMode::kNone), read_tensor(f, "img_none")), 1e-3);
 
   at::Tensor wplus = read_tensor(f, "wplus");
   std::vector<at::Tensor> styles_wplus = g.styles_from_ws(wplus);
-  std::vector<at::Tensor> ref_wplus =
-      read_styles(f, "styles_wplus", g.style_space());
+  std::vector<at::Tensor> ref_wplus = read_styles(f, "styles_wplus", g.style_space());
   for (size_t i = 0; i < styles.size(); ++i)
-    EXPECT_LE(max_diff(styles_wplus[i], ref_wplus[i]), 1e-4)
-        << g.style_space().layers()[i].name;
-  EXPECT_LE(max_diff(g.synthesize_ws(wplus), read_tensor(f, "img_wplus")),
-            1e-3);
+    EXPECT_LE(max_diff(styles_wplus[i], ref_wplus[i]), 1e-4) << g.style_space().layers()[i].name;
+  EXPECT_LE(max_diff(g.synthesize_ws(wplus), read_tensor(f, "img_wplus")), 1e-3);
 
-  std::vector<at::Tensor> edited =
-      read_styles(f, "styles_edit", g.style_space());
+  std::vector<at::Tensor> edited = read_styles(f, "styles_edit", g.style_space());
   EXPECT_LE(max_diff(g.synthesize(edited), read_tensor(f, "img_sedit")), 1e-3);
 }
 
@@ -93,9 +80,9 @@ TEST(GeneratorParity, NoiseModesDifferWhereNoiseIsNonzero) {
   at::Tensor ws = g.mapping(at::randn({2, g.config().z_dim}));
   at::Tensor a = g.synthesize_ws(ws, NoiseMode::kRandom);
   at::Tensor b = g.synthesize_ws(ws, NoiseMode::kRandom);
-  EXPECT_GT(max_diff(a, b), 1e-3); // fresh noise each call
+  EXPECT_GT(max_diff(a, b), 1e-3);  // fresh noise each call
   EXPECT_EQ(max_diff(g.synthesize_ws(ws), g.synthesize_ws(ws)),
-            0.0); // const is deterministic
+            0.0);  // const is deterministic
 }
 
 TEST(StyleSpace, ConfigFKeysShapesAndChannelCounts) {
@@ -108,8 +95,7 @@ TEST(StyleSpace, ConfigFKeysShapesAndChannelCounts) {
   size_t i = 0;
   for (auto it = reference.begin(); it != reference.end(); ++it, ++i) {
     EXPECT_EQ(expected[i].first, it.key());
-    EXPECT_EQ(expected[i].second, it.value().get<std::vector<int64_t>>())
-        << it.key();
+    EXPECT_EQ(expected[i].second, it.value().get<std::vector<int64_t>>()) << it.key();
   }
   StyleSpace space(c);
   EXPECT_EQ(space.num_layers(), 26);
@@ -126,10 +112,9 @@ TEST(StyleSpace, ConfigFKeysShapesAndChannelCounts) {
   EXPECT_EQ(L[space.index_of("b1024.torgb")].offset, 9056);
   // Each style layer's channel count is its affine's output size.
   for (const auto &layer : L) {
-    auto found =
-        std::find_if(expected.begin(), expected.end(), [&](const auto &e) {
-          return e.first == "synthesis." + layer.name + ".affine.weight";
-        });
+    auto found = std::find_if(expected.begin(), expected.end(), [&](const auto &e) {
+      return e.first == "synthesis." + layer.name + ".affine.weight";
+    });
     ASSERT_NE(found, expected.end()) << layer.name;
     EXPECT_EQ(found->second[0], layer.channels) << layer.name;
   }
@@ -163,11 +148,9 @@ Generator tiny_generator(uint64_t seed = 1) {
   Generator g = Generator::random(tiny_config(), seed);
   at::manual_seed(seed);
   for (const auto &[key, shape] : expected_weight_shapes(g.config())) {
-    const bool bias = key.size() > 5 &&
-                      key.compare(key.size() - 5, 5, ".bias") == 0 &&
+    const bool bias = key.size() > 5 && key.compare(key.size() - 5, 5, ".bias") == 0 &&
                       key.find("affine") == std::string::npos;
-    if (bias || key.find("noise_strength") != std::string::npos ||
-        key == "mapping.w_avg")
+    if (bias || key.find("noise_strength") != std::string::npos || key == "mapping.w_avg")
       g.set_weight(key, at::randn(shape) * 0.3);
   }
   return g;
@@ -186,8 +169,8 @@ TEST(Generator, StyleRoundTripAndFlatS) {
   EXPECT_EQ(direct.sizes(), (at::IntArrayRef{3, 3, 32, 32}));
   // A single w broadcasts like W+ with identical rows.
   at::Tensor w = g.mapping(at::randn({2, 32})).select(1, 0);
-  EXPECT_EQ(max_diff(g.synthesize_ws(w), g.synthesize_ws(w.unsqueeze(1).repeat(
-                                             {1, g.config().num_ws(), 1}))),
+  EXPECT_EQ(max_diff(g.synthesize_ws(w),
+                     g.synthesize_ws(w.unsqueeze(1).repeat({1, g.config().num_ws(), 1}))),
             0.0);
 }
 
@@ -197,9 +180,7 @@ TEST(Generator, TruncationCutoffRows) {
   at::Tensor plain = g.mapping(z);
   at::Tensor cut = g.mapping(z, 0.5, 3);
   const at::Tensor &w_avg = g.weight("mapping.w_avg");
-  EXPECT_LE(max_diff(cut.narrow(1, 0, 3),
-                     w_avg + (plain.narrow(1, 0, 3) - w_avg) * 0.5),
-            1e-6);
+  EXPECT_LE(max_diff(cut.narrow(1, 0, 3), w_avg + (plain.narrow(1, 0, 3) - w_avg) * 0.5), 1e-6);
   EXPECT_EQ(max_diff(cut.narrow(1, 3, g.config().num_ws() - 3),
                      plain.narrow(1, 3, g.config().num_ws() - 3)),
             0.0);
@@ -207,8 +188,7 @@ TEST(Generator, TruncationCutoffRows) {
 
 TEST(Generator, RunUntilRunFromEqualsFullSynthesis) {
   Generator g = tiny_generator();
-  std::vector<at::Tensor> styles =
-      g.styles_from_ws(g.mapping(at::randn({2, 32})));
+  std::vector<at::Tensor> styles = g.styles_from_ws(g.mapping(at::randn({2, 32})));
   at::Tensor full = g.synthesize(styles);
   for (int layer = 0; layer <= g.style_space().num_layers(); ++layer) {
     SynthesisState state = g.run_until(styles, layer);
@@ -220,7 +200,7 @@ TEST(Generator, RunUntilRunFromEqualsFullSynthesis) {
   std::vector<at::Tensor> variants(styles.size());
   for (size_t i = static_cast<size_t>(layer); i < styles.size(); ++i)
     variants[i] = styles[i].repeat({3, 1});
-  variants[layer].select(0, 4).add_(1.0); // variant 2 of sample 0
+  variants[layer].select(0, 4).add_(1.0);  // variant 2 of sample 0
   at::Tensor out = g.run_from(tiled, variants, layer);
   EXPECT_EQ(max_diff(out.narrow(0, 0, 2), full), 0.0);
   EXPECT_GT(max_diff(out.narrow(0, 4, 1), full.narrow(0, 0, 1)), 1e-4);
@@ -240,15 +220,11 @@ TEST(Generator, SaveLoadRoundTrip) {
   at::Tensor ws = g.mapping(at::randn({1, 32}), 0.7);
   EXPECT_EQ(max_diff(g.synthesize_ws(ws), h.synthesize_ws(ws)), 0.0);
   // Same seed, same weights; another seed, other weights.
-  EXPECT_EQ(max_diff(Generator::random(tiny_config(), 5)
-                         .weight("synthesis.b8.conv0.weight"),
-                     Generator::random(tiny_config(), 5)
-                         .weight("synthesis.b8.conv0.weight")),
+  EXPECT_EQ(max_diff(Generator::random(tiny_config(), 5).weight("synthesis.b8.conv0.weight"),
+                     Generator::random(tiny_config(), 5).weight("synthesis.b8.conv0.weight")),
             0.0);
-  EXPECT_GT(max_diff(Generator::random(tiny_config(), 5)
-                         .weight("synthesis.b8.conv0.weight"),
-                     Generator::random(tiny_config(), 6)
-                         .weight("synthesis.b8.conv0.weight")),
+  EXPECT_GT(max_diff(Generator::random(tiny_config(), 5).weight("synthesis.b8.conv0.weight"),
+                     Generator::random(tiny_config(), 6).weight("synthesis.b8.conv0.weight")),
             0.1);
 }
 
@@ -265,8 +241,7 @@ TEST(Generator, ConvClampIsHonoured) {
   // ≤ 1 per tap sum).
   EXPECT_LE(img.abs().max().item<double>(), 0.05 * 4 + 1e-6);
   Generator free = Generator::random(tiny_config(), 2);
-  EXPECT_GT(max_diff(img, free.synthesize_ws(free.mapping(at::randn({1, 32})))),
-            1e-3);
+  EXPECT_GT(max_diff(img, free.synthesize_ws(free.mapping(at::randn({1, 32})))), 1e-3);
 }
 
 // --- bad input ---------------------------------------------------------------
@@ -275,8 +250,7 @@ ErrorCode load_error(const std::string &path, std::string *message = nullptr) {
   try {
     Generator::load(path);
   } catch (const Error &e) {
-    if (message)
-      *message = e.what();
+    if (message) *message = e.what();
     return e.code();
   }
   ADD_FAILURE() << "loading " << path << " did not fail";
@@ -291,8 +265,8 @@ TEST(GeneratorErrors, MissingAndCorruptFiles) {
   // Truncated copy of a real file.
   tiny_generator().save(dir.file("g.h5"));
   std::filesystem::copy_file(dir.file("g.h5"), dir.file("cut.h5"));
-  std::filesystem::resize_file(
-      dir.file("cut.h5"), std::filesystem::file_size(dir.file("g.h5")) / 3);
+  std::filesystem::resize_file(dir.file("cut.h5"),
+                               std::filesystem::file_size(dir.file("g.h5")) / 3);
   EXPECT_THROW(Generator::load(dir.file("cut.h5")), Error);
 }
 
@@ -306,10 +280,8 @@ TEST(GeneratorErrors, MissingOrMisShapedWeightIsNamed) {
     f.write_float("weights/synthesis.b8.conv1.bias", wrong.data(), {7});
   }
   std::string message;
-  EXPECT_EQ(load_error(dir.file("shape.h5"), &message),
-            ErrorCode::kShapeMismatch);
-  EXPECT_NE(message.find("synthesis.b8.conv1.bias"), std::string::npos)
-      << message;
+  EXPECT_EQ(load_error(dir.file("shape.h5"), &message), ErrorCode::kShapeMismatch);
+  EXPECT_NE(message.find("synthesis.b8.conv1.bias"), std::string::npos) << message;
   EXPECT_NE(message.find("[7]"), std::string::npos) << message;
 
   // A file whose architecture says 64x64 lacks the b64 weights.
@@ -334,12 +306,11 @@ TEST(GeneratorErrors, WrongLatentShapes) {
     FAIL();
   } catch (const Error &e) {
     EXPECT_EQ(e.code(), ErrorCode::kShapeMismatch);
-    EXPECT_NE(std::string(e.what()).find(g.style_space().layers()[3].name),
-              std::string::npos);
+    EXPECT_NE(std::string(e.what()).find(g.style_space().layers()[3].name), std::string::npos);
   }
   styles.pop_back();
   EXPECT_THROW(g.synthesize(styles), Error);
 }
 
-} // namespace
-} // namespace feu::stylegan2
+}  // namespace
+}  // namespace feu::stylegan2

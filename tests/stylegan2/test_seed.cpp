@@ -1,6 +1,5 @@
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include "core/error.h"
 #include "stylegan2/seed.h"
@@ -25,8 +24,7 @@ TEST(Seed, ZFromSeedIsTheFloatCastOfRandn) {
   ASSERT_EQ(z.sizes(), (at::IntArrayRef{1, 512}));
   EXPECT_EQ(z.scalar_type(), at::kFloat);
   std::vector<double> values = numpy_randn(42, 512);
-  for (int i = 0; i < 512; ++i)
-    EXPECT_EQ(z[0][i].item<float>(), static_cast<float>(values[i]));
+  for (int i = 0; i < 512; ++i) EXPECT_EQ(z[0][i].item<float>(), static_cast<float>(values[i]));
   // A prefix of a longer draw: the stream does not depend on the count.
   EXPECT_EQ(numpy_randn(7, 5)[4], numpy_randn(7, 9)[4]);
 }
@@ -37,5 +35,5 @@ TEST(Seed, RejectsSeedsNumpyRejects) {
   EXPECT_NO_THROW(z_from_seed(0xFFFFFFFFLL, 8));
 }
 
-} // namespace
-} // namespace feu::stylegan2
+}  // namespace
+}  // namespace feu::stylegan2
