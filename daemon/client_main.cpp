@@ -6,7 +6,9 @@
 //   feu status | feu ping | feu retrieve TEXT -k N | feu result ID -o OUT | feu cancel ID
 //   feu keygen --out PREFIX      (CURVE keypair: PREFIX.key secret, PREFIX.pub public)
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -115,12 +117,16 @@ std::vector<std::string> write_images(const edit::EditResult& result, const std:
   return written;
 }
 
-void print_edit_summary(const edit::EditResult& result, const std::vector<std::string>& written, double seconds) {
+void print_edit_summary(const edit::EditResult& result, const std::vector<std::string>& written, double seconds,
+                        bool grid) {
   for (size_t i = 0; i < written.size(); ++i) {
     const auto& image = i < result.images.size() ? result.images[i] : *result.original;
-    std::cout << "wrote " << fs::absolute(written[i]).string() << " (" << image.width << "x" << image.height
-              << (i < result.images.size() ? ", alpha " + std::to_string(image.alpha) : std::string(", original"))
-              << ")\n";
+    char what[64];
+    if (i >= result.images.size()) snprintf(what, sizeof what, "original");
+    else if (grid) snprintf(what, sizeof what, "grid: original and edits");
+    else snprintf(what, sizeof what, "alpha %g", image.alpha);
+    std::cout << "wrote " << fs::absolute(written[i]).string() << " (" << image.width << "x" << image.height << ", "
+              << what << ")\n";
   }
   const json& d = result.diagnostics;
   if (d.is_object()) {
@@ -209,7 +215,14 @@ int main(int argc, char** argv) {
       check(!config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
       result = daemon::run_local_edit(config_path, request);
 #else
-      throw Error(ErrorCode::kUnsupported, "this feu was built without the edit engine: --local is unavailable");
+      // The engine (libtorch) lives in the sibling program feu-local, so that
+      // plain client calls start in milliseconds instead of seconds.
+      std::string local_program = (fs::read_symlink("/proc/self/exe").parent_path() / "feu-local").string();
+      check(fs::exists(local_program), ErrorCode::kUnsupported,
+            "--local needs " + local_program + " (built with the edit engine), which is missing");
+      argv[0] = local_program.data();
+      execv(local_program.c_str(), argv);
+      throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
 #endif
     } else {
       service::Client client(common.options());
@@ -221,7 +234,7 @@ int main(int argc, char** argv) {
       result = service::decode_edit_result(reply);
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    print_edit_summary(result, write_images(result, output), seconds);
+    print_edit_summary(result, write_images(result, output), seconds, grid);
   });
 
   // ---- result, cancel
@@ -236,7 +249,7 @@ int main(int argc, char** argv) {
     throw_reply_error(reply);
     if (!result_output.empty() && reply.header.value("status", "") == "done")
       print_edit_summary(service::decode_edit_result(reply),
-                         write_images(service::decode_edit_result(reply), result_output), 0);
+                         write_images(service::decode_edit_result(reply), result_output), 0, false);
   });
   std::string cancel_id;
   auto* cancel_cmd = app.add_subcommand("cancel", "cancel a queued job");
