@@ -127,6 +127,7 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
       defaults_(std::move(defaults)),
       verify_(verify),
       cache_(defaults_.text_cache_size),
+      directions_(defaults_.direction_cache_size),
       artifacts_(std::move(artifacts)) {
   check(generator_ && text_ && artifacts_, ErrorCode::kInternal, "engine needs a generator, a text encoder and artifacts");
   defaults_.validate("engine defaults");
@@ -139,8 +140,9 @@ std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> gener
       new Engine(std::move(generator), std::move(text), std::move(artifacts), std::move(defaults), true));
 }
 
-std::shared_ptr<const Artifacts> Engine::artifacts() const {
+std::shared_ptr<const Artifacts> Engine::artifacts(uint64_t* generation) const {
   std::lock_guard<std::mutex> lock(artifacts_mutex_);
+  if (generation) *generation = generation_;
   return artifacts_;
 }
 
@@ -175,7 +177,7 @@ std::vector<float> Engine::text_embedding(const std::string& text) {
   return embedding;
 }
 
-void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, Prepared& out) {
+void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uint64_t generation, Prepared& out) {
   const StyleDirectionMapper& mapper = *artifacts.mapper;
   nlohmann::json& diag = out.diagnostics;
   nlohmann::json timings = nlohmann::json::object();
@@ -200,34 +202,52 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, Pre
   // retrieval + svm (feu) or the global direction
   std::vector<float> direction;
   if (edit.method == Method::kFeu) {
-    start = Clock::now();
-    const RetrievedSet retrieved = retrieve_training_set(*artifacts.corpus, target.data(), edit.k_pos, edit.k_neg,
-                                                         edit.negatives, defaults_.negatives_seed,
-                                                         defaults_.retrieval_threads);
-    timings["retrieval"] = ms_since(start);
-    diag["retrieval"] = {{"k_pos", edit.k_pos},
-                         {"k_neg", edit.k_neg},
-                         {"negatives_mode", negative_sampling_name(edit.negatives)},
-                         {"positives", hits_json(retrieved.positives)},
-                         {"negatives", hits_json(retrieved.negatives)}};
-    start = Clock::now();
-    const int64_t dim = artifacts.corpus->dim();
-    std::vector<float> positives(retrieved.positive_rows.size() * dim), negatives(retrieved.negative_rows.size() * dim);
-    for (size_t i = 0; i < retrieved.positive_rows.size(); ++i) {
-      const float* row = artifacts.corpus->embedding(retrieved.positive_rows[i]);
-      std::copy(row, row + dim, positives.begin() + i * dim);
+    const std::string key = std::to_string(generation) + '\n' + std::to_string(edit.k_pos) + '\n' +
+                            std::to_string(edit.k_neg) + '\n' + negative_sampling_name(edit.negatives) + '\n' +
+                            template_set_name(defaults_.templates) + '\n' + edit.instruction;
+    std::optional<FeuDirection> feu = directions_.get(key);
+    diag["direction_cache"] = feu ? "hit" : "miss";
+    if (!feu) {
+      feu.emplace();
+      start = Clock::now();
+      const RetrievedSet retrieved = retrieve_training_set(*artifacts.corpus, target.data(), edit.k_pos, edit.k_neg,
+                                                           edit.negatives, defaults_.negatives_seed,
+                                                           defaults_.retrieval_threads);
+      feu->retrieval_ms = ms_since(start);
+      feu->retrieval = {{"k_pos", edit.k_pos},
+                        {"k_neg", edit.k_neg},
+                        {"negatives_mode", negative_sampling_name(edit.negatives)},
+                        {"positives", hits_json(retrieved.positives)},
+                        {"negatives", hits_json(retrieved.negatives)}};
+      start = Clock::now();
+      const int64_t dim = artifacts.corpus->dim();
+      std::vector<float> positives(retrieved.positive_rows.size() * dim);
+      std::vector<float> negatives(retrieved.negative_rows.size() * dim);
+      for (size_t i = 0; i < retrieved.positive_rows.size(); ++i) {
+        const float* row = artifacts.corpus->embedding(retrieved.positive_rows[i]);
+        std::copy(row, row + dim, positives.begin() + i * dim);
+      }
+      for (size_t i = 0; i < retrieved.negative_rows.size(); ++i) {
+        const float* row = artifacts.corpus->embedding(retrieved.negative_rows[i]);
+        std::copy(row, row + dim, negatives.begin() + i * dim);
+      }
+      const SvmDirection svm = train_svm_direction(positives.data(), edit.k_pos, negatives.data(), edit.k_neg, dim);
+      feu->svm_ms = ms_since(start);
+      feu->svm = {{"accuracy", svm.accuracy},
+                  {"margin", svm.margin},
+                  {"bias", svm.bias},
+                  {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
+      feu->normal = svm.normal;
+      directions_.put(key, *feu);
+      timings["retrieval"] = feu->retrieval_ms;
+      timings["svm"] = feu->svm_ms;
+    } else {
+      timings["retrieval"] = 0.0;  // cached: the first request of this instruction paid them
+      timings["svm"] = 0.0;
     }
-    for (size_t i = 0; i < retrieved.negative_rows.size(); ++i) {
-      const float* row = artifacts.corpus->embedding(retrieved.negative_rows[i]);
-      std::copy(row, row + dim, negatives.begin() + i * dim);
-    }
-    const SvmDirection svm = train_svm_direction(positives.data(), edit.k_pos, negatives.data(), edit.k_neg, dim);
-    timings["svm"] = ms_since(start);
-    diag["svm"] = {{"accuracy", svm.accuracy},
-                   {"margin", svm.margin},
-                   {"bias", svm.bias},
-                   {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
-    direction = svm.normal;
+    diag["retrieval"] = feu->retrieval;
+    diag["svm"] = feu->svm;
+    direction = feu->normal;
   } else {
     direction = global_direction(target, neutral);
   }
@@ -291,11 +311,12 @@ std::vector<EditResult> Engine::edit_batch(const std::vector<EditRequest>& reque
 std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& requests,
                                           std::vector<std::optional<Error>>* errors) {
   const auto batch_start = Clock::now();
-  const auto current = artifacts();  // the whole batch uses one version, even across a reload
+  uint64_t generation = 0;
+  const auto current = artifacts(&generation);  // the whole batch uses one version, even across a reload
   std::vector<Prepared> prepared(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     try {
-      prepare(requests[i], *current, prepared[i]);
+      prepare(requests[i], *current, generation, prepared[i]);
     } catch (const Error& error) {
       prepared[i].error = error;
     }
@@ -393,8 +414,12 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
 
 void Engine::reload(const std::string& version_dir) {
   auto next = load_artifacts(version_dir, verify_, *generator_, *text_);
-  std::lock_guard<std::mutex> lock(artifacts_mutex_);
-  artifacts_ = std::move(next);
+  {
+    std::lock_guard<std::mutex> lock(artifacts_mutex_);
+    artifacts_ = std::move(next);
+    ++generation_;
+  }
+  directions_.clear();  // entries of older generations can never hit again; free them
 }
 
 nlohmann::json Engine::info() const {
@@ -414,7 +439,9 @@ nlohmann::json Engine::info() const {
                         {"negatives", negative_sampling_name(defaults_.negatives)},
                         {"templates", template_set_name(defaults_.templates)},
                         {"psi", defaults_.psi}}},
-          {"text_cache", {{"size", cache_.size()}, {"hits", cache_.hits()}, {"misses", cache_.misses()}}}};
+          {"text_cache", {{"size", cache_.size()}, {"hits", cache_.hits()}, {"misses", cache_.misses()}}},
+          {"direction_cache",
+           {{"size", directions_.size()}, {"hits", directions_.hits()}, {"misses", directions_.misses()}}}};
 }
 
 }  // namespace feu::edit

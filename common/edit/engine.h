@@ -112,21 +112,34 @@ class Engine {
  private:
   Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
          std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify);
-  std::shared_ptr<const Artifacts> artifacts() const;
+  std::shared_ptr<const Artifacts> artifacts(uint64_t* generation = nullptr) const;
   ModelLimits limits(const Artifacts& artifacts) const;
   struct Prepared;
   // edit_batch; `errors` (when given) receives each request's typed error.
   std::vector<EditResult> run_batch(const std::vector<EditRequest>& requests,
                                     std::vector<std::optional<Error>>* errors);
-  void prepare(const EditRequest& request, const Artifacts& artifacts, Prepared& out);
+  void prepare(const EditRequest& request, const Artifacts& artifacts, uint64_t generation, Prepared& out);
+  // The FEU direction of one instruction: retrieval + SVM (or the cache).
+  struct FeuDirection {
+    std::vector<float> normal;   // unit, [embed]
+    nlohmann::json retrieval;    // diagnostics
+    nlohmann::json svm;
+    double retrieval_ms = 0;
+    double svm_ms = 0;
+  };
 
   std::shared_ptr<StyleGenerator> generator_;
   std::shared_ptr<TextEncoder> text_;
   EditDefaults defaults_;
   bool verify_ = true;
   TextEmbeddingCache cache_;
+  // Production instructions repeat: a repeated FEU instruction skips retrieval
+  // and SVM. Keyed by artifact generation (bumped by every install), so a
+  // reload never serves a direction of the previous corpus.
+  LruCache<FeuDirection> directions_;
   mutable std::mutex artifacts_mutex_;
   std::shared_ptr<const Artifacts> artifacts_;
+  uint64_t generation_ = 0;
 };
 
 }  // namespace feu::edit

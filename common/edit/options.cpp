@@ -83,6 +83,7 @@ EditDefaults EditDefaults::from_config(const ConfigMap& edit) {
   }
   out.psi = edit.get<double>("psi", out.psi);
   out.text_cache_size = edit.get<size_t>("text_cache_size", out.text_cache_size);
+  out.direction_cache_size = edit.get<size_t>("direction_cache_size", out.direction_cache_size);
   out.top_channels = edit.get<int64_t>("top_channels", out.top_channels);
   out.retrieval_threads = edit.get<int>("retrieval_threads", out.retrieval_threads);
   out.max_alphas = edit.get<int64_t>("max_alphas", out.max_alphas);

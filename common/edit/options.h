@@ -44,6 +44,7 @@ struct EditDefaults {
   TemplateSet templates = TemplateSet::kImagenet;
   double psi = 0.7;                    // truncation for seeds
   size_t text_cache_size = 1024;       // LRU entries of text embeddings
+  size_t direction_cache_size = 256;   // LRU entries of FEU directions (retrieval + SVM results)
   int64_t top_channels = 10;           // channels listed in diagnostics
   int retrieval_threads = 1;           // threads scanning the corpus (1: the caller's thread)
   int64_t max_alphas = 16;             // strengths per request

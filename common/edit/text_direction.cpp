@@ -50,65 +50,10 @@ std::vector<float> global_direction(const std::vector<float>& target, const std:
   return unit(difference, "T(target) - T(neutral)");
 }
 
-TextEmbeddingCache::TextEmbeddingCache(size_t capacity) : capacity_(capacity) {}
-
 std::string TextEmbeddingCache::key_of(const std::string& text, TemplateSet templates,
                                        const std::string& fingerprint) {
   // '\n' cannot occur in a fingerprint (hex) or template name, so the key is unambiguous.
   return fingerprint + '\n' + template_set_name(templates) + '\n' + text;
-}
-
-std::optional<std::vector<float>> TextEmbeddingCache::get(const std::string& text, TemplateSet templates,
-                                                          const std::string& clip_fingerprint) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  auto found = entries_.find(key_of(text, templates, clip_fingerprint));
-  if (found == entries_.end()) {
-    ++misses_;
-    return std::nullopt;
-  }
-  ++hits_;
-  order_.splice(order_.begin(), order_, found->second);
-  return found->second->second;
-}
-
-void TextEmbeddingCache::put(const std::string& text, TemplateSet templates,
-                             const std::string& clip_fingerprint, std::vector<float> embedding) {
-  if (capacity_ == 0) return;
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::string key = key_of(text, templates, clip_fingerprint);
-  auto found = entries_.find(key);
-  if (found != entries_.end()) {
-    found->second->second = std::move(embedding);
-    order_.splice(order_.begin(), order_, found->second);
-    return;
-  }
-  order_.emplace_front(key, std::move(embedding));
-  entries_[key] = order_.begin();
-  while (order_.size() > capacity_) {
-    entries_.erase(order_.back().first);
-    order_.pop_back();
-  }
-}
-
-void TextEmbeddingCache::clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  order_.clear();
-  entries_.clear();
-}
-
-size_t TextEmbeddingCache::size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return order_.size();
-}
-
-uint64_t TextEmbeddingCache::hits() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return hits_;
-}
-
-uint64_t TextEmbeddingCache::misses() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return misses_;
 }
 
 }  // namespace feu::edit

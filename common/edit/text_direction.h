@@ -4,13 +4,11 @@
 #pragma once
 
 #include <cstdint>
-#include <list>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "edit/lru_cache.h"
 #include "edit/templates.h"
 
 namespace feu::edit {
@@ -34,29 +32,27 @@ std::vector<float> global_direction(const std::vector<float>& target, const std:
 class TextEmbeddingCache {
  public:
   explicit TextEmbeddingCache(size_t capacity  // entries kept; 0 disables caching
-  );
+                              )
+      : cache_(capacity) {}
 
   std::optional<std::vector<float>> get(const std::string& text, TemplateSet templates,
-                                        const std::string& clip_fingerprint);
+                                        const std::string& clip_fingerprint) {
+    return cache_.get(key_of(text, templates, clip_fingerprint));
+  }
   void put(const std::string& text, TemplateSet templates, const std::string& clip_fingerprint,
-           std::vector<float> embedding);
-  void clear();
+           std::vector<float> embedding) {
+    cache_.put(key_of(text, templates, clip_fingerprint), std::move(embedding));
+  }
+  void clear() { cache_.clear(); }
 
-  size_t size() const;
-  size_t capacity() const { return capacity_; }
-  uint64_t hits() const;
-  uint64_t misses() const;
+  size_t size() const { return cache_.size(); }
+  size_t capacity() const { return cache_.capacity(); }
+  uint64_t hits() const { return cache_.hits(); }
+  uint64_t misses() const { return cache_.misses(); }
 
  private:
   static std::string key_of(const std::string& text, TemplateSet templates, const std::string& fingerprint);
-  using Entry = std::pair<std::string, std::vector<float>>;
-
-  size_t capacity_;
-  mutable std::mutex mutex_;
-  std::list<Entry> order_;  // most recently used first
-  std::unordered_map<std::string, std::list<Entry>::iterator> entries_;
-  uint64_t hits_ = 0;
-  uint64_t misses_ = 0;
+  LruCache<std::vector<float>> cache_;
 };
 
 }  // namespace feu::edit

@@ -158,6 +158,65 @@ void BM_RetrievalSvmMapping(benchmark::State& state) {
 }
 BENCHMARK(BM_RetrievalSvmMapping)->Unit(benchmark::kMillisecond);
 
+// Stand-ins for the models so the engine's own cost (everything but the
+// networks) is measured at real sizes: config-f S layout, 512-d text.
+class LayoutOnlyGenerator : public StyleGenerator {
+ public:
+  LayoutOnlyGenerator() : layout_(mapper().layout()) {}
+  int64_t w_dim() const override { return 512; }
+  int64_t num_ws() const override { return 18; }
+  const StyleLayout& layout() const override { return layout_; }
+  int resolution() const override { return 1024; }
+  const std::string& fingerprint() const override { return fingerprint_; }
+  std::vector<float> styles_from_seed(int64_t, double) override { return std::vector<float>(layout_.total_channels(), 1.0f); }
+  std::vector<float> styles_from_ws(const std::vector<float>&, bool) override { return styles_from_seed(0, 0); }
+  std::vector<image::Image> render(const std::vector<float>&, int64_t count) override {
+    image::Image tiny;  // 1x1: synthesis and encoding are measured separately
+    tiny.width = tiny.height = 1;
+    tiny.rgb = {0, 0, 0};
+    return std::vector<image::Image>(static_cast<size_t>(count), tiny);
+  }
+
+ private:
+  StyleLayout layout_;
+  std::string fingerprint_ = "bench-generator";
+};
+
+class RandomTextEncoder : public TextEncoder {
+ public:
+  int64_t embed_dim() const override { return kDim; }
+  const std::string& fingerprint() const override { return fingerprint_; }
+  void check_prompt(const std::string&) const override {}
+  std::vector<float> encode(const std::vector<std::string>& prompts) override {
+    return random_unit_rows(static_cast<int64_t>(prompts.size()), kDim, prompts.front().size());
+  }
+
+ private:
+  std::string fingerprint_ = "bench-text";
+};
+
+void BM_EngineEditWithoutNetworks(benchmark::State& state) {
+  // A whole Engine::edit with stand-in networks: validation, (cached) text,
+  // retrieval, SVM, mapping, S codes, diagnostics. Arg 0: every edit a new
+  // instruction for the direction (cold); arg 1: a repeated instruction (warm).
+  auto artifacts = std::make_shared<Artifacts>();
+  artifacts->generator_sha256 = "bench-generator";
+  artifacts->clip_sha256 = "bench-text";
+  artifacts->corpus = std::shared_ptr<const index::CorpusIndex>(&corpus(), [](const index::CorpusIndex*) {});
+  artifacts->mapper = std::shared_ptr<const StyleDirectionMapper>(&mapper(), [](const StyleDirectionMapper*) {});
+  EditDefaults defaults;
+  defaults.beta_auto = true;
+  defaults.direction_cache_size = state.range(0) ? 256 : 0;
+  auto engine = Engine::from_parts(std::make_shared<LayoutOnlyGenerator>(), std::make_shared<RandomTextEncoder>(),
+                                   artifacts, defaults);
+  EditRequest request;
+  request.instruction = "blond hair";
+  engine->edit(request);  // text embedding cached in both cases
+  for (auto _ : state) benchmark::DoNotOptimize(engine->edit(request));
+  state.SetLabel(state.range(0) ? "repeated instruction: direction cached" : "direction cache off: retrieval + SVM every time");
+}
+BENCHMARK(BM_EngineEditWithoutNetworks)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
 image::Image face_like_image(int side) {
   // A smooth gradient with mild noise: compresses like a generated face, not like white noise.
   image::Image img;

@@ -186,6 +186,14 @@ TEST(Engine, EditReportsDiagnosticsAndBatchesAlphas) {
   const EditResult again = engine->edit(request);
   EXPECT_EQ(world().text->calls(), calls);
   EXPECT_EQ(again.diagnostics["text_cache"], "hit");
+  EXPECT_EQ(result.diagnostics["direction_cache"], "miss");
+  EXPECT_EQ(again.diagnostics["direction_cache"], "hit");  // retrieval + SVM skipped
+  EXPECT_EQ(again.diagnostics["svm"], result.diagnostics["svm"]);
+  EXPECT_EQ(again.diagnostics["channels_changed"], result.diagnostics["channels_changed"]);
+  // Other retrieval settings are a different direction.
+  EditRequest other = request;
+  other.k_pos = 50;
+  EXPECT_EQ(engine->edit(other).diagnostics["direction_cache"], "miss");
   EXPECT_EQ(again.images[3].bytes, result.images[3].bytes);  // deterministic
 }
 

@@ -1,0 +1,66 @@
+// StyleGAN2 config-f 1024² (random weights: same cost as trained ones) on CPU:
+// synthesis at batch 1 and 4, and mapping + affines. Second argument: ATen
+// intra-op threads.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include "stylegan2/generator.h"
+#include "stylegan2/seed.h"
+
+namespace {
+
+using feu::stylegan2::Generator;
+using feu::stylegan2::GeneratorConfig;
+
+const Generator& config_f() {
+  static const Generator g = Generator::random(GeneratorConfig::config_f(), 0, at::kCPU);
+  return g;
+}
+
+at::Tensor latents(int64_t batch) {
+  std::vector<at::Tensor> zs;
+  for (int64_t i = 0; i < batch; ++i) zs.push_back(feu::stylegan2::z_from_seed(i, 512));
+  return at::cat(zs, 0);
+}
+
+void BM_Synthesis1024(benchmark::State& state) {
+  at::set_num_threads(static_cast<int>(state.range(1)));
+  const Generator& g = config_f();
+  const int64_t batch = state.range(0);
+  std::vector<at::Tensor> styles = g.styles_from_ws(g.mapping(latents(batch), 0.7));
+  for (auto _ : state) {
+    at::Tensor img = g.synthesize(styles);
+    benchmark::DoNotOptimize(img.data_ptr<float>());
+  }
+  state.counters["img/s"] =
+      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Synthesis1024)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 1})
+    ->Args({1, 2})
+    ->Args({4, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2)
+    ->UseRealTime();
+
+void BM_MappingAndAffines(benchmark::State& state) {
+  at::set_num_threads(static_cast<int>(state.range(1)));
+  const Generator& g = config_f();
+  at::Tensor z = latents(state.range(0));
+  for (auto _ : state) {
+    std::vector<at::Tensor> styles = g.styles_from_ws(g.mapping(z, 0.7, 8));
+    benchmark::DoNotOptimize(styles.back().data_ptr<float>());
+  }
+}
+BENCHMARK(BM_MappingAndAffines)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 1})
+    ->Args({4, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
