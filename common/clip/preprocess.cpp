@@ -174,16 +174,23 @@ at::Tensor normalize_pixels(const at::Tensor& x) {
   return (x / 255.0f - mean) / std;
 }
 
-// Dense [out, in] matrix of one axis' filter, rows for output pixels
-// [offset, offset + count).
-at::Tensor filter_matrix(const AxisFilter& filter, int in_size, int offset, int count) {
+// Dense [out, in] matrix of one axis' Pillow fixed-point weights (integers
+// stored as float64), rows for output pixels [offset, offset + count).
+at::Tensor fixed_point_matrix(const AxisFilter& filter, int in_size, int offset, int count) {
+  const auto fixed = fixed_point(filter);
   at::Tensor m = at::zeros({count, in_size}, at::kDouble);
   auto a = m.accessor<double, 2>();
-  for (int i = 0; i < count; ++i) {
-    const auto& w = filter.weights[offset + i];
-    for (size_t k = 0; k < w.size(); ++k) a[i][filter.first[offset + i] + static_cast<int>(k)] = w[k];
-  }
-  return m.to(at::kFloat);
+  for (int i = 0; i < count; ++i)
+    for (size_t k = 0; k < fixed[offset + i].size(); ++k)
+      a[i][filter.first[offset + i] + static_cast<int>(k)] = fixed[offset + i][k];
+  return m;
+}
+
+// Pillow's accumulate-and-shift on float64 sums of integer products: every
+// product is below 2^31 and a sum of a few thousand of them stays far below
+// 2^53, so the float64 matmul is exact whatever its summation order.
+at::Tensor pillow_round(const at::Tensor& acc) {
+  return at::floor((acc + double(1 << (kPrecisionBits - 1))) / double(1 << kPrecisionBits)).clamp_(0.0, 255.0);
 }
 }  // namespace
 
@@ -200,26 +207,27 @@ at::Tensor preprocess_generated(const at::Tensor& img, int resolution) {
   check(resolution > 0, ErrorCode::kInvalidArgument, "preprocess_generated: resolution must be positive");
   const int height = static_cast<int>(img.size(2)), width = static_cast<int>(img.size(3));
   // StyleCLIP's uint8 conversion comes first: the reference resizes a PIL image.
-  at::Tensor x = image::quantize_tensor(img, image::Quantize::kStyleClip).to(at::kFloat);
+  at::Tensor x = image::quantize_tensor(img, image::Quantize::kStyleClip);
   int out_w = 0, out_h = 0;
   resized_size(width, height, resolution, &out_w, &out_h);
   const int top = crop_offset(out_h, resolution);
   const int left = crop_offset(out_w, resolution);
-  // Pillow's passes as matrix multiplies (only the output pixels the crop
-  // keeps), with its rounding to uint8 after each pass.
-  auto round_u8 = [](const at::Tensor& t) { return at::floor(t + 0.5f).clamp_(0.0, 255.0); };
+  // Pillow's two passes as matrix multiplies over the output pixels the crop
+  // keeps, in exact integer arithmetic: bit-identical to preprocess_image.
+  x = x.to(at::kDouble);
   if (out_w != width) {
-    at::Tensor wh = filter_matrix(axis_filter(width, out_w), width, left, resolution).to(x.device());
-    x = round_u8(at::matmul(x, wh.t()));  // [N,3,H,W] @ [W,R] -> [N,3,H,R]
+    at::Tensor wh = fixed_point_matrix(axis_filter(width, out_w), width, left, resolution).to(x.device());
+    x = pillow_round(at::matmul(x, wh.t()));  // [N,3,H,W] @ [W,R] -> [N,3,H,R]
   } else {
     x = x.narrow(3, left, resolution);
   }
   if (out_h != height) {
-    at::Tensor wv = filter_matrix(axis_filter(height, out_h), height, top, resolution).to(x.device());
-    x = round_u8(at::matmul(wv, x));  // [R,H] @ [N,3,H,R] -> [N,3,R,R]
+    at::Tensor wv = fixed_point_matrix(axis_filter(height, out_h), height, top, resolution).to(x.device());
+    x = pillow_round(at::matmul(wv, x));  // [R,H] @ [N,3,H,R] -> [N,3,R,R]
   } else {
     x = x.narrow(2, top, resolution);
   }
+  x = x.to(at::kFloat);
   return normalize_pixels(x).contiguous();
 }
 

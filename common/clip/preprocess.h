@@ -21,11 +21,10 @@ image::Image resize_and_crop(const image::Image& image, int resolution);
 
 // Generator output [N, 3, H, W] in [-1, 1] (any device) -> [N, 3, R, R]
 // normalized, on the same device. Quantizes to uint8 first as StyleCLIP does
-// ((x+1)*127.5, clamp, truncate), then resizes with the same Pillow bicubic
-// kernels as float matrix multiplies (same ops on CPU and CUDA), rounding to
-// integer levels after each pass like Pillow; only Pillow's fixed-point
-// weights are not reproduced, so it agrees with preprocess_image within about
-// one level. Center crops, normalizes.
+// ((x+1)*127.5, clamp, truncate), then runs Pillow's two resampling passes as
+// float64 matrix multiplies of its fixed-point weights (exact integer
+// arithmetic, the same ops on CPU and CUDA), so each image is bit-identical
+// to preprocess_image of the same uint8 image. Center crops, normalizes.
 at::Tensor preprocess_generated(const at::Tensor& img, int resolution);
 
 }  // namespace feu::clip
