@@ -25,6 +25,7 @@
 
 #include <cmath>
 #include <map>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -195,6 +196,75 @@ void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale, const at::Tens
   });
 }
 
+// Convolution (stride 1, no bias) on CPU through oneDNN. at::conv2d would send
+// small inputs (batch 1, < 20480 elements, kernel <= 3) to the im2col path,
+// which runs on Debian's reference BLAS and is many times slower.
+at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, int64_t padding) {
+  if (at::hasMKLDNN() && input.scalar_type() == at::kFloat)
+    return at::mkldnn_convolution(input.contiguous(), weight, c10::nullopt, {padding, padding},
+                                  {1, 1}, {1, 1}, 1);
+  return at::conv2d(input, weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{padding, padding});
+}
+
+// conv0's FIR (upfirdn2d pad 1, gain 4, [1,3,3,1]) applied to the transposed
+// conv output given as its four polyphase planes [N, C, H+1, W+1] (ee, eo, oe,
+// oo; the odd planes' last row/col are zero). Per axis, with e/o the even/odd
+// samples of the 2H+1 transposed-conv output and g = [.25, .75, .75, .25]:
+//   z[2p]   = .25 o[p-1] + .75 e[p] + .75 o[p]   + .25 e[p+1]
+//   z[2p+1] = .25 e[p]   + .75 o[p] + .75 e[p+1] + .25 o[p+1]
+// Separable: rows first (per row class), then columns. Output [N, C, 2H, 2W].
+at::Tensor fir_from_phases_cpu(const at::Tensor (&phases)[4]) {
+  const int64_t N = phases[0].size(0), C = phases[0].size(1);
+  const int64_t H = phases[0].size(2) - 1, W = phases[0].size(3) - 1;
+  at::Tensor p[4];
+  for (int i = 0; i < 4; ++i) p[i] = phases[i].contiguous();
+  at::Tensor out = at::empty({N, C, 2 * H, 2 * W}, p[0].options());
+  const int64_t plane_in = (H + 1) * (W + 1), plane_out = 4 * H * W, W2 = 2 * W;
+  float* op = out.data_ptr<float>();
+  const float* pp[4] = {p[0].data_ptr<float>(), p[1].data_ptr<float>(), p[2].data_ptr<float>(),
+                        p[3].data_ptr<float>()};
+  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+    // Row-filtered planes of the even and odd rows: (H+1) x 2W each.
+    std::vector<float> rows_e((H + 1) * W2), rows_o((H + 1) * W2);
+    for (int64_t plane = begin; plane < end; ++plane) {
+      for (int cls = 0; cls < 2; ++cls) {
+        const float* e_plane = pp[2 * cls] + plane * plane_in;
+        const float* o_plane = pp[2 * cls + 1] + plane * plane_in;
+        float* dst = cls == 0 ? rows_e.data() : rows_o.data();
+        for (int64_t m = 0; m <= H; ++m) {
+          const float* e = e_plane + m * (W + 1);
+          const float* o = o_plane + m * (W + 1);
+          float* r = dst + m * W2;
+          r[0] = 0.75f * e[0] + 0.75f * o[0] + 0.25f * e[1];
+          for (int64_t q = 1; q < W; ++q)
+            r[2 * q] = 0.25f * o[q - 1] + 0.75f * e[q] + 0.75f * o[q] + 0.25f * e[q + 1];
+          for (int64_t q = 0; q < W; ++q)
+            r[2 * q + 1] = 0.25f * e[q] + 0.75f * o[q] + 0.75f * e[q + 1] + 0.25f * o[q + 1];
+        }
+      }
+      float* z = op + plane * plane_out;
+      for (int64_t pr = 0; pr < H; ++pr) {
+        const float* e0 = rows_e.data() + pr * W2;
+        const float* e1 = e0 + W2;
+        const float* o0 = rows_o.data() + pr * W2;
+        const float* o1 = o0 + W2;
+        float* even = z + (2 * pr) * W2;
+        float* odd = even + W2;
+        if (pr > 0) {
+          const float* om = o0 - W2;
+          for (int64_t t = 0; t < W2; ++t)
+            even[t] = 0.25f * om[t] + 0.75f * e0[t] + 0.75f * o0[t] + 0.25f * e1[t];
+        } else {
+          for (int64_t t = 0; t < W2; ++t) even[t] = 0.75f * e0[t] + 0.75f * o0[t] + 0.25f * e1[t];
+        }
+        for (int64_t t = 0; t < W2; ++t)
+          odd[t] = 0.25f * e0[t] + 0.75f * o0[t] + 0.75f * e1[t] + 0.25f * o1[t];
+      }
+    }
+  });
+  return out;
+}
+
 // upfirdn2d(x, [1,3,3,1], up=2, pad=[2,1,2,1], gain=4), separably.
 at::Tensor upsample_skip(const at::Tensor &x) {
   auto up_last = [](const at::Tensor &t) {  // along the last axis
@@ -220,26 +290,21 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor &x, const at::Tensor &s,
   at::Tensor xs = x * s.view({N, L.cin, 1, 1});
   at::Tensor y;
   if (!L.up) {
-    y = at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
+    y = device.is_cpu() ? conv2d_cpu(xs, L.weight, 1)
+                        : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   } else if (device.is_cpu()) {
-    // Polyphase transposed conv into a (2H+3)² buffer whose row/col 0 is the
-    // FIR's leading zero pad (the trailing pad row 2H+2 is computed as zero).
+    // Polyphase transposed conv: four ordinary convolutions over the input
+    // padded by one, each [N, C_out, H+1, W+1] (the odd phases' last row/col
+    // read only padding and are exactly zero), then the FIR straight from
+    // the phases.
     at::Tensor xp = at::constant_pad_nd(xs, {1, 1, 1, 1});
-    at::Tensor buf = at::empty({N, L.cout, 2 * H + 3, 2 * Wd + 3}, x.options());
-    buf.select(2, 0).zero_();
-    buf.select(3, 0).zero_();
-    auto phase = [&](int index, int64_t row0, int64_t col0) {
-      at::Tensor input = xp.narrow(2, row0, H + 2 - row0).narrow(3, col0, Wd + 2 - col0);
-      at::Tensor out = at::conv2d(input, L.phases[index]);  // [N, C_out, H+1, W+1]
-      buf.slice(2, 1 + row0, 2 * H + 3, 2).slice(3, 1 + col0, 2 * Wd + 3, 2).copy_(out);
-    };
-    phase(0, 0, 0);
-    phase(1, 0, 1);
-    phase(2, 1, 0);
-    phase(3, 1, 1);
-    at::Tensor k = fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
-    y = at::conv2d(buf, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{0, 0}, at::IntArrayRef{1, 1},
-                   L.cout);
+    at::Tensor phases[4];
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        at::Tensor input = xp.narrow(2, a, H + 2 - a).narrow(3, b, Wd + 2 - b);
+        phases[2 * a + b] = conv2d_cpu(input, L.phases[2 * a + b], 0);
+      }
+    y = fir_from_phases_cpu(phases);
   } else {
     at::Tensor t =
         at::conv_transpose2d(xs, L.weight_t, {}, at::IntArrayRef{2, 2});  // [N, C_out, 2H+1, 2W+1]
@@ -271,7 +336,9 @@ at::Tensor Generator::Impl::torgb_layer(const at::Tensor &x, const at::Tensor &s
                                         const LayerParams &L) const {
   const int64_t N = x.size(0);
   at::Tensor xs = x * (s * L.style_gain).view({N, L.cin, 1, 1});
-  at::Tensor y = at::conv2d(xs, L.weight, L.bias_scaled);
+  at::Tensor y = device.is_cpu()
+                     ? conv2d_cpu(xs, L.weight, 0).add_(L.bias_scaled.view({1, -1, 1, 1}))
+                     : at::conv2d(xs, L.weight, L.bias_scaled);
   if (config.conv_clamp > 0) y.clamp_(-config.conv_clamp, config.conv_clamp);
   return y;
 }

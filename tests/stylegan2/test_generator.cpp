@@ -202,9 +202,10 @@ TEST(Generator, RunUntilRunFromEqualsFullSynthesis) {
     variants[i] = styles[i].repeat({3, 1});
   variants[layer].select(0, 4).add_(1.0);  // variant 2 of sample 0
   at::Tensor out = g.run_from(tiled, variants, layer);
-  EXPECT_EQ(max_diff(out.narrow(0, 0, 2), full), 0.0);
+  // Not bit-exact: oneDNN may pick other kernels for another batch size.
+  EXPECT_LE(max_diff(out.narrow(0, 0, 2), full), 1e-5);
   EXPECT_GT(max_diff(out.narrow(0, 4, 1), full.narrow(0, 0, 1)), 1e-4);
-  EXPECT_EQ(max_diff(out.narrow(0, 5, 1), full.narrow(0, 1, 1)), 0.0);
+  EXPECT_LE(max_diff(out.narrow(0, 5, 1), full.narrow(0, 1, 1)), 1e-5);
 }
 
 TEST(Generator, SaveLoadRoundTrip) {
