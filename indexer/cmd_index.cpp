@@ -12,6 +12,7 @@
 #include "index/directions.h"
 #ifdef FEU_INDEX_WITH_MODELS
 #include "index/pipeline.h"
+#include "index/progress.h"
 #endif
 
 namespace feu::indexer {
@@ -143,6 +144,129 @@ void add_corpus_info(CLI::App& app) {
   });
 }
 
+
+#ifdef FEU_INDEX_WITH_MODELS
+void add_embed(CLI::App& app) {
+  auto o = std::make_shared<EmbedOptions>();
+  auto kind = std::make_shared<std::string>("flat");
+  auto quiet = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("embed", "Embed an image corpus with CLIP and build the FAISS index");
+  cmd->add_option("--images", o->images_dir, "corpus root (walked recursively; PNG/JPEG)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", o->out_dir, "output directory (corpus.faiss, corpus.h5)")->required();
+  cmd->add_option("--clip", o->clip_path, "CLIP weights (.pt or .h5)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--device", o->device, "cpu | cuda | auto")->capture_default_str();
+  cmd->add_option("--batch", o->batch_size, "images per CLIP forward")->capture_default_str();
+  cmd->add_option("--threads", o->decode_threads, "decode threads (0 = one per core)")->capture_default_str();
+  cmd->add_option("--max-pending", o->max_pending, "decoded images held at most")->capture_default_str();
+  cmd->add_flag("--incremental", o->incremental, "re-embed only new/changed files; drop deleted ones");
+  cmd->add_option("--index", *kind, "flat (exact) | ivf | hnsw")->capture_default_str();
+  cmd->add_option("--ivf-lists", o->index.ivf_lists, "IVF lists (0 = about 4 sqrt(N))")->capture_default_str();
+  cmd->add_option("--nprobe", o->index.ivf_nprobe, "IVF lists probed per query")->capture_default_str();
+  cmd->add_option("--hnsw-m", o->index.hnsw_m, "HNSW degree")->capture_default_str();
+  cmd->add_option("--ef-search", o->index.hnsw_ef_search, "HNSW search breadth")->capture_default_str();
+  cmd->add_option("--checkpoint-every", o->checkpoint_every, "images between checkpoints")->capture_default_str();
+  cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N images (testing resume)");
+  cmd->add_flag("--quiet", *quiet, "no progress output");
+  cmd->callback([o, kind, quiet] {
+    EmbedOptions options = *o;
+    options.index.kind = parse_index_kind(*kind);
+    options.progress = !*quiet;
+    Interrupt::install_handlers();
+    EmbedReport report = embed_corpus(options);
+    std::fputs(report.text().c_str(), stdout);
+    if (report.interrupted)
+      throw Error(ErrorCode::kCancelled, "embed interrupted; the checkpoint in " + options.out_dir +
+                                             " lets the same command resume");
+    if (options.index.kind != IndexKind::kFlat) {
+      CorpusIndex corpus = CorpusIndex::load(options.out_dir);
+      std::printf("recall@100 of the %s index vs exact search: %.4f (200 stored rows as queries)\n",
+                  index_kind_name(options.index.kind), corpus.recall_at_k(100, 200));
+    }
+  });
+}
+
+void add_stats(CLI::App& app) {
+  auto o = std::make_shared<StatsOptions>();
+  CLI::App* cmd = app.add_subcommand("stats", "Per-channel mean/std of S over random z (mapping + affines only)");
+  cmd->add_option("--generator", o->generator_path, "generator weights (.h5)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out_path, "stats.h5 to write")->required();
+  cmd->add_option("--device", o->device, "cpu | cuda | auto")->capture_default_str();
+  cmd->add_option("--samples", o->num_samples, "number of z")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "numpy RandomState seed of the z stream")->capture_default_str();
+  cmd->add_option("--psi", o->psi, "truncation psi")->capture_default_str();
+  cmd->add_option("--truncation-cutoff", o->truncation_cutoff,
+                  "-1: truncate every w (StyleCLIP TF); 8: only w 0-7 (StyleCLIP torch)")
+      ->capture_default_str();
+  cmd->add_option("--batch", o->batch_size, "z per batch")->capture_default_str();
+  cmd->callback([o] {
+    StyleStats stats = compute_style_stats(*o);
+    std::printf("stats: %ld channels over %ld samples (seed %ld, psi %.3g) -> %s\ntruncation: %s\n",
+                long(stats.s_mean.size()), long(stats.num_samples), long(stats.seed), stats.psi, o->out_path.c_str(),
+                stats.truncation_rule.c_str());
+  });
+}
+
+void add_directions(CLI::App& app) {
+  auto o = std::make_shared<DirectionsOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand("directions", "Compute Δi (StyleCLIP fs3) for every covered conv channel");
+  cmd->add_option("--generator", o->generator_path, "generator weights (.h5)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--clip", o->clip_path, "CLIP weights")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--stats", o->stats_path, "stats.h5 of the same generator")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", o->out_path, "directions.h5 to write")->required();
+  cmd->add_option("--device", o->device, "cpu | cuda | auto")->capture_default_str();
+  cmd->add_option("--images", o->images, "M images per channel")->capture_default_str();
+  cmd->add_option("--step", o->step_sigmas, "perturbation in sigmas (s = mu +- step*sigma)")->capture_default_str();
+  cmd->add_option("--coverage", o->coverage, "128 (StyleCLIP's 5376 rows) | all-conv | another max resolution")
+      ->capture_default_str();
+  cmd->add_flag("--cumulative", o->cumulative,
+                "reproduce StyleCLIP SingleChannel.py's side effect (processed channels stay at their mean)");
+  cmd->add_option("--block", o->channels_per_block, "channels per render block / checkpoint")->capture_default_str();
+  cmd->add_option("--synth-batch", o->synth_batch,
+                  "samples per generator forward (0 = 1 on CPU: bit-exact vs one-at-a-time; 128 on CUDA)")
+      ->capture_default_str();
+  cmd->add_option("--clip-batch", o->clip_batch, "renders per CLIP forward (0 = 64)")->capture_default_str();
+  cmd->add_option("--layer", o->only_layer, "only this style layer index (benchmarks)");
+  cmd->add_option("--max-channels", o->max_channels, "only the first N channels per layer (benchmarks)");
+  cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N channels (testing resume)");
+  cmd->add_flag("--quiet", *quiet, "no progress output");
+  cmd->callback([o, quiet] {
+    DirectionsOptions options = *o;
+    options.progress = !*quiet;
+    Interrupt::install_handlers();
+    DirectionsReport report = compute_directions(options);
+    std::fputs(report.text().c_str(), stdout);
+    if (report.computed > 0)
+      std::printf("cost: %.3f s per channel (%ld images x 2 signs)\n", report.total_seconds / report.computed,
+                  long(options.images));
+    if (report.interrupted)
+      throw Error(ErrorCode::kCancelled, "directions interrupted; " + options.out_path +
+                                             ".checkpoint.h5 lets the same command resume");
+  });
+}
+
+void add_demo_assets(CLI::App& app) {
+  auto o = std::make_shared<DemoOptions>();
+  auto quiet = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "demo-assets", "Build the embedded default: small random models, a synthetic corpus, published artifacts");
+  cmd->add_option("--out", o->out_dir, "output directory")->required();
+  cmd->add_option("--images", o->images, "synthetic corpus size")->capture_default_str();
+  cmd->add_option("--stats-samples", o->stats_samples, "z for the S statistics")->capture_default_str();
+  cmd->add_option("--direction-images", o->direction_images, "M images per Δi channel")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "model seed")->capture_default_str();
+  cmd->add_flag("--quiet", *quiet, "no progress output");
+  cmd->callback([o, quiet] {
+    DemoOptions options = *o;
+    options.progress = !*quiet;
+    const std::string dir = build_demo_assets(options);
+    std::printf("demo artifacts: %s\nmodels: %s/models\n", dir.c_str(), options.out_dir.c_str());
+  });
+}
+#endif
+
 }  // namespace
 
 void register_index_commands(CLI::App& app) {
@@ -150,6 +274,12 @@ void register_index_commands(CLI::App& app) {
   add_publish(app);
   add_verify(app);
   add_corpus_info(app);
+#ifdef FEU_INDEX_WITH_MODELS
+  add_embed(app);
+  add_stats(app);
+  add_directions(app);
+  add_demo_assets(app);
+#endif
 }
 
 }  // namespace feu::indexer

@@ -194,6 +194,9 @@ void CorpusIndex::save(const std::string& dir) const {
       file.set_attr("/", "tool_version", provenance_.tool_version);
       file.set_attr("/", "faiss_version", provenance_.faiss_version);
       file.set_attr("/", "torch_version", provenance_.torch_version);
+      int64_t next_id = provenance_.next_id;
+      for (const CorpusEntry& e : entries_) next_id = std::max(next_id, e.id + 1);
+      file.set_attr("/", "next_id", next_id);
       file.close();
     }
     out.commit();
@@ -246,6 +249,7 @@ CorpusIndex CorpusIndex::load(const std::string& dir) {
   index.provenance_.tool_version = attr("tool_version");
   index.provenance_.faiss_version = attr("faiss_version");
   index.provenance_.torch_version = attr("torch_version");
+  index.provenance_.next_id = attr_int("next_id", 0);
   file.close();
   index.index_ids();
 

@@ -56,6 +56,7 @@ struct CorpusProvenance {
   std::string tool_version;    // feu version
   std::string faiss_version;   // "1.7.3"
   std::string torch_version;   // libtorch that ran CLIP ("" when unknown)
+  int64_t next_id = 0;         // first id never handed out (0: one past the largest id)
 };
 
 class CorpusIndex {

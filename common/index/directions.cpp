@@ -129,6 +129,8 @@ StyleStats StyleStats::load(const std::string& h5_path) {
   stats.num_samples = file.attr_int("/", "num_samples");
   stats.seed = file.attr_int("/", "seed");
   stats.psi = file.attr_double("/", "psi");
+  stats.truncation_cutoff =
+      file.has_attr("/", "truncation_cutoff") ? static_cast<int>(file.attr_int("/", "truncation_cutoff")) : -1;
   stats.truncation_rule = attr_or(file, "truncation_rule");
   stats.generator_sha256 = attr_or(file, "generator_sha256");
   stats.created = attr_or(file, "created");
@@ -146,6 +148,7 @@ void StyleStats::save(const std::string& h5_path) const {
     file.set_attr("/", "seed", seed);
     file.set_attr("/", "psi", psi);
     file.set_attr("/", "std", "population (ddof 0)");
+    file.set_attr("/", "truncation_cutoff", int64_t{truncation_cutoff});
     file.set_attr("/", "truncation_rule", truncation_rule);
     file.set_attr("/", "generator_sha256", generator_sha256);
     file.set_attr("/", "created", created);

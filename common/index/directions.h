@@ -65,6 +65,7 @@ struct StyleStats {
   int64_t num_samples = 0;
   int64_t seed = 5;
   double psi = 0.7;
+  int truncation_cutoff = -1;        // -1: every w index truncated
   std::string truncation_rule;
   std::string generator_sha256;
   std::string created;
