@@ -107,6 +107,18 @@ TEST(ClipTokenizer, MissingOrCorruptVocabulary) {
   }
 }
 
+TEST(ClipTokenizer, LowercaseFollowsPythonIncludingFinalSigma) {
+  test::TempDir dir;
+  Tokenizer::write_demo_vocab(dir.file("demo.txt.gz"));
+  Tokenizer tokenizer = Tokenizer::load(dir.file("demo.txt.gz"));
+  // Expected values are Python 3.11's str.lower() of the same strings.
+  EXPECT_EQ(tokenizer.clean("\u00AA\u03A3 b"), "\u00AA\u03C2 b");              // ª is cased (Other_Lowercase)
+  EXPECT_EQ(tokenizer.clean("x\u055F\u03A3"), "x\u055F\u03C2");                // U+055F is case-ignorable
+  EXPECT_EQ(tokenizer.clean("\u24B6\u03A3"), "\u24D0\u03C2");                  // Ⓐ is cased (Other_Uppercase)
+  EXPECT_EQ(tokenizer.clean("A\u03A3\u0301b"), "a\u03C3\u0301b");              // followed by a cased letter
+  EXPECT_EQ(tokenizer.clean("\u0130STANBUL \u03A3\u0391\u03A3"), "i\u0307stanbul \u03C3\u03B1\u03C2");
+}
+
 TEST(ClipTokenizer, DemoVocabulary) {
   test::TempDir dir;
   const std::string path = dir.file("demo.txt.gz");
