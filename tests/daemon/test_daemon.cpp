@@ -455,7 +455,7 @@ TEST(Daemon, ProductionDaemonServesTheEmbeddedDefault) {
   std::string config = write_config(dir, "",
                                     "device: cpu\nmodels:\n  generator: demo/models/generator.h5\n"
                                     "  clip: demo/models/clip.h5\n  vocab: demo/models/vocab.txt.gz\n"
-                                    "artifacts:\n  root: demo/artifacts\nedit:\n  beta: auto\n");
+                                    "artifacts:\n  root: demo/artifacts\nedit:\n  beta: auto\n  k_pos: 10\n  k_neg: 10\n");
   DaemonProcess daemon(daemon_program, {"--config", config}, dir);
   std::string endpoint = daemon.endpoint(120000);
   ASSERT_FALSE(endpoint.empty());
