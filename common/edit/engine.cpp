@@ -105,6 +105,7 @@ std::shared_ptr<const Artifacts> load_artifacts(const std::string& version_dir, 
                                                              directions.covered_channels, directions.s_std, layout);
   artifacts->corpus = std::make_shared<index::CorpusIndex>(index::CorpusIndex::load(set.corpus_dir()));
   check_artifacts(*artifacts, generator, text);
+  artifacts->scanner = std::make_shared<CorpusScanner>(artifacts->corpus);
   return artifacts;
 }
 
@@ -132,6 +133,11 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
   check(generator_ && text_ && artifacts_, ErrorCode::kInternal, "engine needs a generator, a text encoder and artifacts");
   defaults_.validate("engine defaults");
   check_artifacts(*artifacts_, *generator_, *text_);
+  if (!artifacts_->scanner) {
+    auto completed = std::make_shared<Artifacts>(*artifacts_);
+    completed->scanner = std::make_shared<CorpusScanner>(completed->corpus);
+    artifacts_ = std::move(completed);
+  }
 }
 
 std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
@@ -210,15 +216,16 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
     if (!feu) {
       feu.emplace();
       start = Clock::now();
-      const RetrievedSet retrieved = retrieve_training_set(*artifacts.corpus, target.data(), edit.k_pos, edit.k_neg,
-                                                           edit.negatives, defaults_.negatives_seed,
-                                                           defaults_.retrieval_threads);
+      const RetrievedSet retrieved = artifacts.scanner->training_set(target.data(), edit.k_pos, edit.k_neg,
+                                                                     edit.negatives, defaults_.negatives_seed,
+                                                                     defaults_.retrieval_threads);
       feu->retrieval_ms = ms_since(start);
       feu->retrieval = {{"k_pos", edit.k_pos},
                         {"k_neg", edit.k_neg},
                         {"negatives_mode", negative_sampling_name(edit.negatives)},
                         {"positives", hits_json(retrieved.positives)},
-                        {"negatives", hits_json(retrieved.negatives)}};
+                        {"negatives", hits_json(retrieved.negatives)},
+                        {"scored_in_float", retrieved.scored_in_float}};
       start = Clock::now();
       const int64_t dim = artifacts.corpus->dim();
       std::vector<float> positives(retrieved.positive_rows.size() * dim);
@@ -404,7 +411,7 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
         "k = " + std::to_string(k) + " is out of range (expected 1.." + std::to_string(current->corpus->size()) + ")");
   resolve_request(probe, defaults_, limits(*current));
   const std::vector<float> embedding = text_embedding(text);
-  const auto hits = retrieve_top(*current->corpus, embedding.data(), k, nullptr, defaults_.retrieval_threads);
+  const auto hits = current->scanner->top(embedding.data(), k, nullptr, defaults_.retrieval_threads);
   nlohmann::json out = {{"text", text}, {"artifact_version", current->version}, {"hits", nlohmann::json::array()}};
   for (const auto& hit : hits) {
     out["hits"].push_back({{"id", hit.id}, {"score", hit.score}, {"path", current->corpus->path_of(hit.id)}});

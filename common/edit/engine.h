@@ -29,6 +29,7 @@
 #include "edit/models.h"
 #include "edit/options.h"
 #include "edit/request.h"
+#include "edit/retrieval.h"
 #include "edit/text_direction.h"
 #include "index/corpus.h"
 
@@ -65,6 +66,9 @@ struct Artifacts {
   std::string clip_sha256;
   std::shared_ptr<const index::CorpusIndex> corpus;
   std::shared_ptr<const StyleDirectionMapper> mapper;
+  // int8 codes of the corpus for the exact fast scan; built by load_artifacts,
+  // or by the engine when absent.
+  std::shared_ptr<const CorpusScanner> scanner;
 };
 
 // Opens a version directory (ArtifactSet, verifying when asked) and checks it

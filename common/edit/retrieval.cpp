@@ -1,10 +1,15 @@
 #include "edit/retrieval.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
 #include "core/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace feu::edit {
 namespace {
@@ -12,23 +17,56 @@ namespace {
 // scores[i] = <row i, query> for every corpus row (float32 sums, 8 lanes so
 // the compiler vectorizes). The scan reads the whole matrix (143 MB at
 // 70k x 512) and is memory-bound, so large corpora split it over threads.
+inline float score_row(const float* row, const float* query, int64_t dim) {
+  float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= dim; k += 8) {
+    for (int l = 0; l < 8; ++l) lanes[l] += row[k + l] * query[k + l];
+  }
+  float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+  for (; k < dim; ++k) sum += row[k] * query[k];
+  return sum;
+}
+
 std::vector<float> score_all(const index::CorpusIndex& corpus, const float* query, int threads) {
   const int64_t n = corpus.size(), dim = corpus.dim();
   const float* data = corpus.embeddings().data();
   std::vector<float> scores(static_cast<size_t>(n));
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && n * dim >= (int64_t{1} << 22))
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = data + i * dim;
-    float lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= dim; k += 8) {
-      for (int l = 0; l < 8; ++l) lanes[l] += row[k + l] * query[k + l];
-    }
-    float sum = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-    for (; k < dim; ++k) sum += row[k] * query[k];
-    scores[i] = sum;
-  }
+  for (int64_t i = 0; i < n; ++i) scores[i] = score_row(data + i * dim, query, dim);
   return scores;
+}
+
+// int8 dot products of every code row with the query code; compiled for AVX2
+// and for the baseline, picked at load time (the build targets plain x86-64).
+__attribute__((target_clones("avx2", "default"))) void dot_codes(const int8_t* codes, const int8_t* query,
+                                                                  int64_t rows, int64_t dim, int32_t* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const int8_t* row = codes + i * dim;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < dim; ++k) sum += static_cast<int16_t>(row[k]) * static_cast<int16_t>(query[k]);
+    out[i] = sum;
+  }
+}
+
+// Symmetric int8 code of a vector: v ≈ scale · code, |code| <= 127.
+float quantize(const float* v, int64_t dim, int8_t* code) {
+  float largest = 0;
+  for (int64_t k = 0; k < dim; ++k) largest = std::max(largest, std::fabs(v[k]));
+  const float scale = largest > 0 ? largest / 127.0f : 1.0f;
+  for (int64_t k = 0; k < dim; ++k) {
+    code[k] = static_cast<int8_t>(std::lround(std::clamp(v[k] / scale, -127.0f, 127.0f)));
+  }
+  return scale;
+}
+
+double residual_norm(const float* v, const int8_t* code, float scale, int64_t dim) {
+  double sum = 0;
+  for (int64_t k = 0; k < dim; ++k) {
+    const double e = static_cast<double>(v[k]) - static_cast<double>(scale) * code[k];
+    sum += e * e;
+  }
+  return std::sqrt(sum);
 }
 
 // The k best rows by score (highest or lowest first; ties by lower row),
@@ -73,6 +111,7 @@ RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float
             " images of the corpus index");
   const std::vector<float> scores = score_all(corpus, query, threads);
   RetrievedSet out;
+  out.scored_in_float = corpus.size();
   out.positive_rows = select(scores, k_pos, true);
   std::vector<int64_t> positives_sorted = out.positive_rows;
   std::sort(positives_sorted.begin(), positives_sorted.end());
@@ -108,6 +147,171 @@ std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corp
   check(k >= 1, ErrorCode::kInvalidArgument, "k must be at least 1");
   const std::vector<float> scores = score_all(corpus, query, threads);
   const std::vector<int64_t> best = select(scores, std::min(k, corpus.size()), true);
+  std::vector<index::CorpusIndex::Hit> hits;
+  for (int64_t row : best) hits.push_back(hit_of(corpus, row, scores));
+  if (rows_out) *rows_out = best;
+  return hits;
+}
+
+struct CorpusScanner::Bounds {
+  std::vector<float> approx;  // [N] int8 estimate of each row's score
+  std::vector<float> bound;   // [N] |float score - approx| <= bound
+};
+
+CorpusScanner::CorpusScanner(std::shared_ptr<const index::CorpusIndex> corpus) : corpus_(std::move(corpus)) {
+  check(corpus_ != nullptr, ErrorCode::kInternal, "CorpusScanner needs a corpus");
+  const int64_t n = corpus_->size(), dim = corpus_->dim();
+  codes_.resize(static_cast<size_t>(n * dim));
+  scales_.resize(static_cast<size_t>(n));
+  residuals_.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* row = corpus_->embedding(i);
+    scales_[i] = quantize(row, dim, codes_.data() + i * dim);
+    residuals_[i] = static_cast<float>(residual_norm(row, codes_.data() + i * dim, scales_[i], dim) * (1 + 1e-6) + 1e-9);
+  }
+}
+
+CorpusScanner::Bounds CorpusScanner::approximate(const float* query, int threads) const {
+  const int64_t n = corpus_->size(), dim = corpus_->dim();
+  std::vector<int8_t> query_code(static_cast<size_t>(dim));
+  const float query_scale = quantize(query, dim, query_code.data());
+  double code_sq = 0;
+  for (int64_t k = 0; k < dim; ++k) code_sq += static_cast<double>(query_code[k]) * query_code[k];
+  const double code_norm = query_scale * std::sqrt(code_sq);                                      // |q̂|
+  const double query_error = residual_norm(query, query_code.data(), query_scale, dim);          // |q - q̂|
+  double query_sq = 0;
+  for (int64_t k = 0; k < dim; ++k) query_sq += static_cast<double>(query[k]) * query[k];
+  // Float rounding of the exact rescoring: each of 8 lanes sums dim/8
+  // products, then 7 adds; the error is at most (dim/8 + 7)·u·sum|x_k q_k|
+  // <= (dim/8 + 7)·u·|x|·|q| with u = 2^-24 (doubled here, plus a floor).
+  const double rounding = (dim / 8.0 + 8.0) * 1.2e-7 * std::sqrt(query_sq) * 1.0001 + 1e-6;
+  std::vector<int32_t> dots(static_cast<size_t>(n));
+  if (threads > 1 && n * dim >= (int64_t{1} << 22)) {
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+      const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
+#else
+      const int64_t parts = 1, part = 0;
+#endif
+      const int64_t begin = n * part / parts, end = n * (part + 1) / parts;
+      dot_codes(codes_.data() + begin * dim, query_code.data(), end - begin, dim, dots.data() + begin);
+    }
+  } else {
+    dot_codes(codes_.data(), query_code.data(), n, dim, dots.data());
+  }
+  Bounds out;
+  out.approx.resize(static_cast<size_t>(n));
+  out.bound.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    const double approx = static_cast<double>(scales_[i]) * query_scale * dots[i];
+    out.approx[i] = static_cast<float>(approx);
+    // |row| <= 1 + 1e-5 for the stored unit rows.
+    out.bound[i] = static_cast<float>(code_norm * residuals_[i] + query_error * (1 + 1e-5) + rounding +
+                                      std::fabs(approx) * 1e-6);
+  }
+  return out;
+}
+
+namespace {
+
+// Rows whose float score may belong to the k best (highest or lowest) among
+// the rows not in `excluded`: the k-th best guaranteed value is the k-th best
+// of the pessimistic ends (counting `slack` extra rows for the exclusions),
+// and a row is kept when its optimistic end reaches it.
+std::vector<int64_t> candidates(const std::vector<float>& approx, const std::vector<float>& bound, int64_t k,
+                                int64_t slack, bool highest, const std::vector<int64_t>& excluded) {
+  const int64_t n = static_cast<int64_t>(approx.size());
+  const int64_t needed = std::min(n, k + slack);
+  std::vector<float> pessimistic(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) pessimistic[i] = highest ? approx[i] - bound[i] : -(approx[i] + bound[i]);
+  std::nth_element(pessimistic.begin(), pessimistic.begin() + (needed - 1), pessimistic.end(), std::greater<float>());
+  const float threshold = pessimistic[needed - 1];
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < n; ++i) {
+    const float optimistic = highest ? approx[i] + bound[i] : -(approx[i] - bound[i]);
+    if (optimistic < threshold) continue;
+    if (!excluded.empty() && std::binary_search(excluded.begin(), excluded.end(), i)) continue;
+    rows.push_back(i);
+  }
+  return rows;
+}
+
+// The k best of `rows` by float score (ties by row), best first.
+std::vector<int64_t> best_of(const std::vector<int64_t>& rows, const std::vector<float>& scores, int64_t k, bool highest) {
+  std::vector<int64_t> sorted = rows;
+  auto better = [&](int64_t a, int64_t b) {
+    if (scores[a] != scores[b]) return highest ? scores[a] > scores[b] : scores[a] < scores[b];
+    return a < b;
+  };
+  k = std::min<int64_t>(k, static_cast<int64_t>(sorted.size()));
+  std::partial_sort(sorted.begin(), sorted.begin() + k, sorted.end(), better);
+  sorted.resize(static_cast<size_t>(k));
+  return sorted;
+}
+
+}  // namespace
+
+RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int64_t k_neg, NegativeSampling negatives,
+                                         uint64_t seed, int threads) const {
+  const index::CorpusIndex& corpus = *corpus_;
+  check(k_pos >= 1 && k_neg >= 1, ErrorCode::kInvalidArgument, "k_pos and k_neg must be at least 1");
+  check(k_pos + k_neg <= corpus.size(), ErrorCode::kInvalidArgument,
+        "k_pos + k_neg = " + std::to_string(k_pos + k_neg) + " exceeds the " + std::to_string(corpus.size()) +
+            " images of the corpus index");
+  const int64_t dim = corpus.dim();
+  const Bounds bounds = approximate(query, threads);
+  // Float scores only where needed; the rest stay NaN and are never read.
+  std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
+  auto rescore = [&](const std::vector<int64_t>& rows) {
+    for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, dim);
+  };
+  const std::vector<int64_t> top_rows = candidates(bounds.approx, bounds.bound, k_pos, 0, true, {});
+  rescore(top_rows);
+  RetrievedSet out;
+  out.scored_in_float = static_cast<int64_t>(top_rows.size());
+  out.positive_rows = best_of(top_rows, scores, k_pos, true);
+  std::vector<int64_t> positives_sorted = out.positive_rows;
+  std::sort(positives_sorted.begin(), positives_sorted.end());
+  if (negatives == NegativeSampling::kFarthest) {
+    const std::vector<int64_t> bottom_rows =
+        candidates(bounds.approx, bounds.bound, k_neg, k_pos, false, positives_sorted);
+    rescore(bottom_rows);
+    out.scored_in_float += static_cast<int64_t>(bottom_rows.size());
+    out.negative_rows = best_of(bottom_rows, scores, k_neg, false);
+  } else {
+    std::vector<int64_t> rest;
+    rest.reserve(static_cast<size_t>(corpus.size()) - positives_sorted.size());
+    for (int64_t row = 0, p = 0; row < corpus.size(); ++row) {
+      if (p < static_cast<int64_t>(positives_sorted.size()) && positives_sorted[p] == row) {
+        ++p;
+        continue;
+      }
+      rest.push_back(row);
+    }
+    std::mt19937_64 rng(seed);
+    for (int64_t i = 0; i < k_neg; ++i) {
+      std::uniform_int_distribution<int64_t> pick(i, static_cast<int64_t>(rest.size()) - 1);
+      std::swap(rest[i], rest[pick(rng)]);
+    }
+    out.negative_rows.assign(rest.begin(), rest.begin() + k_neg);
+    for (int64_t row : out.negative_rows) scores[row] = score_row(corpus.embedding(row), query, dim);
+  }
+  for (int64_t row : out.positive_rows) out.positives.push_back(hit_of(corpus, row, scores));
+  for (int64_t row : out.negative_rows) out.negatives.push_back(hit_of(corpus, row, scores));
+  return out;
+}
+
+std::vector<index::CorpusIndex::Hit> CorpusScanner::top(const float* query, int64_t k, std::vector<int64_t>* rows_out,
+                                                        int threads) const {
+  check(k >= 1, ErrorCode::kInvalidArgument, "k must be at least 1");
+  const index::CorpusIndex& corpus = *corpus_;
+  k = std::min(k, corpus.size());
+  const Bounds bounds = approximate(query, threads);
+  std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
+  const std::vector<int64_t> rows = candidates(bounds.approx, bounds.bound, k, 0, true, {});
+  for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, corpus.dim());
+  const std::vector<int64_t> best = best_of(rows, scores, k, true);
   std::vector<index::CorpusIndex::Hit> hits;
   for (int64_t row : best) hits.push_back(hit_of(corpus, row, scores));
   if (rows_out) *rows_out = best;

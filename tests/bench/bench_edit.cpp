@@ -95,6 +95,26 @@ void BM_Retrieval(benchmark::State& state) {
 }
 BENCHMARK(BM_Retrieval)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
+const CorpusScanner& scanner() {
+  static const CorpusScanner built(std::shared_ptr<const index::CorpusIndex>(&corpus(), [](const index::CorpusIndex*) {}));
+  return built;
+}
+
+void BM_RetrievalInt8(benchmark::State& state) {
+  // The engine's path: exact int8 scan + float rescoring of the candidates.
+  const auto q = query();
+  const auto mode = state.range(0) ? NegativeSampling::kRandom : NegativeSampling::kFarthest;
+  scanner();
+  int64_t rescored = 0;
+  for (auto _ : state) {
+    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, mode, 0);
+    rescored = set.scored_in_float;
+  }
+  state.SetLabel(std::string(state.range(0) ? "negatives random" : "negatives farthest") + ", rows rescored " +
+                 std::to_string(rescored));
+}
+BENCHMARK(BM_RetrievalInt8)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
 void BM_FaissTopAndBottom(benchmark::State& state) {
   // For comparison: the same retrieval with two FAISS searches (top, negated query).
   const auto q = query();
@@ -141,8 +161,9 @@ void BM_RetrievalSvmMapping(benchmark::State& state) {
   std::vector<float> edited(s.size());
   std::vector<float> pos(100 * kDim), neg(100 * kDim);
   corpus();
+  scanner();
   for (auto _ : state) {
-    const RetrievedSet set = retrieve_training_set(corpus(), q.data(), 100, 100, NegativeSampling::kFarthest, 0);
+    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, NegativeSampling::kFarthest, 0);
     for (int i = 0; i < 100; ++i) {
       std::copy(corpus().embedding(set.positive_rows[i]), corpus().embedding(set.positive_rows[i]) + kDim, pos.begin() + i * kDim);
       std::copy(corpus().embedding(set.negative_rows[i]), corpus().embedding(set.negative_rows[i]) + kDim, neg.begin() + i * kDim);

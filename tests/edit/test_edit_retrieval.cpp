@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -73,6 +74,60 @@ TEST(Retrieval, FarthestNegativesNeverOverlapPositivesInASmallCorpus) {
   all.insert(set.negative_rows.begin(), set.negative_rows.end());
   EXPECT_EQ(all.size(), 10u);
   EXPECT_THROW(retrieve_training_set(corpus, query.data(), 6, 5, NegativeSampling::kFarthest, 0), Error);
+}
+
+TEST(CorpusScanner, Int8ScanGivesExactlyThePlainScansResult) {
+  for (const auto& [n, dim, seed] : std::vector<std::tuple<int64_t, int64_t, uint64_t>>{
+           {3000, 64, 4}, {1000, 512, 5}, {250, 33, 6}}) {
+    auto corpus = std::make_shared<index::CorpusIndex>(random_corpus(n, dim, seed));
+    const CorpusScanner scanner(corpus);
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> gauss;
+    for (int q = 0; q < 4; ++q) {
+      std::vector<float> query(dim);
+      if (q == 0) {
+        std::copy(corpus->embedding(7), corpus->embedding(7) + dim, query.begin());  // a stored row
+      } else {
+        for (float& v : query) v = gauss(rng);
+        query = unit(query, "query");
+      }
+      SCOPED_TRACE("n " + std::to_string(n) + " dim " + std::to_string(dim) + " query " + std::to_string(q));
+      for (const auto mode : {NegativeSampling::kFarthest, NegativeSampling::kRandom}) {
+        const RetrievedSet plain = retrieve_training_set(*corpus, query.data(), 100, 100, mode, 3);
+        const RetrievedSet fast = scanner.training_set(query.data(), 100, 100, mode, 3);
+        EXPECT_EQ(fast.positive_rows, plain.positive_rows);
+        EXPECT_EQ(fast.negative_rows, plain.negative_rows);
+        for (size_t i = 0; i < plain.positives.size(); ++i) EXPECT_EQ(fast.positives[i].score, plain.positives[i].score);
+        for (size_t i = 0; i < plain.negatives.size(); ++i) EXPECT_EQ(fast.negatives[i].score, plain.negatives[i].score);
+        if (n >= 3000) {
+          EXPECT_LT(fast.scored_in_float, n / 2);  // most rows never need float
+        }
+      }
+      std::vector<int64_t> plain_rows, fast_rows;
+      retrieve_top(*corpus, query.data(), 10, &plain_rows);
+      scanner.top(query.data(), 10, &fast_rows);
+      EXPECT_EQ(fast_rows, plain_rows);
+    }
+  }
+}
+
+TEST(CorpusScanner, TiesAndTinyCorporaMatchThePlainScan) {
+  // Duplicate rows score equally: both scans break ties by row.
+  std::vector<float> data;
+  for (int i = 0; i < 40; ++i) {
+    const float base[4] = {1, float(i % 5), 0.5f, -float(i % 3)};
+    data.insert(data.end(), base, base + 4);
+  }
+  std::vector<index::CorpusEntry> entries;
+  for (int64_t i = 0; i < 40; ++i) entries.push_back({i, "f", 0, 0});
+  auto corpus = std::make_shared<index::CorpusIndex>(index::CorpusIndex::build(entries, data, 4, {}, {}));
+  const CorpusScanner scanner(corpus);
+  const std::vector<float> query = {0.5f, 0.5f, 0.5f, 0.5f};
+  const RetrievedSet plain = retrieve_training_set(*corpus, query.data(), 12, 28, NegativeSampling::kFarthest, 0);
+  const RetrievedSet fast = scanner.training_set(query.data(), 12, 28, NegativeSampling::kFarthest, 0);
+  EXPECT_EQ(fast.positive_rows, plain.positive_rows);
+  EXPECT_EQ(fast.negative_rows, plain.negative_rows);
+  EXPECT_THROW(scanner.training_set(query.data(), 12, 29, NegativeSampling::kFarthest, 0), Error);
 }
 
 }  // namespace
