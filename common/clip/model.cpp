@@ -148,6 +148,18 @@ void validate(const std::map<std::string, at::Tensor>& params, const ClipConfig&
   }
 }
 
+// What OpenAI's convert_weights turns to fp16 (conv and linear weights and
+// biases, attention projections, the two output projections); embeddings,
+// LayerNorm parameters and logit_scale stay fp32 as in the reference.
+bool converted_to_fp16(const std::string& name) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (name == "visual.proj" || name == "text_projection" || name == "visual.conv1.weight") return true;
+  return ends_with("in_proj_weight") || ends_with("in_proj_bias") || name.find(".out_proj.") != std::string::npos ||
+         name.find(".mlp.c_fc.") != std::string::npos || name.find(".mlp.c_proj.") != std::string::npos;
+}
+
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
 
 }  // namespace
@@ -209,7 +221,7 @@ ClipModel ClipModel::from_state_dict(std::map<std::string, at::Tensor> params, a
   }();
   for (auto& [name, tensor] : params) {
     if (!known.count(name)) continue;  // e.g. extra entries of other exporters
-    at::Tensor t = tensor.to(device, fp16 ? at::kHalf : at::kFloat).contiguous();
+    at::Tensor t = tensor.to(device, fp16 && converted_to_fp16(name) ? at::kHalf : at::kFloat).contiguous();
     if (name == "logit_scale") t = t.reshape({});
     model.params_[name] = t;
   }
@@ -353,8 +365,8 @@ at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
   x = at::conv2d(x, param("visual.conv1.weight"), {}, config_.vision_patch_size);  // [N, W, g, g]
   const int64_t n = x.size(0);
   x = x.reshape({n, width, -1}).permute({0, 2, 1});                                 // [N, g*g, W]
-  at::Tensor cls = param("visual.class_embedding").view({1, 1, width}).expand({n, 1, width});
-  x = at::cat({cls, x}, 1) + param("visual.positional_embedding");                  // [N, 1+g*g, W]
+  at::Tensor cls = param("visual.class_embedding").to(dtype).view({1, 1, width}).expand({n, 1, width});
+  x = at::cat({cls, x}, 1) + param("visual.positional_embedding").to(dtype);        // [N, 1+g*g, W]
   x = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_pre.weight").to(at::kFloat),
                      param("visual.ln_pre.bias").to(at::kFloat), kLayerNormEps)
           .to(dtype);
@@ -386,7 +398,7 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
   at::Tensor eot = ids.argmax(1);                                                       // [M]
   const int64_t length = ids.size(0) > 0 ? eot.max().item<int64_t>() + 1 : 1;
   at::Tensor x = at::embedding(param("token_embedding.weight"), ids.narrow(1, 0, length)).to(dtype);
-  x = x + param("positional_embedding").narrow(0, 0, length);                           // [M, length, W]
+  x = x + param("positional_embedding").narrow(0, 0, length).to(dtype);                 // [M, length, W]
   at::Tensor mask = causal_mask_.narrow(0, 0, length).narrow(1, 0, length);
   x = transformer(x, "transformer.resblocks.", config_.text_layers, config_.text_heads(), mask);
   x = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),

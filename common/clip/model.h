@@ -37,7 +37,9 @@ class ClipModel {
   // Loads OpenAI's TorchScript archive (.pt, read by parameter name, its graph
   // never run) or an feu HDF5 file (.h5, written by save_h5). Hyper-parameters
   // are inferred from the weight shapes. fp16 weights become fp32 unless
-  // `fp16` (CUDA only: then every weight is fp16, LayerNorm computed in fp32).
+  // `fp16` (CUDA only: then the reference's mixed layout — conv/linear
+  // weights fp16, embeddings and LayerNorm parameters fp32 — with fp16
+  // activations and LayerNorm computed in fp32, as OpenAI's fp16 model).
   // Errors: not_found, corrupt_file, not_found naming a missing parameter,
   // shape_mismatch naming a parameter, unsupported (fp16 on CPU).
   static ClipModel load(const std::string& path, at::Device device, bool fp16 = false);
