@@ -14,7 +14,11 @@ extern const float kClipMean[3];
 extern const float kClipStd[3];
 
 // One decoded image -> [3, R, R] float32 CPU, normalized. Bit-compatible with
-// Pillow's ImagingResample on 8-bit RGB (fixed point, uint8 between passes).
+// Pillow's ImagingResample on 8-bit RGB (fixed point, uint8 between passes),
+// hence with the reference for RGB, grayscale and opaque RGBA files. Known
+// differences, because image::Image is already RGB: Pillow resizes palette
+// ("P") images with NEAREST whatever the filter, resizes RGBA premultiplied
+// by alpha, and clips 16-bit grayscale to 255 (feu keeps the high byte).
 at::Tensor preprocess_image(const image::Image& image, int resolution);
 // The same before normalization: [R, R, 3] uint8 (HWC), for tests.
 image::Image resize_and_crop(const image::Image& image, int resolution);
