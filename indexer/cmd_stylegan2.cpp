@@ -38,14 +38,14 @@ struct GenerateOptions {
 };
 
 // Rows [begin, begin+count) of every per-layer style tensor.
-std::vector<at::Tensor> slice_styles(const std::vector<at::Tensor> &styles, int64_t begin,
+std::vector<at::Tensor> slice_styles(const std::vector<at::Tensor>& styles, int64_t begin,
                                      int64_t count) {
   std::vector<at::Tensor> out;
-  for (const at::Tensor &s : styles) out.push_back(s.narrow(0, begin, count));
+  for (const at::Tensor& s : styles) out.push_back(s.narrow(0, begin, count));
   return out;
 }
 
-void generate_seeds(const GenerateOptions &opt, const Generator &g, NoiseMode noise) {
+void generate_seeds(const GenerateOptions& opt, const Generator& g, NoiseMode noise) {
   const std::vector<int64_t> seeds = parse_int_list(opt.seeds, "--seeds");
   // Validate every seed before writing anything.
   std::vector<at::Tensor> zs;
@@ -62,12 +62,12 @@ void generate_seeds(const GenerateOptions &opt, const Generator &g, NoiseMode no
   }
 }
 
-void generate_latents(const GenerateOptions &opt, const Generator &g, NoiseMode noise) {
-  const stylegan2::StyleSpace &space = g.style_space();
-  const stylegan2::GeneratorConfig &c = g.config();
+void generate_latents(const GenerateOptions& opt, const Generator& g, NoiseMode noise) {
+  const stylegan2::StyleSpace& space = g.style_space();
+  const stylegan2::GeneratorConfig& c = g.config();
   h5::File in = h5::File::open_read(opt.latents);
   std::vector<std::string> present;
-  for (const char *key : {"z", "ws", "styles"})
+  for (const char* key : {"z", "ws", "styles"})
     if (in.has(key)) present.push_back(key);
   check(present.size() == 1, ErrorCode::kInvalidArgument,
         opt.latents + ": expected exactly one of 'z' [N," + std::to_string(c.z_dim) +
@@ -99,9 +99,9 @@ void generate_latents(const GenerateOptions &opt, const Generator &g, NoiseMode 
   } else {
     check(in.is_group("styles"), ErrorCode::kInvalidArgument,
           opt.latents + ": 'styles' must be a group of per-layer datasets styles/<layer>");
-    for (const std::string &name : in.list("styles"))
+    for (const std::string& name : in.list("styles"))
       space.index_of(name);  // unknown layer -> error
-    for (const auto &layer : space.layers()) {
+    for (const auto& layer : space.layers()) {
       const std::string key = "styles/" + layer.name;
       check(in.has(key), ErrorCode::kNotFound,
             opt.latents + ": missing dataset '" + key + "' [N, " + std::to_string(layer.channels) +
@@ -139,7 +139,7 @@ void generate_latents(const GenerateOptions &opt, const Generator &g, NoiseMode 
   std::cout << opt.out << ": " << n << " images" << std::endl;
 }
 
-void run_generate(const GenerateOptions &opt) {
+void run_generate(const GenerateOptions& opt) {
   check(opt.seeds.empty() != opt.latents.empty(), ErrorCode::kInvalidArgument,
         "generate needs exactly one of --seeds LIST or --latents IN.h5");
   check(opt.batch > 0, ErrorCode::kInvalidArgument, "--batch must be positive");
@@ -154,9 +154,9 @@ void run_generate(const GenerateOptions &opt) {
 
 }  // namespace
 
-void register_stylegan2_commands(CLI::App &app) {
+void register_stylegan2_commands(CLI::App& app) {
   auto opt = std::make_shared<GenerateOptions>();
-  CLI::App *gen = app.add_subcommand("generate",
+  CLI::App* gen = app.add_subcommand("generate",
                                      "Render images with a StyleGAN2 generator "
                                      "from seeds (PNGs) or latents (HDF5)");
   gen->add_option("--generator", opt->generator, "generator weights (.h5)")->required();
@@ -165,7 +165,7 @@ void register_stylegan2_commands(CLI::App &app) {
                   "HDF5 with z [N,z_dim], ws [N,num_ws,w_dim]|[N,w_dim] or styles/<layer>");
   gen->add_option("--out", opt->out, "output directory (--seeds) or HDF5 file (--latents)")
       ->required();
-  CLI::Option *psi =
+  CLI::Option* psi =
       gen->add_option("--psi", opt->psi, "truncation psi (z/seeds only; default 1 = off)");
   gen->add_option("--trunc-cutoff", opt->cutoff, "truncate only the first N ws (default all)");
   gen->add_option("--noise-mode", opt->noise_mode, "const | none | random")->capture_default_str();
@@ -184,7 +184,7 @@ void register_stylegan2_commands(CLI::App &app) {
   init->channel_max = 128;
   auto init_out = std::make_shared<std::string>();
   auto init_seed = std::make_shared<int64_t>(0);
-  CLI::App *ig = app.add_subcommand("init-generator",
+  CLI::App* ig = app.add_subcommand("init-generator",
                                     "Write a StyleGAN2 generator with random "
                                     "weights (NVlabs initialization)");
   ig->add_option("--out", *init_out, "output weights (.h5)")->required();

@@ -25,8 +25,8 @@
 
 #include <cmath>
 #include <map>
-#include <vector>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -58,7 +58,7 @@ struct LayerParams {
   double style_gain = 1;             // toRGB: 1/sqrt(C_in)
 };
 
-at::Tensor fir_kernel_1d(const at::TensorOptions &options) {
+at::Tensor fir_kernel_1d(const at::TensorOptions& options) {
   // [1,3,3,1] normalized to sum 1 in 2-D (1/8 per axis), gain 4 = 2 per axis.
   return at::tensor({0.25f, 0.75f, 0.75f, 0.25f}, options);
 }
@@ -80,10 +80,10 @@ struct Generator::Impl {
   std::vector<LayerParams> layers;
 
   void prepare();
-  at::Tensor conv_layer(const at::Tensor &x, const at::Tensor &s, const LayerParams &L,
+  at::Tensor conv_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
                         NoiseMode noise) const;
-  at::Tensor torgb_layer(const at::Tensor &x, const at::Tensor &s, const LayerParams &L) const;
-  void run_layers(at::Tensor &x, at::Tensor &img, const std::vector<at::Tensor> &styles, int begin,
+  at::Tensor torgb_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L) const;
+  void run_layers(at::Tensor& x, at::Tensor& img, const std::vector<at::Tensor>& styles, int begin,
                   int end, NoiseMode noise) const;
 };
 
@@ -91,8 +91,8 @@ struct Generator::Impl {
 // Parameter preparation
 
 void Generator::Impl::prepare() {
-  const GeneratorConfig &c = config;
-  auto W = [&](const std::string &key) -> const at::Tensor & { return weights.at(key); };
+  const GeneratorConfig& c = config;
+  auto W = [&](const std::string& key) -> const at::Tensor& { return weights.at(key); };
   mapping_weight.clear();
   mapping_bias.clear();
   for (int i = 0; i < c.mapping_layers; ++i) {
@@ -109,7 +109,7 @@ void Generator::Impl::prepare() {
   const bool cpu = device.is_cpu();
   const double affine_gain = 1.0 / std::sqrt(static_cast<double>(c.w_dim));
   layers.clear();
-  for (const StyleLayer &info : space.layers()) {
+  for (const StyleLayer& info : space.layers()) {
     LayerParams L;
     L.info = info;
     const std::string kind_name = info.name.substr(info.name.find('.') + 1);
@@ -134,7 +134,7 @@ void Generator::Impl::prepare() {
           // 1).
           at::Tensor even = at::tensor({2, 0}, at::kLong).to(device);
           at::Tensor odd = at::tensor({1}, at::kLong).to(device);
-          auto sub = [&](const at::Tensor &rows, const at::Tensor &cols) {
+          auto sub = [&](const at::Tensor& rows, const at::Tensor& cols) {
             return L.weight.index_select(2, rows).index_select(3, cols).contiguous();
           };
           L.phases[0] = sub(even, even);
@@ -160,16 +160,16 @@ namespace {
 
 // y[n,c,:,:] = clamp(lrelu(y·scale[n,c] + noise[n] + bias[c])) in one pass
 // (CPU). `noise` is [H, W] (shared), [N, 1, H, W] (per sample) or undefined.
-void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale, const at::Tensor &noise,
-                          const at::Tensor &bias, float clamp) {
+void scale_bias_lrelu_cpu(at::Tensor& y, const at::Tensor& scale, const at::Tensor& noise,
+                          const at::Tensor& bias, float clamp) {
   const int64_t N = y.size(0), C = y.size(1), HW = y.size(2) * y.size(3);
-  float *yp = y.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
   at::Tensor scale_c = scale.contiguous();
   at::Tensor bias_c = bias.contiguous();
   at::Tensor noise_c = noise.defined() ? noise.contiguous() : noise;
-  const float *sp = scale_c.data_ptr<float>();
-  const float *bp = bias_c.data_ptr<float>();
-  const float *np = noise_c.defined() ? noise_c.data_ptr<float>() : nullptr;
+  const float* sp = scale_c.data_ptr<float>();
+  const float* bp = bias_c.data_ptr<float>();
+  const float* np = noise_c.defined() ? noise_c.data_ptr<float>() : nullptr;
   const int64_t noise_stride = (noise_c.defined() && noise_c.dim() == 4) ? HW : 0;
   const float slope = static_cast<float>(kLreluSlope);
   const bool do_clamp = clamp > 0;
@@ -177,9 +177,9 @@ void scale_bias_lrelu_cpu(at::Tensor &y, const at::Tensor &scale, const at::Tens
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / C, c = p % C;
       const float a = sp[p], b = bp[c];
-      float *row = yp + p * HW;
+      float* row = yp + p * HW;
       if (np) {
-        const float *nrow = np + n * noise_stride;
+        const float* nrow = np + n * noise_stride;
         for (int64_t j = 0; j < HW; ++j) {
           float v = row[j] * a + nrow[j] + b;
           row[j] = v < 0 ? v * slope : v;
@@ -266,8 +266,8 @@ at::Tensor fir_from_phases_cpu(const at::Tensor (&phases)[4]) {
 }
 
 // upfirdn2d(x, [1,3,3,1], up=2, pad=[2,1,2,1], gain=4), separably.
-at::Tensor upsample_skip(const at::Tensor &x) {
-  auto up_last = [](const at::Tensor &t) {  // along the last axis
+at::Tensor upsample_skip(const at::Tensor& x) {
+  auto up_last = [](const at::Tensor& t) {  // along the last axis
     const int64_t n = t.size(-1);
     at::Tensor p = at::constant_pad_nd(t, {1, 1});
     at::Tensor left = p.narrow(-1, 0, n), mid = p.narrow(-1, 1, n), right = p.narrow(-1, 2, n);
@@ -282,16 +282,17 @@ at::Tensor upsample_skip(const at::Tensor &x) {
 
 }  // namespace
 
-at::Tensor Generator::Impl::conv_layer(const at::Tensor &x, const at::Tensor &s,
-                                       const LayerParams &L, NoiseMode noise_mode) const {
+at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
+                                       const LayerParams& L, NoiseMode noise_mode) const {
   const int64_t N = x.size(0), H = x.size(2), Wd = x.size(3);
   // Demodulation coefficients [N, C_out], with √2 folded in.
   at::Tensor d = at::rsqrt(at::matmul(s.square(), L.weight_sq.t()) + 1e-8) * kSqrt2;
   at::Tensor xs = x * s.view({N, L.cin, 1, 1});
   at::Tensor y;
   if (!L.up) {
-    y = device.is_cpu() ? conv2d_cpu(xs, L.weight, 1)
-                        : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
+    y = device.is_cpu()
+            ? conv2d_cpu(xs, L.weight, 1)
+            : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   } else if (device.is_cpu()) {
     // Polyphase transposed conv: four ordinary convolutions over the input
     // padded by one, each [N, C_out, H+1, W+1] (the odd phases' last row/col
@@ -332,8 +333,8 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor &x, const at::Tensor &s,
   return y;
 }
 
-at::Tensor Generator::Impl::torgb_layer(const at::Tensor &x, const at::Tensor &s,
-                                        const LayerParams &L) const {
+at::Tensor Generator::Impl::torgb_layer(const at::Tensor& x, const at::Tensor& s,
+                                        const LayerParams& L) const {
   const int64_t N = x.size(0);
   at::Tensor xs = x * (s * L.style_gain).view({N, L.cin, 1, 1});
   at::Tensor y = device.is_cpu()
@@ -343,11 +344,11 @@ at::Tensor Generator::Impl::torgb_layer(const at::Tensor &x, const at::Tensor &s
   return y;
 }
 
-void Generator::Impl::run_layers(at::Tensor &x, at::Tensor &img,
-                                 const std::vector<at::Tensor> &styles, int begin, int end,
+void Generator::Impl::run_layers(at::Tensor& x, at::Tensor& img,
+                                 const std::vector<at::Tensor>& styles, int begin, int end,
                                  NoiseMode noise) const {
   for (int i = begin; i < end; ++i) {
-    const LayerParams &L = layers[static_cast<size_t>(i)];
+    const LayerParams& L = layers[static_cast<size_t>(i)];
     const at::Tensor s = styles[static_cast<size_t>(i)].to(device, at::kFloat);
     if (L.info.kind == StyleKind::kConv) {
       x = conv_layer(x, s, L, noise);
@@ -363,11 +364,11 @@ void Generator::Impl::run_layers(at::Tensor &x, at::Tensor &img,
 
 namespace {
 
-GeneratorConfig read_config(const h5::File &f) {
+GeneratorConfig read_config(const h5::File& f) {
   GeneratorConfig c;
-  auto int_attr = [&](std::initializer_list<const char *> names, int64_t fallback,
+  auto int_attr = [&](std::initializer_list<const char*> names, int64_t fallback,
                       bool required) -> int64_t {
-    for (const char *n : names)
+    for (const char* n : names)
       if (f.has_attr("/", n)) return f.attr_int("/", n);
     check(!required, ErrorCode::kCorruptFile,
           f.path() + ": missing root attribute '" + *names.begin() +
@@ -383,7 +384,7 @@ GeneratorConfig read_config(const h5::File &f) {
   c.mapping_layers = static_cast<int>(int_attr({"mapping_num_layers", "mapping_layers"}, 0, true));
   c.channel_base = int_attr({"channel_base"}, 0, true);
   c.channel_max = int_attr({"channel_max"}, 0, true);
-  for (const char *n : {"lr_multiplier", "mapping_lr_multiplier"})
+  for (const char* n : {"lr_multiplier", "mapping_lr_multiplier"})
     if (f.has_attr("/", n)) {
       c.mapping_lr_multiplier = f.attr_double("/", n);
       break;
@@ -393,7 +394,7 @@ GeneratorConfig read_config(const h5::File &f) {
     // A number, or "none"/"null" as the parity fixtures write it.
     try {
       c.conv_clamp = f.attr_double("/", "conv_clamp");
-    } catch (const Error &) {
+    } catch (const Error&) {
       const std::string text = f.attr_string("/", "conv_clamp");
       check(
           text == "none" || text == "null" || text == "None", ErrorCode::kCorruptFile,
@@ -408,13 +409,13 @@ GeneratorConfig read_config(const h5::File &f) {
   }
   try {
     c.validate();
-  } catch (const Error &e) {
+  } catch (const Error& e) {
     throw Error(e.code(), f.path() + ": " + e.what());
   }
   return c;
 }
 
-void check_filter(const at::Tensor &filter, const std::string &key, const std::string &path) {
+void check_filter(const at::Tensor& filter, const std::string& key, const std::string& path) {
   at::Tensor f = fir_kernel_1d(at::TensorOptions().dtype(at::kFloat)) / 2;
   at::Tensor expected = at::outer(f, f);
   const double diff = (filter.to(at::kCPU) - expected).abs().max().item<double>();
@@ -435,7 +436,7 @@ void set_cuda_precision(at::Device device) {
 
 }  // namespace
 
-Generator Generator::load(const std::string &h5_path, at::Device device) {
+Generator Generator::load(const std::string& h5_path, at::Device device) {
   at::NoGradGuard no_grad;
   set_cuda_precision(device);
   h5::File f = h5::File::open_read(h5_path);
@@ -443,7 +444,7 @@ Generator Generator::load(const std::string &h5_path, at::Device device) {
   impl->config = read_config(f);
   impl->space = StyleSpace(impl->config);
   impl->device = device;
-  for (const auto &[key, shape] : expected_weight_shapes(impl->config)) {
+  for (const auto& [key, shape] : expected_weight_shapes(impl->config)) {
     const std::string name = "weights/" + key;
     check(f.has(name), ErrorCode::kNotFound,
           h5_path + ": missing weight '" + name + "' (expected shape " + h5::shape_string(shape) +
@@ -465,7 +466,7 @@ Generator Generator::load(const std::string &h5_path, at::Device device) {
   return Generator(std::move(impl));
 }
 
-Generator Generator::random(const GeneratorConfig &config, uint64_t seed, at::Device device) {
+Generator Generator::random(const GeneratorConfig& config, uint64_t seed, at::Device device) {
   at::NoGradGuard no_grad;
   set_cuda_precision(device);
   config.validate();
@@ -477,14 +478,14 @@ Generator Generator::random(const GeneratorConfig &config, uint64_t seed, at::De
   at::TensorOptions opts = at::TensorOptions().dtype(at::kFloat);
   at::Tensor f = fir_kernel_1d(opts) / 2;
   at::Tensor filter = at::outer(f, f).contiguous();
-  auto ends_with = [](const std::string &s, const std::string &suffix) {
+  auto ends_with = [](const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() &&
            s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   // NVlabs initialization: FC weights randn / lr_multiplier, FC biases
   // bias_init / lr_multiplier (affines: bias_init 1), conv weights, const and
   // noise_const randn, conv biases and noise_strength 0, w_avg 0.
-  for (const auto &[key, shape] : expected_weight_shapes(config)) {
+  for (const auto& [key, shape] : expected_weight_shapes(config)) {
     at::Tensor t;
     if (ends_with(key, ".resample_filter")) {
       t = filter.clone();
@@ -507,8 +508,8 @@ Generator Generator::random(const GeneratorConfig &config, uint64_t seed, at::De
   return Generator(std::move(impl));
 }
 
-void Generator::save(const std::string &h5_path) const {
-  const GeneratorConfig &c = impl_->config;
+void Generator::save(const std::string& h5_path) const {
+  const GeneratorConfig& c = impl_->config;
   {
     AtomicFile out(h5_path);
     {
@@ -544,9 +545,9 @@ void Generator::save(const std::string &h5_path) const {
       f.set_attr("/", "lr_multiplier", c.mapping_lr_multiplier);
       f.set_attr("/", "num_ws", int64_t{c.num_ws()});
       nlohmann::json layers = nlohmann::json::array();
-      for (const auto &layer : impl_->space.layers()) layers.push_back(layer.name);
+      for (const auto& layer : impl_->space.layers()) layers.push_back(layer.name);
       f.set_attr("/", "layers", layers.dump());
-      for (const auto &[key, shape] : expected_weight_shapes(c))
+      for (const auto& [key, shape] : expected_weight_shapes(c))
         write_tensor(f, "weights/" + key, impl_->weights.at(key));
       f.close();
     }
@@ -558,20 +559,20 @@ void Generator::save(const std::string &h5_path) const {
 // ---------------------------------------------------------------------------
 // Accessors
 
-const GeneratorConfig &Generator::config() const { return impl_->config; }
-const StyleSpace &Generator::style_space() const { return impl_->space; }
+const GeneratorConfig& Generator::config() const { return impl_->config; }
+const StyleSpace& Generator::style_space() const { return impl_->space; }
 at::Device Generator::device() const { return impl_->device; }
-const std::string &Generator::fingerprint() const { return impl_->fingerprint; }
+const std::string& Generator::fingerprint() const { return impl_->fingerprint; }
 
-const at::Tensor &Generator::weight(const std::string &key) const {
+const at::Tensor& Generator::weight(const std::string& key) const {
   auto it = impl_->weights.find(key);
   check(it != impl_->weights.end(), ErrorCode::kNotFound, "generator has no weight '" + key + "'");
   return it->second;
 }
 
-void Generator::set_weight(const std::string &key, const at::Tensor &value) {
+void Generator::set_weight(const std::string& key, const at::Tensor& value) {
   at::NoGradGuard no_grad;
-  const at::Tensor &current = weight(key);
+  const at::Tensor& current = weight(key);
   check(current.sizes() == value.sizes(), ErrorCode::kShapeMismatch,
         "weight '" + key + "' has shape " + c10::str(current.sizes()) + ", got " +
             c10::str(value.sizes()));
@@ -583,9 +584,9 @@ void Generator::set_weight(const std::string &key, const at::Tensor &value) {
 // ---------------------------------------------------------------------------
 // Forward
 
-at::Tensor Generator::mapping(const at::Tensor &z, double psi, int cutoff) const {
+at::Tensor Generator::mapping(const at::Tensor& z, double psi, int cutoff) const {
   at::NoGradGuard no_grad;
-  const GeneratorConfig &c = impl_->config;
+  const GeneratorConfig& c = impl_->config;
   check(z.dim() == 2 && z.size(1) == c.z_dim, ErrorCode::kShapeMismatch,
         "z has shape " + c10::str(z.sizes()) + ", expected [N, " + std::to_string(c.z_dim) + "]");
   at::Tensor x = z.to(impl_->device, at::kFloat);
@@ -603,9 +604,9 @@ at::Tensor Generator::mapping(const at::Tensor &z, double psi, int cutoff) const
   return ws;
 }
 
-std::vector<at::Tensor> Generator::styles_from_ws(const at::Tensor &ws_in) const {
+std::vector<at::Tensor> Generator::styles_from_ws(const at::Tensor& ws_in) const {
   at::NoGradGuard no_grad;
-  const GeneratorConfig &c = impl_->config;
+  const GeneratorConfig& c = impl_->config;
   const std::string expected = "[N, " + std::to_string(c.num_ws()) + ", " +
                                std::to_string(c.w_dim) + "] or [N, " + std::to_string(c.w_dim) +
                                "]";
@@ -616,23 +617,23 @@ std::vector<at::Tensor> Generator::styles_from_ws(const at::Tensor &ws_in) const
   at::Tensor ws = ws_in.to(impl_->device, at::kFloat);
   std::vector<at::Tensor> styles;
   styles.reserve(impl_->layers.size());
-  for (const LayerParams &L : impl_->layers) {
+  for (const LayerParams& L : impl_->layers) {
     at::Tensor w = ws.dim() == 3 ? ws.select(1, L.info.w_index) : ws;
     styles.push_back(at::addmm(L.affine_bias, w, L.affine_weight.t()));
   }
   return styles;
 }
 
-at::Tensor Generator::synthesize(const std::vector<at::Tensor> &styles, NoiseMode noise) const {
+at::Tensor Generator::synthesize(const std::vector<at::Tensor>& styles, NoiseMode noise) const {
   SynthesisState state = run_until(styles, impl_->space.num_layers(), noise);
   return state.img;
 }
 
-at::Tensor Generator::synthesize_ws(const at::Tensor &ws, NoiseMode noise) const {
+at::Tensor Generator::synthesize_ws(const at::Tensor& ws, NoiseMode noise) const {
   return synthesize(styles_from_ws(ws), noise);
 }
 
-SynthesisState Generator::run_until(const std::vector<at::Tensor> &styles, int layer_index,
+SynthesisState Generator::run_until(const std::vector<at::Tensor>& styles, int layer_index,
                                     NoiseMode noise) const {
   at::NoGradGuard no_grad;
   const int64_t batch = impl_->space.check_styles(styles);
@@ -646,10 +647,10 @@ SynthesisState Generator::run_until(const std::vector<at::Tensor> &styles, int l
   return state;
 }
 
-at::Tensor Generator::run_from(const SynthesisState &state, const std::vector<at::Tensor> &styles,
+at::Tensor Generator::run_from(const SynthesisState& state, const std::vector<at::Tensor>& styles,
                                int layer_index, NoiseMode noise) const {
   at::NoGradGuard no_grad;
-  const StyleSpace &space = impl_->space;
+  const StyleSpace& space = impl_->space;
   check(layer_index == state.layer_index, ErrorCode::kInvalidArgument,
         "run_from layer " + std::to_string(layer_index) + " but the state stopped before layer " +
             std::to_string(state.layer_index));
@@ -658,8 +659,8 @@ at::Tensor Generator::run_from(const SynthesisState &state, const std::vector<at
             std::to_string(styles.size()));
   const int64_t batch = state.batch();
   for (int i = layer_index; i < space.num_layers(); ++i) {
-    const at::Tensor &s = styles[static_cast<size_t>(i)];
-    const StyleLayer &layer = space.layers()[static_cast<size_t>(i)];
+    const at::Tensor& s = styles[static_cast<size_t>(i)];
+    const StyleLayer& layer = space.layers()[static_cast<size_t>(i)];
     check(s.defined() && s.dim() == 2 && s.size(0) == batch && s.size(1) == layer.channels,
           ErrorCode::kShapeMismatch,
           "style of layer " + layer.name + " has shape " +
@@ -681,7 +682,7 @@ SynthesisState SynthesisState::tile(int64_t times) const {
   return out;
 }
 
-NoiseMode parse_noise_mode(const std::string &name) {
+NoiseMode parse_noise_mode(const std::string& name) {
   if (name == "const") return NoiseMode::kConst;
   if (name == "none") return NoiseMode::kNone;
   if (name == "random") return NoiseMode::kRandom;

@@ -45,7 +45,7 @@ struct GeneratorConfig {
 // Every state-dict key (without the "weights/" prefix) and shape a generator
 // of this architecture has, in NVlabs' state_dict order.
 std::vector<std::pair<std::string, std::vector<int64_t>>> expected_weight_shapes(
-    const GeneratorConfig &config);
+    const GeneratorConfig& config);
 
 enum class StyleKind { kConv, kToRgb };
 
@@ -65,21 +65,21 @@ struct StyleLayer {
 class StyleSpace {
  public:
   StyleSpace() = default;
-  explicit StyleSpace(const GeneratorConfig &config);
+  explicit StyleSpace(const GeneratorConfig& config);
 
-  const std::vector<StyleLayer> &layers() const { return layers_; }
+  const std::vector<StyleLayer>& layers() const { return layers_; }
   int num_layers() const { return static_cast<int>(layers_.size()); }
   int64_t total_channels() const { return total_channels_; }
   int64_t conv_channels() const { return conv_channels_; }
   // Index of a layer by name; not_found error listing the valid names.
-  int index_of(const std::string &name) const;
+  int index_of(const std::string& name) const;
   // Concatenates per-layer styles [N, C_l] into [N, total_channels].
-  at::Tensor flatten(const std::vector<at::Tensor> &styles) const;
+  at::Tensor flatten(const std::vector<at::Tensor>& styles) const;
   // Splits [N, total_channels] into per-layer views [N, C_l].
-  std::vector<at::Tensor> split(const at::Tensor &flat) const;
+  std::vector<at::Tensor> split(const at::Tensor& flat) const;
   // Checks a per-layer style list: one [N, C_l] tensor per layer, same N.
   // Returns N. Errors name the first bad layer.
-  int64_t check_styles(const std::vector<at::Tensor> &styles) const;
+  int64_t check_styles(const std::vector<at::Tensor>& styles) const;
 
  private:
   std::vector<StyleLayer> layers_;
@@ -89,7 +89,7 @@ class StyleSpace {
 
 enum class NoiseMode { kConst, kNone, kRandom };
 // "const" | "none" | "random"; invalid_argument otherwise.
-NoiseMode parse_noise_mode(const std::string &name);
+NoiseMode parse_noise_mode(const std::string& name);
 
 // Synthesis paused just before style layer `layer_index` consumes its style.
 // Tensors have the batch first; a caller may tile the batch (see tile()) to
@@ -110,36 +110,36 @@ class Generator {
  public:
   // Loads weights + architecture from an HDF5 file onto `device`. Every
   // expected key and shape is checked; the first mismatch is named.
-  static Generator load(const std::string &h5_path, at::Device device = at::kCPU);
+  static Generator load(const std::string& h5_path, at::Device device = at::kCPU);
   // Random weights with NVlabs' initialization (weights ~ N(0,1) (mapping:
   // / lr_multiplier), affine biases 1, other biases 0, noise_strength 0,
   // noise_const ~ N(0,1), w_avg 0). Deterministic for a seed.
-  static Generator random(const GeneratorConfig &config, uint64_t seed,
+  static Generator random(const GeneratorConfig& config, uint64_t seed,
                           at::Device device = at::kCPU);
   // Writes the HDF5 layout atomically; sets fingerprint().
-  void save(const std::string &h5_path) const;
+  void save(const std::string& h5_path) const;
 
-  const GeneratorConfig &config() const;
-  const StyleSpace &style_space() const;
+  const GeneratorConfig& config() const;
+  const StyleSpace& style_space() const;
   at::Device device() const;
   // sha256 of the weights file this was loaded from or last saved to ("" for
   // an unsaved random generator).
-  const std::string &fingerprint() const;
+  const std::string& fingerprint() const;
   // A weight by its state-dict key (e.g. "mapping.w_avg"); not_found otherwise.
-  const at::Tensor &weight(const std::string &key) const;
+  const at::Tensor& weight(const std::string& key) const;
   // Replaces a weight (same shape) — tests use it to make noise/biases nonzero.
-  void set_weight(const std::string &key, const at::Tensor &value);
+  void set_weight(const std::string& key, const at::Tensor& value);
 
   // z [N, z_dim] -> ws [N, num_ws, w_dim]; truncation toward w_avg with `psi`
   // on rows < cutoff (cutoff < 0: all rows).
-  at::Tensor mapping(const at::Tensor &z, double psi = 1.0, int cutoff = -1) const;
+  at::Tensor mapping(const at::Tensor& z, double psi = 1.0, int cutoff = -1) const;
   // ws [N, num_ws, w_dim] (W+) or [N, w_dim] (W, broadcast) -> per layer [N,
   // C].
-  std::vector<at::Tensor> styles_from_ws(const at::Tensor &ws) const;
+  std::vector<at::Tensor> styles_from_ws(const at::Tensor& ws) const;
   // Styles (S) -> raw image [N, img_channels, R, R] (not clamped, ~[-1, 1]).
-  at::Tensor synthesize(const std::vector<at::Tensor> &styles,
+  at::Tensor synthesize(const std::vector<at::Tensor>& styles,
                         NoiseMode noise = NoiseMode::kConst) const;
-  at::Tensor synthesize_ws(const at::Tensor &ws, NoiseMode noise = NoiseMode::kConst) const;
+  at::Tensor synthesize_ws(const at::Tensor& ws, NoiseMode noise = NoiseMode::kConst) const;
 
   // Partial synthesis (Δi precompute shares everything below a perturbed
   // layer). run_until runs layers [0, layer_index) (layer_index may equal
@@ -147,9 +147,9 @@ class Generator {
   // run_from finishes from a state: it reads styles[layer_index..] only (the
   // earlier entries may be undefined) whose batch must equal state.batch().
   // run_from(run_until(s, i), s, i) == synthesize(s) exactly.
-  SynthesisState run_until(const std::vector<at::Tensor> &styles, int layer_index,
+  SynthesisState run_until(const std::vector<at::Tensor>& styles, int layer_index,
                            NoiseMode noise = NoiseMode::kConst) const;
-  at::Tensor run_from(const SynthesisState &state, const std::vector<at::Tensor> &styles,
+  at::Tensor run_from(const SynthesisState& state, const std::vector<at::Tensor>& styles,
                       int layer_index, NoiseMode noise = NoiseMode::kConst) const;
 
   struct Impl;

@@ -12,7 +12,7 @@ namespace feu::stylegan2 {
 namespace {
 
 // numpy's legacy random_double: 53 random bits from two 32-bit draws.
-double random_double(std::mt19937 &mt) {
+double random_double(std::mt19937& mt) {
   const uint32_t a = mt() >> 5;
   const uint32_t b = mt() >> 6;
   return (a * 67108864.0 + b) / 9007199254740992.0;

@@ -26,7 +26,7 @@ int64_t GeneratorConfig::channels_at(int res) const {
 }
 
 void GeneratorConfig::validate() const {
-  auto bad = [](const std::string &what) {
+  auto bad = [](const std::string& what) {
     throw Error(ErrorCode::kInvalidArgument, "invalid generator config: " + what);
   };
   if (z_dim <= 0) bad("z_dim must be positive (got " + std::to_string(z_dim) + ")");
@@ -50,14 +50,14 @@ void GeneratorConfig::validate() const {
 GeneratorConfig GeneratorConfig::config_f() { return GeneratorConfig{}; }
 
 std::vector<std::pair<std::string, std::vector<int64_t>>> expected_weight_shapes(
-    const GeneratorConfig &c) {
+    const GeneratorConfig& c) {
   c.validate();
   std::vector<std::pair<std::string, std::vector<int64_t>>> out;
-  auto add = [&](const std::string &key, std::vector<int64_t> shape) {
+  auto add = [&](const std::string& key, std::vector<int64_t> shape) {
     out.emplace_back(key, std::move(shape));
   };
   // Module order of NVlabs' state_dict: own parameters, own buffers, children.
-  auto synthesis_layer = [&](const std::string &p, int64_t cin, int64_t cout, int res) {
+  auto synthesis_layer = [&](const std::string& p, int64_t cin, int64_t cout, int res) {
     add(p + ".weight", {cout, cin, 3, 3});
     add(p + ".noise_strength", {});
     add(p + ".bias", {cout});
@@ -66,7 +66,7 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> expected_weight_shapes
     add(p + ".affine.weight", {cin, c.w_dim});
     add(p + ".affine.bias", {cin});
   };
-  auto torgb = [&](const std::string &p, int64_t cin) {
+  auto torgb = [&](const std::string& p, int64_t cin) {
     add(p + ".weight", {c.img_channels, cin, 1, 1});
     add(p + ".bias", {c.img_channels});
     add(p + ".affine.weight", {cin, c.w_dim});
@@ -91,9 +91,9 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> expected_weight_shapes
   return out;
 }
 
-StyleSpace::StyleSpace(const GeneratorConfig &c) {
+StyleSpace::StyleSpace(const GeneratorConfig& c) {
   c.validate();
-  auto add = [&](const std::string &name, int64_t channels, int w_index, StyleKind kind, int res) {
+  auto add = [&](const std::string& name, int64_t channels, int w_index, StyleKind kind, int res) {
     layers_.push_back(StyleLayer{name, channels, w_index, kind, res, total_channels_});
     total_channels_ += channels;
     if (kind == StyleKind::kConv) conv_channels_ += channels;
@@ -116,23 +116,23 @@ StyleSpace::StyleSpace(const GeneratorConfig &c) {
   }
 }
 
-int StyleSpace::index_of(const std::string &name) const {
+int StyleSpace::index_of(const std::string& name) const {
   for (size_t i = 0; i < layers_.size(); ++i)
     if (layers_[i].name == name) return static_cast<int>(i);
   std::string names;
-  for (const auto &layer : layers_) names += (names.empty() ? "" : ", ") + layer.name;
+  for (const auto& layer : layers_) names += (names.empty() ? "" : ", ") + layer.name;
   throw Error(ErrorCode::kNotFound,
               "unknown style layer '" + name + "' (expected one of " + names + ")");
 }
 
-int64_t StyleSpace::check_styles(const std::vector<at::Tensor> &styles) const {
+int64_t StyleSpace::check_styles(const std::vector<at::Tensor>& styles) const {
   check(styles.size() == layers_.size(), ErrorCode::kShapeMismatch,
         "expected styles for " + std::to_string(layers_.size()) + " layers, got " +
             std::to_string(styles.size()));
   int64_t batch = -1;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    const at::Tensor &s = styles[i];
-    const StyleLayer &layer = layers_[i];
+    const at::Tensor& s = styles[i];
+    const StyleLayer& layer = layers_[i];
     check(s.defined(), ErrorCode::kInvalidArgument, "style of layer " + layer.name + " is missing");
     check(s.dim() == 2 && s.size(1) == layer.channels, ErrorCode::kShapeMismatch,
           "style of layer " + layer.name + " has shape " + c10::str(s.sizes()) + ", expected [N, " +
@@ -145,18 +145,18 @@ int64_t StyleSpace::check_styles(const std::vector<at::Tensor> &styles) const {
   return batch;
 }
 
-at::Tensor StyleSpace::flatten(const std::vector<at::Tensor> &styles) const {
+at::Tensor StyleSpace::flatten(const std::vector<at::Tensor>& styles) const {
   check_styles(styles);
   return at::cat(styles, 1);
 }
 
-std::vector<at::Tensor> StyleSpace::split(const at::Tensor &flat) const {
+std::vector<at::Tensor> StyleSpace::split(const at::Tensor& flat) const {
   check(flat.dim() == 2 && flat.size(1) == total_channels_, ErrorCode::kShapeMismatch,
         "flat styles have shape " + c10::str(flat.sizes()) + ", expected [N, " +
             std::to_string(total_channels_) + "]");
   std::vector<at::Tensor> out;
   out.reserve(layers_.size());
-  for (const auto &layer : layers_) out.push_back(flat.narrow(1, layer.offset, layer.channels));
+  for (const auto& layer : layers_) out.push_back(flat.narrow(1, layer.offset, layer.channels));
   return out;
 }
 

@@ -33,8 +33,8 @@ void BM_Synthesis1024(benchmark::State& state) {
     at::Tensor img = g.synthesize(styles);
     benchmark::DoNotOptimize(img.data_ptr<float>());
   }
-  state.counters["img/s"] =
-      benchmark::Counter(static_cast<double>(batch * state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
+                                               benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Synthesis1024)
     ->ArgNames({"batch", "threads"})

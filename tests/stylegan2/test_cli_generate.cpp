@@ -18,13 +18,13 @@ namespace {
 
 std::string indexer() { return test::program("feu-indexer"); }
 
-double max_diff(const at::Tensor &a, const at::Tensor &b) {
+double max_diff(const at::Tensor& a, const at::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return 1e30;
   return (a - b).abs().max().item<double>();
 }
 
-int run(const std::string &args, std::string *output = nullptr) {
+int run(const std::string& args, std::string* output = nullptr) {
   std::string out;
   int status = test::run_command(indexer() + " " + args, &out);
   if (output) *output = out;
@@ -32,11 +32,11 @@ int run(const std::string &args, std::string *output = nullptr) {
 }
 
 // Copies datasets/groups of the fixture under new names into a latents file.
-void write_latents(const std::string &path, const h5::File &fixture, const std::string &from,
-                   const std::string &to, const StyleSpace &space) {
+void write_latents(const std::string& path, const h5::File& fixture, const std::string& from,
+                   const std::string& to, const StyleSpace& space) {
   h5::File f = h5::File::create(path);
   if (fixture.is_group(from)) {
-    for (const auto &layer : space.layers())
+    for (const auto& layer : space.layers())
       write_tensor(f, to + "/" + layer.name, read_tensor(fixture, from + "/" + layer.name));
   } else {
     write_tensor(f, to, read_tensor(fixture, from));
@@ -45,10 +45,10 @@ void write_latents(const std::string &path, const h5::File &fixture, const std::
 
 // `full`: also the untruncated, ws and W+ inputs (each run costs a program
 // start).
-void check_cli_parity(const std::string &fixture_path, bool full) {
+void check_cli_parity(const std::string& fixture_path, bool full) {
   test::TempDir dir;
   Generator g = Generator::load(fixture_path);
-  const StyleSpace &space = g.style_space();
+  const StyleSpace& space = g.style_space();
   h5::File fx = h5::File::open_read(fixture_path);
   const std::string G = " --generator " + fixture_path;
   std::string log;
@@ -65,7 +65,7 @@ void check_cli_parity(const std::string &fixture_path, bool full) {
   {
     h5::File out = h5::File::open_read(dir.file("z_out.h5"));
     EXPECT_LE(max_diff(read_tensor(out, "ws"), read_tensor(fx, "ws")), 1e-4);
-    for (const auto &layer : space.layers())
+    for (const auto& layer : space.layers())
       EXPECT_LE(max_diff(read_tensor(out, "styles/" + layer.name),
                          read_tensor(fx, "styles/" + layer.name)),
                 1e-4)
@@ -102,7 +102,7 @@ void check_cli_parity(const std::string &fixture_path, bool full) {
         << log;
     {
       h5::File out = h5::File::open_read(dir.file("wplus_out.h5"));
-      for (const auto &layer : space.layers())
+      for (const auto& layer : space.layers())
         EXPECT_LE(max_diff(read_tensor(out, "styles/" + layer.name),
                            read_tensor(fx, "styles_wplus/" + layer.name)),
                   1e-4);
@@ -170,8 +170,8 @@ TEST(GenerateCli, InitGeneratorAndSeedsToPng) {
 }
 
 // Bad input: one error line naming the problem, non-zero exit, no output.
-void expect_clean_failure(const std::string &args, const std::string &out_path,
-                          const std::string &must_mention) {
+void expect_clean_failure(const std::string& args, const std::string& out_path,
+                          const std::string& must_mention) {
   std::string log;
   int status = run(args, &log);
   EXPECT_NE(status, 0) << args;
@@ -182,7 +182,7 @@ void expect_clean_failure(const std::string &args, const std::string &out_path,
   EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
   EXPECT_FALSE(std::filesystem::exists(out_path)) << out_path;
   const auto parent = std::filesystem::path(out_path).parent_path();
-  for (const auto &entry : std::filesystem::directory_iterator(parent))
+  for (const auto& entry : std::filesystem::directory_iterator(parent))
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
 }
 
@@ -223,11 +223,11 @@ TEST(GenerateCli, BadInputFailsCleanly) {
 
   // Styles: unknown layer, missing layer, mis-shaped layer.
   std::vector<at::Tensor> styles = g.styles_from_ws(at::zeros({2, 8}));
-  auto write_styles = [&](const std::string &path, const std::string &skip,
-                          const std::string &extra, const std::string &bad) {
+  auto write_styles = [&](const std::string& path, const std::string& skip,
+                          const std::string& extra, const std::string& bad) {
     h5::File f = h5::File::create(path);
     for (size_t i = 0; i < styles.size(); ++i) {
-      const std::string &name = g.style_space().layers()[i].name;
+      const std::string& name = g.style_space().layers()[i].name;
       if (name == skip) continue;
       write_tensor(f, "styles/" + name, name == bad ? styles[i].narrow(1, 0, 1) : styles[i]);
     }
