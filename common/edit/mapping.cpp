@@ -88,6 +88,10 @@ ThresholdedRelevance StyleDirectionMapper::threshold(const std::vector<float>& r
                   beta, out.max_abs);
     throw Error(ErrorCode::kNoChannels, message);
   }
+  // β = 0 keeps channels whose relevance is exactly 0 (dead fs3 rows, or a
+  // direction orthogonal to every Δi); with nothing nonzero there is no edit.
+  check(max_survivor > 0, ErrorCode::kNoChannels,
+        "every style channel has relevance 0 for this direction, so no channel can be edited");
   for (float& value : out.values) value /= max_survivor;
   return out;
 }

@@ -165,6 +165,16 @@ TEST(Mapping, NoSurvivorNamesTheLargestWorkableBeta) {
   }
 }
 
+TEST(Mapping, ZeroBetaWithAllZeroRelevanceIsNoChannelsNotNaN) {
+  EXPECT_EQ(StyleDirectionMapper::threshold({0.0f, -0.5f}, 0.0).values, (std::vector<float>{0.0f, -1.0f}));
+  try {
+    StyleDirectionMapper::threshold({0.0f, 0.0f}, 0.0);
+    FAIL();
+  } catch (const Error& error) {
+    EXPECT_EQ(error.code(), ErrorCode::kNoChannels);
+  }
+}
+
 TEST(Mapping, AutoBetaIsTheLargestKeepingMinChannels) {
   std::vector<float> r;
   for (int i = 0; i < 40; ++i) r.push_back((i % 2 ? -1.0f : 1.0f) * 0.005f * i);  // |r| = 0, .005, ..., .195
