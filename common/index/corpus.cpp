@@ -16,6 +16,12 @@
 #include "core/files.h"
 #include "core/h5.h"
 
+#ifdef FEU_FAISS_GPU
+#include <faiss/gpu/GpuCloner.h>
+#include <faiss/gpu/StandardGpuResources.h>
+#include <faiss/gpu/utils/DeviceUtils.h>
+#endif
+
 namespace feu::index {
 namespace fs = std::filesystem;
 
@@ -53,6 +59,14 @@ std::vector<float> scan_scores(const std::vector<float>& embeddings, int64_t dim
   }
   return scores;
 }
+
+#ifdef FEU_FAISS_GPU
+// One set of GPU resources (streams, scratch memory) for the process.
+faiss::gpu::StandardGpuResources& gpu_resources() {
+  static faiss::gpu::StandardGpuResources resources;
+  return resources;
+}
+#endif
 
 }  // namespace
 
@@ -137,7 +151,6 @@ void CorpusIndex::build_faiss() {
                                                          faiss::METRIC_INNER_PRODUCT);
         ivf->own_fields = true;
         ivf->cp.seed = 1234;  // deterministic k-means: rebuilds give identical files
-        ivf->train(n, embeddings_.data());
         ivf->nprobe = static_cast<size_t>(std::max<int64_t>(1, options_.ivf_nprobe));
         faiss_ = std::move(ivf);
         break;
@@ -151,11 +164,35 @@ void CorpusIndex::build_faiss() {
         break;
       }
     }
+#ifdef FEU_FAISS_GPU
+    if (options_.use_gpu && options_.kind != IndexKind::kHnsw && faiss::gpu::getNumDevices() > 0) {
+      // Train and add on the GPU; keep a CPU clone for saving.
+      std::shared_ptr<faiss::Index> gpu(faiss::gpu::index_cpu_to_gpu(&gpu_resources(), 0, faiss_.get()));
+      if (!gpu->is_trained) gpu->train(n, embeddings_.data());
+      gpu->add(n, embeddings_.data());
+      faiss_.reset(faiss::gpu::index_gpu_to_cpu(gpu.get()));
+      gpu_ = std::move(gpu);
+      gpu_mutex_ = std::make_shared<std::mutex>();
+      return;
+    }
+#endif
+    if (!faiss_->is_trained) faiss_->train(n, embeddings_.data());
     faiss_->add(n, embeddings_.data());
   } catch (const faiss::FaissException& e) {
     throw Error(ErrorCode::kInternal, std::string("FAISS failed to build the corpus index: ") + e.what());
   }
 }
+
+void CorpusIndex::attach_gpu() {
+#ifdef FEU_FAISS_GPU
+  if (options_.use_gpu && options_.kind != IndexKind::kHnsw && faiss::gpu::getNumDevices() > 0) {
+    gpu_.reset(faiss::gpu::index_cpu_to_gpu(&gpu_resources(), 0, faiss_.get()));
+    gpu_mutex_ = std::make_shared<std::mutex>();
+  }
+#endif
+}
+
+const faiss::Index& CorpusIndex::searcher() const { return gpu_ ? *gpu_ : *faiss_; }
 
 void CorpusIndex::save(const std::string& dir) const {
   check(fs::is_directory(dir), ErrorCode::kNotFound, "corpus output directory does not exist: " + dir);
@@ -270,7 +307,19 @@ CorpusIndex CorpusIndex::load(const std::string& dir) {
     ivf->nprobe = static_cast<size_t>(std::max<int64_t>(1, index.options_.ivf_nprobe));
   if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(index.faiss_.get()))
     hnsw->hnsw.efSearch = static_cast<int>(index.options_.hnsw_ef_search);
+  index.attach_gpu();
   return index;
+}
+
+void CorpusIndex::search(const float* q, int64_t k, float* distances, int64_t* labels) const {
+  static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "FAISS labels are 64-bit");
+  auto* out = reinterpret_cast<faiss::Index::idx_t*>(labels);
+  if (gpu_mutex_) {
+    std::lock_guard<std::mutex> lock(*gpu_mutex_);
+    searcher().search(1, q, k, distances, out);
+  } else {
+    searcher().search(1, q, k, distances, out);
+  }
 }
 
 std::vector<CorpusIndex::Hit> CorpusIndex::top_k(const float* query, int64_t k) const {
@@ -279,7 +328,7 @@ std::vector<CorpusIndex::Hit> CorpusIndex::top_k(const float* query, int64_t k) 
   std::vector<float> q = normalized_query(query, dim_);
   std::vector<float> distances(k);
   std::vector<faiss::Index::idx_t> labels(k);
-  faiss_->search(1, q.data(), k, distances.data(), labels.data());
+  search(q.data(), k, distances.data(), labels.data());
   std::vector<Hit> hits;
   hits.reserve(k);
   for (int64_t i = 0; i < k; ++i)
@@ -311,7 +360,7 @@ std::vector<CorpusIndex::Hit> CorpusIndex::bottom_k(const float* query, int64_t 
     for (float& v : q) v = -v;
     std::vector<float> distances(k);
     std::vector<faiss::Index::idx_t> labels(k);
-    faiss_->search(1, q.data(), k, distances.data(), labels.data());
+    search(q.data(), k, distances.data(), labels.data());
     std::vector<Hit> hits;
     for (int64_t i = 0; i < k; ++i)
       if (labels[i] >= 0) hits.push_back(Hit{entries_[labels[i]].id, -distances[i]});

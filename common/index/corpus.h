@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,10 @@ struct IndexOptions {
   int64_t hnsw_m = 32;           // HNSW graph degree
   int64_t hnsw_ef_construction = 200;
   int64_t hnsw_ef_search = 256;  // HNSW candidate list length per query
+  // With a GPU build of FAISS (FEU_FAISS_GPU) and a visible GPU, flat and IVF
+  // indexes are trained/filled/searched on GPU 0; files are always written from
+  // the CPU clone. Ignored by CPU-only FAISS (Debian's).
+  bool use_gpu = true;
 };
 
 // One indexed file.
@@ -113,6 +118,11 @@ class CorpusIndex {
   CorpusIndex() = default;
   void build_faiss();
   void index_ids();
+  void attach_gpu();
+  // The index searches run on: the GPU clone when there is one, else faiss_.
+  const faiss::Index& searcher() const;
+  // One query through searcher(): k (distance, row) pairs.
+  void search(const float* query, int64_t k, float* distances, int64_t* labels) const;
 
   int64_t dim_ = 0;
   IndexOptions options_;
@@ -121,7 +131,9 @@ class CorpusIndex {
   std::vector<float> embeddings_;  // [N,dim], unit rows
   std::vector<int64_t> sorted_ids_;      // ids ascending
   std::vector<int64_t> row_by_sorted_;   // row of sorted_ids_[i]
-  std::unique_ptr<faiss::Index> faiss_;
+  std::unique_ptr<faiss::Index> faiss_;      // CPU index (what is saved)
+  std::shared_ptr<faiss::Index> gpu_;        // GPU clone (FEU_FAISS_GPU builds only)
+  std::shared_ptr<std::mutex> gpu_mutex_;    // GPU indexes are not safe for concurrent search
 };
 
 // "1.7.3".

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -179,6 +180,38 @@ TEST(ImportStyleClip, MapsRowsOntoConvLayersByPrefixSums) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("5376"), std::string::npos) << e.what();
   }
+}
+
+TEST(ImportStyleClip, CommandLineWritesLoadableDirections) {
+  const std::string indexer = test::program("feu-indexer");
+  if (!std::filesystem::exists(indexer)) GTEST_SKIP() << "feu-indexer not built";
+  test::TempDir dir;
+  const int64_t rows = 5376, dim = 8, total = 9088;
+  std::vector<float> fs3(rows * dim, 0.0f), mean(total, 0.5f), stdv(total, 0.25f);
+  for (int64_t r = 0; r < rows; ++r) fs3[r * dim + (r * 7) % dim] = -3.0f;
+  write_npy(dir.file("fs3.npy"), fs3, {rows, dim});
+  write_npy(dir.file("mean.npy"), mean, {total});
+  write_npy(dir.file("std.npy"), stdv, {total});
+  std::string out;
+  const std::string cmd = indexer + " import-styleclip --fs3 " + dir.file("fs3.npy") + " --s-mean " +
+                          dir.file("mean.npy") + " --s-std " + dir.file("std.npy") + " --out " +
+                          dir.file("directions.h5") + " --generator-sha256 g123 --clip-sha256 c456";
+  ASSERT_EQ(test::run_command(cmd, &out), 0) << out;
+  Directions d = Directions::load(dir.file("directions.h5"));
+  EXPECT_EQ(d.covered(), rows);
+  EXPECT_EQ(d.info.source, "import-styleclip");
+  EXPECT_EQ(d.info.generator_sha256, "g123");
+  EXPECT_EQ(d.info.clip_sha256, "c456");
+  EXPECT_EQ(d.fs3[100 * dim + (100 * 7) % dim], -1.0f);
+  EXPECT_EQ(d.s_std[9000], 0.25f);
+  // A row count that is no prefix of the conv widths is refused with a clear error.
+  write_npy(dir.file("bad.npy"), std::vector<float>(100 * dim, 1.0f), {100, dim});
+  EXPECT_NE(test::run_command(indexer + " import-styleclip --fs3 " + dir.file("bad.npy") + " --s-mean " +
+                                  dir.file("mean.npy") + " --s-std " + dir.file("std.npy") + " --out " +
+                                  dir.file("bad.h5"),
+                              &out),
+            0);
+  EXPECT_NE(out.find("prefix sum"), std::string::npos) << out;
 }
 
 }  // namespace
