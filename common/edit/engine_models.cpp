@@ -17,6 +17,17 @@
 namespace feu::edit {
 namespace {
 
+// Runs a torch computation; a c10::Error (out of memory, a kernel failure)
+// becomes a typed feu::Error so callers see one error type.
+template <typename Fn>
+auto guarded(const char* what, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const c10::Error& error) {
+    throw Error(ErrorCode::kInternal, std::string(what) + " failed in libtorch: " + error.what_without_backtrace());
+  }
+}
+
 std::vector<float> to_vector(const at::Tensor& tensor) {
   const at::Tensor cpu = tensor.to(at::kCPU, at::kFloat).contiguous();
   return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
@@ -39,13 +50,26 @@ class Stylegan2Generator : public StyleGenerator {
   const std::string& fingerprint() const override { return generator_.fingerprint(); }
 
   std::vector<float> styles_from_seed(int64_t seed, double psi) override {
+    return guarded("mapping", [&] { return styles_from_seed_unguarded(seed, psi); });
+  }
+
+  std::vector<float> styles_from_ws(const std::vector<float>& ws, bool plus) override {
+    return guarded("styles from W", [&] { return styles_from_ws_unguarded(ws, plus); });
+  }
+
+  std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) override {
+    return guarded("synthesis", [&] { return render_unguarded(styles, count); });
+  }
+
+ private:
+  std::vector<float> styles_from_seed_unguarded(int64_t seed, double psi) {
     c10::InferenceMode guard;
     const at::Tensor z = stylegan2::z_from_seed(seed, generator_.config().z_dim).to(generator_.device());
     const at::Tensor ws = generator_.mapping(z, psi);  // [1, num_ws, w_dim]
     return to_vector(generator_.style_space().flatten(generator_.styles_from_ws(ws)));
   }
 
-  std::vector<float> styles_from_ws(const std::vector<float>& ws, bool plus) override {
+  std::vector<float> styles_from_ws_unguarded(const std::vector<float>& ws, bool plus) {
     c10::InferenceMode guard;
     at::Tensor tensor = at::from_blob(const_cast<float*>(ws.data()), {static_cast<int64_t>(ws.size())}, at::kFloat)
                             .clone()
@@ -54,7 +78,7 @@ class Stylegan2Generator : public StyleGenerator {
     return to_vector(generator_.style_space().flatten(generator_.styles_from_ws(tensor)));
   }
 
-  std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) override {
+  std::vector<image::Image> render_unguarded(const std::vector<float>& styles, int64_t count) {
     c10::InferenceMode guard;
     const int64_t total = total_channels();
     check(static_cast<int64_t>(styles.size()) == count * total, ErrorCode::kShapeMismatch,
@@ -73,7 +97,6 @@ class Stylegan2Generator : public StyleGenerator {
     return images;
   }
 
- private:
   stylegan2::Generator generator_;
   StyleLayout layout_;
 };
@@ -99,6 +122,11 @@ class ClipTextEncoder : public TextEncoder {
   }
 
   std::vector<float> encode(const std::vector<std::string>& prompts) override {
+    return guarded("CLIP text encoding", [&] { return encode_unguarded(prompts); });
+  }
+
+ private:
+  std::vector<float> encode_unguarded(const std::vector<std::string>& prompts) {
     c10::InferenceMode guard;
     const int64_t count = static_cast<int64_t>(prompts.size());
     at::Tensor tokens = at::empty({count, clip::Tokenizer::kContextLength}, at::kLong);
@@ -109,7 +137,6 @@ class ClipTextEncoder : public TextEncoder {
     return to_vector(model_.encode_text(tokens));
   }
 
- private:
   clip::ClipModel model_;
   clip::Tokenizer tokenizer_;
 };
