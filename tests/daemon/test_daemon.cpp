@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "../service/fake_backend.h"
+#include "../service/service_test_helpers.h"
 #include "service/client.h"
 #include "test_support.h"
 
@@ -105,22 +106,11 @@ std::string write_config(const test::TempDir& dir, const std::string& daemon_sec
   return path;
 }
 
-ClientOptions client_for(const std::string& endpoint, int timeout_ms = 10000) {
-  ClientOptions o;
-  o.server = endpoint;
-  o.timeout_ms = timeout_ms;
-  o.retries = 2;
-  return o;
-}
-
-edit::EditRequest edit_of(const std::string& instruction, int64_t seed = 1) {
-  edit::EditRequest e;
-  e.instruction = instruction;
-  e.seed = seed;
-  return e;
-}
-
-std::string image_text(const edit::EncodedImage& image) { return std::string(image.bytes.begin(), image.bytes.end()); }
+using test::client_for;
+using test::edit_of;
+using test::image_text;
+using test::submit;
+using test::wait_result;
 
 TEST(Daemon, ClientRoundTripAndGracefulSigterm) {
   test::TempDir dir;
@@ -246,12 +236,7 @@ TEST(Daemon, Kill9WithQueuedJobsThenRestartCompletesEveryAcceptedJobOnce) {
   EXPECT_NE(daemon.log().find("recovered"), std::string::npos) << daemon.log();
   Client client(client_for(endpoint));
   for (int i = 0; i < kJobs; ++i) {
-    Message reply;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      reply = client.result(ids[i]);
-      if (reply.header["status"] != "accepted") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    Message reply = wait_result(client, ids[i]);
     ASSERT_EQ(reply.header["status"], "done") << ids[i] << ": " << reply.header.dump();
     EXPECT_EQ(image_text(decode_edit_result(reply).images.at(0)),
               test::fake_image_bytes(edit_of(ids[i], i), 4.1, "v1"));
@@ -393,8 +378,7 @@ TEST(Daemon, SigtermFinishesTheRunningBatchJournalsTheRestAndExitsZero) {
     Client client(client_for(endpoint));
     for (int i = 0; i < 8; ++i) {
       ids.push_back("s" + std::to_string(i));
-      ASSERT_EQ(client.call_raw(to_frames(make_edit_request(ids.back(), edit_of(ids.back()))))->header["status"],
-                "accepted");
+      ASSERT_EQ(submit(client, ids.back(), edit_of(ids.back())), "accepted");
     }
     EXPECT_EQ(daemon.stop(SIGTERM), 0);
     EXPECT_NE(daemon.log().find("jobs left journaled"), std::string::npos) << daemon.log();
@@ -404,12 +388,7 @@ TEST(Daemon, SigtermFinishesTheRunningBatchJournalsTheRestAndExitsZero) {
   ASSERT_FALSE(endpoint.empty());
   Client client(client_for(endpoint));
   for (const auto& id : ids) {
-    Message reply;
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      reply = client.result(id);
-      if (reply.header["status"] != "accepted") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    Message reply = wait_result(client, id);
     EXPECT_EQ(reply.header["status"], "done") << id;
   }
   EXPECT_EQ(daemon.stop(), 0);

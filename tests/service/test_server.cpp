@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "fake_backend.h"
+#include "service_test_helpers.h"
 #include "service/client.h"
 #include "service/server.h"
 #include "test_support.h"
@@ -47,23 +48,15 @@ ServerConfig config_in(const test::TempDir& dir) {
   return c;
 }
 
-ClientOptions client_for(const std::string& endpoint, int timeout_ms = 5000) {
-  ClientOptions o;
-  o.server = endpoint;
-  o.timeout_ms = timeout_ms;
-  o.retries = 2;
-  return o;
-}
+using test::client_for;
+using test::image_text;
+using test::submit;
+using test::wait_result;
 
+// Two strengths: every reply carries two images.
 edit::EditRequest edit_of(const std::string& instruction, int64_t seed = 1) {
-  edit::EditRequest e;
-  e.instruction = instruction;
-  e.seed = seed;
-  e.alphas = {2.0, 4.0};
-  return e;
+  return test::edit_of(instruction, seed, {2.0, 4.0});
 }
-
-std::string image_text(const edit::EncodedImage& image) { return std::string(image.bytes.begin(), image.bytes.end()); }
 
 TEST(Server, PingStatusAndEditRoundTrip) {
   test::TempDir dir;
@@ -231,7 +224,7 @@ TEST(Server, ExpiredJobsEndWithDeadlineExceeded) {
   RunningServer server(config, backend);
   Client slow(client_for(server.endpoint()));
   Client raw(client_for(server.endpoint()));
-  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("long", edit_of("long"))))->header["status"], "accepted");
+  ASSERT_EQ(submit(raw, "long", edit_of("long")), "accepted");
   Message reply = slow.edit("hurry", edit_of("hurry"), 50);
   EXPECT_EQ(reply.header["status"], "error");
   EXPECT_EQ(reply.header["error"]["code"], "deadline_exceeded");
@@ -245,8 +238,8 @@ TEST(Server, CancelRemovesAQueuedJob) {
   config.max_batch = 1;
   RunningServer server(config, backend);
   Client raw(client_for(server.endpoint()));
-  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("first", edit_of("first"))))->header["status"], "accepted");
-  ASSERT_EQ(raw.call_raw(to_frames(make_edit_request("second", edit_of("second"))))->header["status"], "accepted");
+  ASSERT_EQ(submit(raw, "first", edit_of("first")), "accepted");
+  ASSERT_EQ(submit(raw, "second", edit_of("second")), "accepted");
   Client client(client_for(server.endpoint()));
   Message cancel = client.cancel("second");
   EXPECT_EQ(cancel.header["cancelled"], true);
@@ -268,7 +261,7 @@ TEST(Server, GracefulStopJournalsQueuedJobsAndARestartFinishesThemOnce) {
     Client raw(client_for(server.endpoint()));
     for (int i = 0; i < 6; ++i) {
       ids.push_back("r" + std::to_string(i));
-      ASSERT_EQ(raw.call_raw(to_frames(make_edit_request(ids.back(), edit_of(ids.back()))))->header["status"],
+      ASSERT_EQ(submit(raw, ids.back(), edit_of(ids.back())),
                 "accepted");
     }
   }  // stop: at most the running batch finishes
@@ -280,12 +273,7 @@ TEST(Server, GracefulStopJournalsQueuedJobsAndARestartFinishesThemOnce) {
   EXPECT_EQ(server.server().recovered_jobs(), ids.size() - ran_before);
   Client client(client_for(server.endpoint()));
   for (const auto& id : ids) {
-    Message reply;
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      reply = client.result(id);
-      if (reply.header["status"] != "accepted") break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    Message reply = wait_result(client, id);
     ASSERT_EQ(reply.header["status"], "done") << id << " " << reply.header.dump();
     EXPECT_EQ(first.executions(id) + second.executions(id), 1) << id;
   }
@@ -388,7 +376,7 @@ TEST(Server, ResultsOfAVanishedClientAreKeptForFetchById) {
   RunningServer server(config_in(dir), backend);
   {
     Client gone(client_for(server.endpoint()));
-    ASSERT_EQ(gone.call_raw(to_frames(make_edit_request("orphan", edit_of("orphan"))))->header["status"], "accepted");
+    ASSERT_EQ(submit(gone, "orphan", edit_of("orphan")), "accepted");
   }  // disconnects before `done`
   Client client(client_for(server.endpoint()));
   Message reply;
