@@ -1,6 +1,7 @@
 #include "index/artifacts.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <cerrno>
 #include <cstring>
@@ -250,6 +251,27 @@ void rename_no_replace(const std::string& from, const std::string& to) {
     throw Error(ErrorCode::kIoError, "cannot rename " + from + " to " + to + ": " + std::strerror(errno));
 }
 
+// A crashed publish leaves a hidden ".publishing-<version>-<pid>" directory (or a
+// ".current-<pid>" link); remove those whose process is gone.
+void remove_stale_temporaries(const std::string& root) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(".publishing-", 0) != 0 && name.rfind(".current-", 0) != 0) continue;
+    const size_t dash = name.rfind('-');
+    long pid = 0;
+    try {
+      pid = std::stol(name.substr(dash + 1));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (pid > 0 && pid != ::getpid() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+    }
+  }
+}
+
 }  // namespace
 
 void set_current(const std::string& root, const std::string& version) {
@@ -302,6 +324,7 @@ std::string publish(const PublishOptions& options) {
   check(!fs::exists(final_dir), ErrorCode::kInvalidArgument,
         "version " + options.version + " already exists in " + options.root + " (versions are immutable)");
 
+  remove_stale_temporaries(options.root);
   const std::string temp_dir = options.root + "/.publishing-" + options.version + "-" + std::to_string(::getpid());
   fs::remove_all(temp_dir);
   TempDirGuard guard(temp_dir);

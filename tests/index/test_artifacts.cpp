@@ -204,8 +204,13 @@ TEST(Publish, InterruptedRunLeavesCurrentUnchanged) {
   EXPECT_EQ(ArtifactSet::resolve_current(root.path()), current);
   for (const auto& name : listing(root.path()))
     EXPECT_TRUE(name == "current" || name == "v1" || name[0] == '.') << name;
+  bool leftover = false;
+  for (const auto& name : listing(root.path())) leftover = leftover || name.rfind(".publishing-", 0) == 0;
+  EXPECT_TRUE(leftover) << "the killed publish should have left its hidden temporary";
   publish(in.options(root.path(), "v2"));
   EXPECT_TRUE(verify(root.path() + "/v2").ok());
+  // The next publish cleaned the dead run's temporary.
+  EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"current", "v1", "v2"}));
 }
 
 TEST(Publish, CommandLineVerifyExitCodes) {
