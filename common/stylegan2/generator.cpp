@@ -287,11 +287,15 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
   const int64_t N = x.size(0), H = x.size(2), Wd = x.size(3);
   // Demodulation coefficients [N, C_out], with √2 folded in.
   at::Tensor d = at::rsqrt(at::matmul(s.square(), L.weight_sq.t()) + 1e-8) * kSqrt2;
-  at::Tensor xs = x * s.view({N, L.cin, 1, 1});
+  // Batch 1 on CPU: modulate the (small) weights instead of the (large)
+  // activations; conv(x·s, w) == conv(x, w·s) since s scales input channels.
+  const bool fold = device.is_cpu() && N == 1;
+  const at::Tensor xs = fold ? x : x * s.view({N, L.cin, 1, 1});
+  auto modulated = [&](const at::Tensor& w) { return fold ? w * s.view({1, L.cin, 1, 1}) : w; };
   at::Tensor y;
   if (!L.up) {
     y = device.is_cpu()
-            ? conv2d_cpu(xs, L.weight, 1)
+            ? conv2d_cpu(xs, modulated(L.weight), 1)
             : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   } else if (device.is_cpu()) {
     // Polyphase transposed conv: four ordinary convolutions over the input
@@ -303,7 +307,7 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
         at::Tensor input = xp.narrow(2, a, H + 2 - a).narrow(3, b, Wd + 2 - b);
-        phases[2 * a + b] = conv2d_cpu(input, L.phases[2 * a + b], 0);
+        phases[2 * a + b] = conv2d_cpu(input, modulated(L.phases[2 * a + b]), 0);
       }
     y = fir_from_phases_cpu(phases);
   } else {
@@ -336,10 +340,15 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
 at::Tensor Generator::Impl::torgb_layer(const at::Tensor& x, const at::Tensor& s,
                                         const LayerParams& L) const {
   const int64_t N = x.size(0);
-  at::Tensor xs = x * (s * L.style_gain).view({N, L.cin, 1, 1});
-  at::Tensor y = device.is_cpu()
-                     ? conv2d_cpu(xs, L.weight, 0).add_(L.bias_scaled.view({1, -1, 1, 1}))
-                     : at::conv2d(xs, L.weight, L.bias_scaled);
+  at::Tensor gain = (s * L.style_gain).view({N, L.cin, 1, 1});
+  at::Tensor y;
+  if (device.is_cpu() && N == 1) {  // modulate the weights, as in conv_layer
+    y = conv2d_cpu(x, L.weight * gain, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
+  } else if (device.is_cpu()) {
+    y = conv2d_cpu(x * gain, L.weight, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
+  } else {
+    y = at::conv2d(x * gain, L.weight, L.bias_scaled);
+  }
   if (config.conv_clamp > 0) y.clamp_(-config.conv_clamp, config.conv_clamp);
   return y;
 }
