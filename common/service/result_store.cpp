@@ -1,6 +1,12 @@
 #include "service/result_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -61,17 +67,55 @@ std::string ResultStore::file_for(const std::string& id) const {
 }
 
 void ResultStore::put(const std::string& id, const std::string& digest, const Message& reply) {
+  put_many({Item{id, digest, &reply}});
+}
+
+void ResultStore::put_many(const std::vector<Item>& items) {
+  if (items.empty()) return;
   int64_t finished = now_unix_ms();
   std::string time;
   put_u64(&time, static_cast<uint64_t>(finished));
-  std::vector<Frame> frames = {id, digest, time};
-  std::vector<Frame> reply_frames = to_frames(reply);
-  frames.insert(frames.end(), reply_frames.begin(), reply_frames.end());
-  std::string bytes = pack_frames(frames);
-  std::string file = file_for(id);
-  write_file_atomic(file, bytes.data(), bytes.size());
+  // Each result: temporary file, fsync, rename (never visible half-written).
+  // The directory fsync is shared by the batch: a crash before it may lose a
+  // rename, which only means the restarted daemon runs that job again.
+  static std::atomic<uint64_t> counter{0};
+  std::vector<std::string> finals, temps;
+  auto fail = [&](const std::string& what, const std::string& path) {
+    std::string reason = std::strerror(errno);
+    std::error_code ignored;
+    for (const auto& temp : temps) fs::remove(temp, ignored);
+    throw Error(ErrorCode::kIoError, what + " " + path + ": " + reason);
+  };
+  for (const Item& item : items) {
+    std::vector<Frame> frames = {item.id, item.digest, time};
+    std::vector<Frame> reply_frames = to_frames(*item.reply);
+    frames.insert(frames.end(), reply_frames.begin(), reply_frames.end());
+    std::string bytes = pack_frames(frames);
+    finals.push_back(file_for(item.id));
+    temps.push_back(finals.back() + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+    int fd = ::open(temps.back().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("cannot create", temps.back());
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        ::close(fd);
+        fail("cannot write", temps.back());
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+      ::close(fd);
+      fail("cannot fsync", temps.back());
+    }
+    ::close(fd);
+  }
+  for (size_t i = 0; i < temps.size(); ++i)
+    if (::rename(temps[i].c_str(), finals[i].c_str()) != 0) fail("cannot rename", temps[i]);
+  fsync_path(dir_);
   std::lock_guard<std::mutex> lock(mutex_);
-  entries_[id] = Entry{file, digest, finished};
+  for (size_t i = 0; i < items.size(); ++i) entries_[items[i].id] = Entry{finals[i], items[i].digest, finished};
 }
 
 std::optional<Message> ResultStore::get(const std::string& id) const {

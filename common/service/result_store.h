@@ -26,6 +26,15 @@ class ResultStore {
 
   // Stores a job's final reply (done or error). Thread-safe. Errors: io_error.
   void put(const std::string& id, const std::string& digest, const Message& reply);
+  struct Item {
+    std::string id;
+    std::string digest;
+    const Message* reply;
+  };
+  // Stores a batch's replies: each file fsynced and renamed into place, then
+  // one directory fsync for all (instead of one per result). Errors: io_error
+  // (no result of the batch is indexed then).
+  void put_many(const std::vector<Item>& items);
   // The stored reply, or nothing when the id is unknown or pruned.
   std::optional<Message> get(const std::string& id) const;
   bool contains(const std::string& id) const;

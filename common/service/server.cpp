@@ -664,14 +664,25 @@ void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
   stats_.count("batches");
   stats_.observe("run", run_ms);
   stats_.observe("batch_size", static_cast<double>(live.size()));
+  std::vector<Message> replies;
+  std::vector<ResultStore::Item> items;
+  replies.reserve(live.size());
   for (size_t i = 0; i < live.size(); ++i) {
     const JobPtr& job = live[i];
     json timings = {{"queue_ms", start - job->accepted_ms}, {"run_ms", std::round(run_ms * 1000) / 1000},
                     {"batch_size", live.size()}};
-    Message reply = outcomes[i].ok() ? edit_done_reply(job->id, *outcomes[i].result, timings)
-                                     : error_reply(job->id, outcomes[i].error_code, outcomes[i].error_message);
-    complete(job, std::move(reply), timings);
+    replies.push_back(outcomes[i].ok() ? edit_done_reply(job->id, *outcomes[i].result, timings)
+                                       : error_reply(job->id, outcomes[i].error_code, outcomes[i].error_message));
+    finalize_timings(job, replies.back(), timings);
   }
+  for (size_t i = 0; i < live.size(); ++i) items.push_back({live[i]->id, live[i]->digest, &replies[i]});
+  try {
+    results_->put_many(items);  // one directory fsync for the batch
+  } catch (const std::exception& e) {
+    stats_.count("store_errors", static_cast<int64_t>(live.size()));
+    spdlog::error("cannot store the results of a batch of {}: {}", live.size(), e.what());
+  }
+  for (size_t i = 0; i < live.size(); ++i) finish(live[i], std::move(replies[i]));
 }
 
 void Server::run_retrieve(const JobPtr& job) {
@@ -690,27 +701,42 @@ void Server::run_retrieve(const JobPtr& job) {
   complete(job, std::move(reply), {{"run_ms", std::round(ms * 1000) / 1000}});
 }
 
-void Server::complete(const JobPtr& job, Message reply, const json& timings) {
-  int64_t now = now_unix_ms();
+void Server::finalize_timings(const JobPtr& job, Message& reply, const json& timings) {
   json all_timings = timings.is_object() ? timings : json::object();
-  all_timings["total_ms"] = now - job->accepted_ms;
+  all_timings["total_ms"] = now_unix_ms() - job->accepted_ms;
   reply.header["timings_ms"] = all_timings;
-  std::string outcome = reply.header.value("status", std::string()) == status::kDone
-                            ? "done"
-                            : reply.header["error"].value("code", std::string("internal"));
+}
+
+void Server::complete(const JobPtr& job, Message reply, const json& timings) {
+  finalize_timings(job, reply, timings);
   if (job->type == RequestType::kEdit) {
-    // Stored (fsynced) before it is sent: a result a client saw is never lost,
-    // and a restart never runs the job again.
     try {
       results_->put(job->id, job->digest, reply);
-      journal_->append_done(job->id);
     } catch (const std::exception& e) {
       stats_.count("store_errors");
       spdlog::error("job id={}: cannot store its result: {}", printable(job->id), e.what());
     }
+  }
+  finish(job, std::move(reply));
+}
+
+void Server::finish(const JobPtr& job, Message reply) {
+  // The result was stored (fsynced) before this: a result a client saw is
+  // never lost, and a restart never runs the job again.
+  const json all_timings = reply.header["timings_ms"];
+  int64_t total_ms = all_timings.value("total_ms", int64_t(0));
+  std::string outcome = reply.header.value("status", std::string()) == status::kDone
+                            ? "done"
+                            : reply.header["error"].value("code", std::string("internal"));
+  if (job->type == RequestType::kEdit) {
+    try {
+      journal_->append_done(job->id);
+    } catch (const std::exception& e) {
+      spdlog::error("job id={}: cannot journal it done: {}", printable(job->id), e.what());
+    }
     stats_.count(outcome == "done" ? "jobs.done" : "jobs.error." + outcome);
     if (all_timings.contains("queue_ms")) stats_.observe("queue", all_timings["queue_ms"].get<double>());
-    stats_.observe("total", static_cast<double>(now - job->accepted_ms));
+    stats_.observe("total", static_cast<double>(total_ms));
     const json& diagnostics = reply.header.contains("diagnostics") ? reply.header["diagnostics"] : json();
     if (diagnostics.is_object() && diagnostics.contains("timings_ms") && diagnostics["timings_ms"].is_object())
       for (const auto& [stage, ms] : diagnostics["timings_ms"].items())

@@ -79,6 +79,10 @@ class Server {
   // Stores a finished edit's reply, journals it done, logs it and hands it to
   // the I/O thread for delivery. Any thread.
   void complete(const JobPtr& job, Message reply, const nlohmann::json& timings);
+  // Adds total_ms to `timings` and puts them in the reply header.
+  void finalize_timings(const JobPtr& job, Message& reply, const nlohmann::json& timings);
+  // complete() after the result is stored: journal, stats, log, delivery.
+  void finish(const JobPtr& job, Message reply);
   void deliver_completions();
 
   void receive_burst();

@@ -133,6 +133,27 @@ TEST(ResultStore, StoresServesPersistsAndPrunes) {
   EXPECT_FALSE(ResultStore(dir.path(), 60000).contains("j/1"));
 }
 
+TEST(ResultStore, PutManyStoresABatchOrNothing) {
+  test::TempDir dir;
+  ResultStore store(dir.file("results"), 60000);
+  std::vector<Message> replies(3);
+  std::vector<ResultStore::Item> items;
+  for (int i = 0; i < 3; ++i) {
+    replies[i].header = {{"id", "b" + std::to_string(i)}, {"status", "done"}};
+    replies[i].payloads = {std::string(10 + i, char('a' + i))};
+  }
+  for (int i = 0; i < 3; ++i) items.push_back({"b" + std::to_string(i), "d", &replies[i]});
+  store.put_many(items);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(store.get("b" + std::to_string(i))->payloads, replies[i].payloads);
+
+  // The directory vanished: an io_error, nothing indexed, no temporaries left.
+  std::filesystem::remove_all(dir.file("results"));
+  items[0].id = "c0";
+  EXPECT_THROW(store.put_many(items), Error);
+  EXPECT_FALSE(store.contains("c0"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("results")));
+}
+
 JobPtr job(const std::string& id, RequestType type = RequestType::kEdit, int64_t deadline = 0) {
   auto j = std::make_shared<Job>();
   j->id = id;
