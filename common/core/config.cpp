@@ -34,7 +34,7 @@ ConfigMap::ConfigMap(YAML::Node node, std::string file, std::string prefix, std:
       prefix_(std::move(prefix)),
       base_dir_(std::move(base_dir)),
       used_(std::make_shared<std::set<std::string>>()) {
-  if (node_.IsNull() || !node_.IsDefined()) node_ = YAML::Node(YAML::NodeType::Map);
+  if (node_.IsNull()) node_ = YAML::Node(YAML::NodeType::Map);
   if (!node_.IsMap())
     throw Error(ErrorCode::kConfigError,
                 file_ + ": " + (prefix_.empty() ? std::string("the document") : "key '" + prefix_.substr(0, prefix_.size() - 1) + "'") +
@@ -69,7 +69,10 @@ std::string ConfigMap::require_path(const std::string& key) const {
 
 ConfigMap ConfigMap::child(const std::string& key) const {
   used_->insert(key);
-  return ConfigMap(node_[key], file_, prefix_ + key + ".", base_dir_);
+  // Assigning to the undefined node of an absent key throws: build a new one.
+  YAML::Node value = node_[key];
+  YAML::Node section = value.IsDefined() ? value : YAML::Node(YAML::NodeType::Map);
+  return ConfigMap(section, file_, prefix_ + key + ".", base_dir_);
 }
 
 void ConfigMap::finish() const {

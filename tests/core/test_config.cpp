@@ -19,6 +19,10 @@ TEST(Config, ReadsTypedValuesAndResolvesPaths) {
   EXPECT_EQ(edit.get<int>("k_pos", 0), 100);
   EXPECT_EQ(edit.get<int>("k_neg", 7), 7);
   EXPECT_EQ(root.child("models").require_path("generator"), dir.path() + "/models/g.h5");
+  ConfigMap absent = root.child("daemon");  // an absent section reads as empty
+  EXPECT_FALSE(absent.has("bind"));
+  EXPECT_EQ(absent.get<std::string>("bind", "tcp://127.0.0.1:5555"), "tcp://127.0.0.1:5555");
+  absent.finish();
   edit.finish();
   root.finish();
 }
