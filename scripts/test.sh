@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 BUILD_DIR=${FEU_BUILD_DIR:-build}
+# Let ccache reuse objects compiled in another checkout of the same tree.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$(pwd)}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 # In CI the shared parity fixtures exist: a test that would skip for lack of them fails instead.
