@@ -257,10 +257,16 @@ void add_demo_assets(CLI::App& app) {
   cmd->add_option("--stats-samples", o->stats_samples, "z for the S statistics")->capture_default_str();
   cmd->add_option("--direction-images", o->direction_images, "M images per Δi channel")->capture_default_str();
   cmd->add_option("--seed", o->seed, "model seed")->capture_default_str();
+  cmd->add_flag("--real-size", o->real_size,
+                "benchmark assets instead: FFHQ config-f + ViT-B/32 with random weights, random unit corpus "
+                "embeddings (--images, default 70000) and Δi rows (5376), stats over --stats-samples (default "
+                "2000) z; meaningless edits at the real cost");
   cmd->add_flag("--quiet", *quiet, "no progress output");
-  cmd->callback([o, quiet] {
+  cmd->callback([cmd, o, quiet] {
     DemoOptions options = *o;
     options.progress = !*quiet;
+    if (options.real_size && cmd->count("--images") == 0) options.images = 70000;  // FFHQ
+    if (options.real_size && cmd->count("--stats-samples") == 0) options.stats_samples = 2000;
     const std::string dir = build_demo_assets(options);
     std::printf("demo artifacts: %s\nmodels: %s/models\n", dir.c_str(), options.out_dir.c_str());
   });

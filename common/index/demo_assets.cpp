@@ -1,7 +1,9 @@
 // `feu-indexer demo-assets`: the embedded default, end to end, from nothing.
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 
@@ -54,11 +56,137 @@ void render_corpus(const stylegan2::Generator& generator, const std::string& dir
   }
 }
 
+// [rows, dim] independent random unit vectors (Gaussian rows, normalized):
+// isotropic, like nothing trained, but sized and normalized as the real thing.
+std::vector<float> random_unit_rows(int64_t rows, int64_t dim, uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  at::Tensor x = at::randn({rows, dim}, gen, at::kFloat);
+  x = (x / x.norm(2, 1, true)).contiguous();
+  return std::vector<float>(x.data_ptr<float>(), x.data_ptr<float>() + rows * dim);
+}
+
+// "<prefix><UTC timestamp, digits only>": a fresh version directory name.
+std::string version_name(const std::string& prefix) {
+  std::string version = prefix;
+  for (char ch : utc_timestamp())
+    if (std::isalnum(static_cast<unsigned char>(ch))) version += ch;
+  return version;
+}
+
+// publish, then verify() the version like a daemon does before serving it.
+std::string publish_verified(const PublishOptions& options) {
+  const std::string published = publish(options);
+  VerifyReport report = verify(published);
+  check(report.ok(), ErrorCode::kArtifactMismatch,
+        published + " failed verification: " + (report.ok() ? std::string() : report.problems.front()));
+  return published;
+}
+
+// `demo-assets --real-size`: production-sized models, corpus and Δi table
+// with random contents, for load benchmarks. Costs minutes, not hours: no
+// image is rendered or embedded and no Δi is measured.
+std::string build_real_size_assets(const DemoOptions& o, const std::string& root) {
+  const std::string models = root + "/models", work = root + "/work";
+  fs::create_directories(models);
+  fs::create_directories(work + "/corpus");
+  auto say = [&](const std::string& text) {
+    if (o.progress) std::fprintf(stderr, "demo-assets --real-size: %s\n", text.c_str());
+  };
+
+  say("random FFHQ config-f generator (1024x1024) and ViT-B/32 CLIP, demo vocabulary");
+  const std::string vocab_path = models + "/vocab.txt.gz";
+  clip::Tokenizer::write_demo_vocab(vocab_path);
+  const int64_t vocab_size = clip::Tokenizer::load(vocab_path).vocab_size();
+  clip::ClipConfig clip_config = clip::ClipConfig::vit_b_32();
+  check(clip_config.vocab_size >= vocab_size, ErrorCode::kInvalidArgument,
+        "ViT-B/32 vocab_size is smaller than the demo vocabulary");
+  const std::string generator_path = models + "/generator.h5", clip_path = models + "/clip.h5";
+  stylegan2::Generator::random(stylegan2::GeneratorConfig::config_f(), o.seed, at::kCPU).save(generator_path);
+  clip::ClipModel::random(clip_config, o.seed + 1, at::kCPU).save_h5(clip_path);
+  const std::string generator_sha = sha256_file(generator_path), clip_sha = sha256_file(clip_path);
+  const int64_t dim = clip_config.embed_dim;
+
+  say("corpus index of " + std::to_string(o.images) + " random unit embeddings (no images)");
+  std::vector<CorpusEntry> entries(static_cast<size_t>(o.images));
+  for (int64_t i = 0; i < o.images; ++i) {
+    char path[32];  // FFHQ's layout: 1000 images per numbered folder
+    std::snprintf(path, sizeof path, "%05ld/%05ld.png", long(i / 1000 * 1000), long(i));
+    entries[i].id = i;
+    entries[i].path = path;
+  }
+  CorpusProvenance provenance;
+  provenance.clip_sha256 = clip_sha;
+  provenance.preprocessing = "none: random unit embeddings (demo-assets --real-size, benchmarks only)";
+  provenance.corpus_root = "(synthetic, no images)";
+  provenance.created = utc_timestamp();
+  provenance.tool_version = tool_version();
+  provenance.faiss_version = faiss_version();
+  provenance.torch_version = torch_version();
+  provenance.next_id = o.images;
+  const std::string corpus_dir = work + "/corpus";
+  CorpusIndex::build(std::move(entries), random_unit_rows(o.images, dim, o.seed + 2), dim, IndexOptions{},
+                     provenance)
+      .save(corpus_dir);
+
+  say("stats over " + std::to_string(o.stats_samples) + " z");
+  StatsOptions stats_options;
+  stats_options.generator_path = generator_path;
+  stats_options.out_path = work + "/stats.h5";
+  stats_options.device = "cpu";
+  stats_options.num_samples = o.stats_samples;
+  StyleStats stats = compute_style_stats(stats_options);
+
+  say("random unit directions for StyleCLIP's coverage (conv layers up to 128x128)");
+  Directions d;
+  d.set_layout(stats.layers, coverage_mask(stats.layers, "128"), dim);
+  d.s_mean = stats.s_mean;
+  d.s_std = stats.s_std;
+  d.fs3 = random_unit_rows(d.covered(), dim, o.seed + 3);
+  d.dead.assign(static_cast<size_t>(d.covered()), 0);
+  DirectionsInfo& info = d.info;
+  info.generator_sha256 = generator_sha;
+  info.clip_sha256 = clip_sha;
+  info.source = "random (demo-assets --real-size, benchmarks only)";
+  info.images_per_channel = 0;
+  info.seeds = "none";
+  info.psi = stats.psi;
+  info.truncation_rule = stats.truncation_rule;
+  info.coverage = "128";
+  info.stats_info = std::to_string(stats.num_samples) + " samples, seed " + std::to_string(stats.seed);
+  info.render = "none (random unit rows)";
+  info.tool_version = tool_version();
+  info.torch_version = torch_version();
+  info.created = utc_timestamp();
+  const std::string directions_path = work + "/directions.h5";
+  d.save(directions_path);
+
+  say("publish + verify");
+  PublishOptions publish_options;
+  publish_options.root = root + "/artifacts";
+  publish_options.version = version_name("bench-real-");
+  publish_options.corpus_dir = corpus_dir;
+  publish_options.directions_path = directions_path;
+  publish_options.generator_path = generator_path;
+  publish_options.clip_path = clip_path;
+  // No model copies: 700 MB of weights would be hashed again at every load.
+  publish_options.config = {{"demo", true},
+                            {"real_size", true},
+                            {"random_embeddings_and_directions", true},
+                            {"images", o.images},
+                            {"stats_samples", o.stats_samples},
+                            {"coverage", "128"},
+                            {"seed", o.seed}};
+  const std::string published = publish_verified(publish_options);
+  say("published " + published);
+  return published;
+}
+
 }  // namespace
 
 std::string build_demo_assets(const DemoOptions& o) {
   check(o.images >= 10, ErrorCode::kInvalidArgument, "--images must be at least 10");
   const std::string root = fs::absolute(o.out_dir).lexically_normal().string();
+  if (o.real_size) return build_real_size_assets(o, root);
   const std::string models = root + "/models", corpus_images = root + "/corpus-images", work = root + "/work";
   fs::create_directories(models);
   fs::create_directories(work + "/corpus");
@@ -116,11 +244,7 @@ std::string build_demo_assets(const DemoOptions& o) {
   say("publish");
   PublishOptions publish_options;
   publish_options.root = root + "/artifacts";
-  std::string stamp = utc_timestamp();
-  std::string version = "demo-";
-  for (char ch : stamp)
-    if (std::isalnum(static_cast<unsigned char>(ch))) version += ch;
-  publish_options.version = version;
+  publish_options.version = version_name("demo-");
   publish_options.corpus_dir = embed.out_dir;
   publish_options.directions_path = directions.out_path;
   publish_options.generator_path = generator_path;

@@ -122,13 +122,22 @@ struct DemoOptions {
   int64_t stats_samples = 20000;
   int64_t direction_images = 8;
   uint64_t seed = 1;
+  // Benchmark assets at production sizes instead: FFHQ config-f generator
+  // (1024²) and ViT-B/32 CLIP with random weights, `images` random unit
+  // corpus embeddings (no images rendered) and random unit Δi rows for
+  // StyleCLIP's coverage ("128"), s_mean/s_std from `stats_samples` z. The
+  // embeddings and directions mean nothing (benchmarks only); an edit costs
+  // what it costs with trained ones.
+  bool real_size = false;
   bool progress = true;
 };
 
 // Builds the embedded default end to end in out_dir: models/ (random small
 // generator and CLIP, demo vocabulary), corpus-images/ (generated PNGs),
 // work/ (corpus, stats, directions) and artifacts/ (published, current).
-// Returns the published version directory.
+// With real_size: models/, work/ and artifacts/ as above at real sizes (the
+// models are not copied into the version; configs/bench-real-size.yaml names
+// them). Returns the published (and verified) version directory.
 std::string build_demo_assets(const DemoOptions& options);
 
 // libtorch version string ("1.13.1").

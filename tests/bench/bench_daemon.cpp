@@ -7,7 +7,15 @@
 //                      default after `feu-indexer demo-assets`), CPU here.
 //   DaemonService/*:   the same path around a zero-cost test double backend:
 //                      the daemon's own overhead per edit.
-// Bounded: a fixed number of edits per run (see kEdits*), one iteration each.
+// Bounded: a fixed number of edits per run, one iteration each. For the
+// engine, environment variables bound a slow configuration (real sizes on CPU:
+// `feu-indexer demo-assets --out out/bench-real --real-size`, then
+// FEU_BENCH_CONFIG=configs/bench-real-size.yaml):
+//   FEU_BENCH_EDITS_1, FEU_BENCH_EDITS_8  edits per client (default 40 / 10)
+//   FEU_BENCH_MAX_SECONDS  clients start no new edit after this long (default: none)
+//   FEU_BENCH_TIMEOUT_S    client timeout per edit (default 600)
+// Each run also prints the daemon's per-stage latency split (its `status`,
+// warm-up edits included) to stderr.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -15,6 +23,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <thread>
 
 #include "../service/fake_backend.h"
@@ -37,17 +46,26 @@ struct TempState {
   std::string path;
 };
 
+// An integer environment variable, or `fallback` when unset.
+int64_t env_int(const char* name, int64_t fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? std::atoll(value) : fallback;
+}
+
 service::ClientOptions options_for(const std::string& endpoint) {
   service::ClientOptions options;
   options.server = endpoint;
-  options.timeout_ms = 600000;  // CPU edits at real sizes take seconds: never resend here
+  // CPU edits at real sizes take seconds (a batch of 8 at 1024², a minute): never resend here.
+  options.timeout_ms = static_cast<int>(env_int("FEU_BENCH_TIMEOUT_S", 600) * 1000);
   options.retries = 0;
   return options;
 }
 
 // Runs `edits_per_client` edits from each of `clients` threads against a
-// server on `backend`; reports throughput and latency percentiles.
-void run_load(benchmark::State& state, service::Backend& backend, int clients, int edits_per_client) {
+// server on `backend` (no new edit after `max_seconds` when positive);
+// reports throughput and latency percentiles.
+void run_load(benchmark::State& state, service::Backend& backend, int clients, int edits_per_client,
+              double max_seconds = 0) {
   TempState dir;
   service::ServerConfig config;
   config.bind = "tcp://127.0.0.1:*";
@@ -78,6 +96,9 @@ void run_load(benchmark::State& state, service::Backend& backend, int clients, i
       threads.emplace_back([&, c] {
         service::Client client(options_for(server.endpoint()));
         for (int i = 0; i < edits_per_client; ++i) {
+          if (max_seconds > 0 &&
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > max_seconds)
+            break;
           edit::EditRequest e;
           e.instruction = kInstructions[(c + i) % 4];
           e.seed = c * 1000 + i;
@@ -95,8 +116,20 @@ void run_load(benchmark::State& state, service::Backend& backend, int clients, i
     state.SetIterationTime(seconds);
     ++run;
   }
+  {
+    // The daemon's own per-stage split (p50/p95/p99 ms per stage, as `feu status`).
+    service::Client client(options_for(server.endpoint()));
+    service::Message status = client.status();
+    std::cerr << clients << " client(s): daemon stages in ms (warm-up edits included):\n";
+    const nlohmann::json stages = status.header.value("latency_ms", nlohmann::json::object());
+    for (const auto& [stage, summary] : stages.items()) std::cerr << "  " << stage << " " << summary.dump() << "\n";
+  }
   server.request_stop();
   loop.join();
+  if (latencies.empty()) {
+    state.SkipWithError("no edit finished within the time bound");
+    return;
+  }
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double q) {
     size_t rank = static_cast<size_t>(std::ceil(q * latencies.size()));
@@ -132,7 +165,9 @@ void DaemonEngine(benchmark::State& state) {
     backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(edit::EngineConfig::from_config(root)));
   }
   int clients = static_cast<int>(state.range(0));
-  run_load(state, *backend, clients, clients == 1 ? 40 : 10);
+  const int edits = static_cast<int>(
+      clients == 1 ? env_int("FEU_BENCH_EDITS_1", 40) : env_int("FEU_BENCH_EDITS_8", 10));
+  run_load(state, *backend, clients, edits, static_cast<double>(env_int("FEU_BENCH_MAX_SECONDS", 0)));
 }
 BENCHMARK(DaemonEngine)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 #endif
