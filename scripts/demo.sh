@@ -8,7 +8,6 @@
 # Environment: FEU_BUILD_DIR (default build), FEU_DEMO_DIR (default out/demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REPO=$(pwd)
 INSTRUCTION=${1:-"blond hair"}
 BUILD_DIR=${FEU_BUILD_DIR:-build}
 DEMO_DIR=${FEU_DEMO_DIR:-out/demo}
@@ -31,12 +30,17 @@ else
   step "embedded default already in $DEMO_DIR (delete it to rebuild)"
 fi
 
+# configs/demo.yaml names out/demo; point a copy at $DEMO_DIR so FEU_DEMO_DIR is honoured.
+DEMO_DIR=$(realpath "$DEMO_DIR")
+CONFIG="$DEMO_DIR/demo.yaml"
+sed "s|\.\./out/demo|$DEMO_DIR|g" configs/demo.yaml > "$CONFIG"
+
 step "starting feu-daemon"
 ENDPOINT_FILE="$DEMO_DIR/daemon.endpoint"
 LOG="$DEMO_DIR/daemon.log"
 rm -f "$ENDPOINT_FILE"
 # Any free loopback port, so the demo never collides with a running daemon.
-"$BUILD_DIR/bin/feu-daemon" --config configs/demo.yaml --bind "tcp://127.0.0.1:*" \
+"$BUILD_DIR/bin/feu-daemon" --config "$CONFIG" --bind "tcp://127.0.0.1:*" \
   --endpoint-file "$ENDPOINT_FILE" >"$LOG" 2>&1 &
 DAEMON_PID=$!
 stop_daemon() {
@@ -67,6 +71,6 @@ trap - EXIT
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID"
 echo
-echo "Edited image (original | alpha -4 | 0 | +4): $REPO/$OUT"
-echo "Daemon log: $REPO/$LOG"
+echo "Edited image (original | alpha -4 | 0 | +4): $OUT"
+echo "Daemon log: $LOG"
 step "done"
