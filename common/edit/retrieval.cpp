@@ -97,6 +97,28 @@ std::vector<int64_t> select(const std::vector<float>& scores, int64_t k, bool hi
   return heap;
 }
 
+// `count` rows drawn uniformly without replacement from [0, rows) minus
+// `excluded_sorted`: a partial Fisher-Yates over the rest in row order, so the
+// sample depends only on the seed and the excluded rows.
+std::vector<int64_t> sample_rows(int64_t rows, const std::vector<int64_t>& excluded_sorted, int64_t count,
+                                 uint64_t seed) {
+  std::vector<int64_t> rest;
+  rest.reserve(static_cast<size_t>(rows) - excluded_sorted.size());
+  for (int64_t row = 0, p = 0; row < rows; ++row) {
+    if (p < static_cast<int64_t>(excluded_sorted.size()) && excluded_sorted[p] == row) {
+      ++p;
+      continue;
+    }
+    rest.push_back(row);
+  }
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < count; ++i) {
+    std::uniform_int_distribution<int64_t> pick(i, static_cast<int64_t>(rest.size()) - 1);
+    std::swap(rest[i], rest[pick(rng)]);
+  }
+  return std::vector<int64_t>(rest.begin(), rest.begin() + count);
+}
+
 index::CorpusIndex::Hit hit_of(const index::CorpusIndex& corpus, int64_t row, const std::vector<float>& scores) {
   return index::CorpusIndex::Hit{corpus.entries()[row].id, scores[row]};
 }
@@ -118,24 +140,7 @@ RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float
   if (negatives == NegativeSampling::kFarthest) {
     out.negative_rows = select(scores, k_neg, false, positives_sorted);
   } else {
-    // A uniform sample without replacement of the rows that are not positives:
-    // partial Fisher-Yates over the rest in row order, so the sample depends
-    // only on the seed and the positives.
-    std::vector<int64_t> rest;
-    rest.reserve(scores.size() - positives_sorted.size());
-    for (int64_t row = 0, p = 0; row < static_cast<int64_t>(scores.size()); ++row) {
-      if (p < static_cast<int64_t>(positives_sorted.size()) && positives_sorted[p] == row) {
-        ++p;
-        continue;
-      }
-      rest.push_back(row);
-    }
-    std::mt19937_64 rng(seed);
-    for (int64_t i = 0; i < k_neg; ++i) {
-      std::uniform_int_distribution<int64_t> pick(i, static_cast<int64_t>(rest.size()) - 1);
-      std::swap(rest[i], rest[pick(rng)]);
-    }
-    out.negative_rows.assign(rest.begin(), rest.begin() + k_neg);
+    out.negative_rows = sample_rows(static_cast<int64_t>(scores.size()), positives_sorted, k_neg, seed);
   }
   for (int64_t row : out.positive_rows) out.positives.push_back(hit_of(corpus, row, scores));
   for (int64_t row : out.negative_rows) out.negatives.push_back(hit_of(corpus, row, scores));
@@ -280,21 +285,7 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
     out.scored_in_float += static_cast<int64_t>(bottom_rows.size());
     out.negative_rows = best_of(bottom_rows, scores, k_neg, false);
   } else {
-    std::vector<int64_t> rest;
-    rest.reserve(static_cast<size_t>(corpus.size()) - positives_sorted.size());
-    for (int64_t row = 0, p = 0; row < corpus.size(); ++row) {
-      if (p < static_cast<int64_t>(positives_sorted.size()) && positives_sorted[p] == row) {
-        ++p;
-        continue;
-      }
-      rest.push_back(row);
-    }
-    std::mt19937_64 rng(seed);
-    for (int64_t i = 0; i < k_neg; ++i) {
-      std::uniform_int_distribution<int64_t> pick(i, static_cast<int64_t>(rest.size()) - 1);
-      std::swap(rest[i], rest[pick(rng)]);
-    }
-    out.negative_rows.assign(rest.begin(), rest.begin() + k_neg);
+    out.negative_rows = sample_rows(corpus.size(), positives_sorted, k_neg, seed);
     for (int64_t row : out.negative_rows) scores[row] = score_row(corpus.embedding(row), query, dim);
   }
   for (int64_t row : out.positive_rows) out.positives.push_back(hit_of(corpus, row, scores));
