@@ -1,6 +1,6 @@
 // The FEU edit direction: a linear SVM separating the images most similar to
 // the instruction from the least similar ones; its unit normal replaces
-// StyleCLIP's Δt. Plain C++ over liblinear.
+// StyleCLIP's Δt. Plain C++ (liblinear's solver 1 over dense rows: svm_solver.h).
 #pragma once
 
 #include <cstdint>
@@ -23,12 +23,13 @@ struct SvmDirection {
   double margin = 0;          // 1/|w|: distance from the hyperplane to the margin planes w·x+b = ±1
   int64_t positives = 0;
   int64_t negatives = 0;
+  int iterations = 0;         // coordinate-descent passes (liblinear's "#iter")
 };
 
 // Trains on the rows of `positives` [n_pos, dim] (label +1) and `negatives`
 // [n_neg, dim] (label -1), each L2-normalized first (rows of zero length are
-// an invalid_argument error). Deterministic: liblinear's coordinate order is
-// drawn from rand(), which is reseeded (under a lock) on every call.
+// an invalid_argument error). Deterministic and lock-free: the coordinate
+// order comes from a generator seeded per call.
 SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const float* negatives, int64_t n_neg,
                                  int64_t dim, const SvmOptions& options = {});
 
