@@ -261,13 +261,14 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
 
   // mapping
   start = Clock::now();
-  const std::vector<float> relevance = mapper.relevance(direction.data());
-  double beta = edit.beta;
-  if (edit.beta_auto) {
-    beta = StyleDirectionMapper::auto_beta(relevance, defaults_.beta_auto_low, defaults_.beta_auto_high,
-                                           defaults_.min_channels);
-  }
-  const ThresholdedRelevance kept = StyleDirectionMapper::threshold(relevance, beta);
+  BetaRule rule;
+  rule.beta = edit.beta;
+  rule.automatic = edit.beta_auto;
+  rule.low = defaults_.beta_auto_low;
+  rule.high = defaults_.beta_auto_high;
+  rule.min_channels = defaults_.min_channels;
+  const ThresholdedRelevance kept = mapper.kept_relevance(direction.data(), rule);
+  const double beta = kept.beta;
   out.delta = mapper.delta_s(kept);
   const std::vector<ChannelChange> top = mapper.top_channels(out.delta, defaults_.top_channels);
   timings["mapping"] = ms_since(start);

@@ -46,22 +46,72 @@ StyleDirectionMapper::StyleDirectionMapper(std::vector<float> fs3, int64_t dim, 
           "fs3 covers style channel " + std::to_string(channel) + ", outside S of " +
               std::to_string(total_channels()) + " channels");
   }
+  fs3_codes_ = Int8Rows(fs3_.data(), covered(), dim_);
+}
+
+float StyleDirectionMapper::relevance_of(int64_t row, const float* direction) const {
+  const float* fs = fs3_.data() + row * dim_;
+  // Float32 inputs, double sums; eight independent partial sums keep the
+  // vector units busy.
+  constexpr int kLanes = 8;
+  double sums[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= dim_; k += kLanes) {
+    for (int lane = 0; lane < kLanes; ++lane) sums[lane] += static_cast<double>(fs[k + lane]) * direction[k + lane];
+  }
+  for (; k < dim_; ++k) sums[0] += static_cast<double>(fs[k]) * direction[k];
+  return static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7])));
 }
 
 std::vector<float> StyleDirectionMapper::relevance(const float* direction) const {
   std::vector<float> r(static_cast<size_t>(covered()));
-  for (int64_t row = 0; row < covered(); ++row) {
-    const float* fs = fs3_.data() + row * dim_;
-    // Four partial sums keep the loop vectorizable; float32 inputs, double sums.
-    double sums[4] = {0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 4 <= dim_; k += 4) {
-      for (int lane = 0; lane < 4; ++lane) sums[lane] += static_cast<double>(fs[k + lane]) * direction[k + lane];
-    }
-    for (; k < dim_; ++k) sums[0] += static_cast<double>(fs[k]) * direction[k];
-    r[row] = static_cast<float>((sums[0] + sums[1]) + (sums[2] + sums[3]));
-  }
+  for (int64_t row = 0; row < covered(); ++row) r[row] = relevance_of(row, direction);
   return r;
+}
+
+ThresholdedRelevance StyleDirectionMapper::kept_relevance(const float* direction, const BetaRule& rule) const {
+  // r̂ with |r - r̂| <= bound, so |r| lies in [low_c, high_c]. Channels whose
+  // high_c cannot reach a threshold never matter for it; every other one
+  // gets its exact r. The rest stay 0 in `sparse`, which threshold() and
+  // auto_beta() then see exactly as they would see the full r.
+  for (int64_t k = 0; k < dim_; ++k) {
+    if (!std::isfinite(direction[k])) {
+      throw Error(ErrorCode::kInvalidArgument, "the edit direction has a non-finite value at " + std::to_string(k));
+    }
+  }
+  const Int8Rows::Estimates estimates = fs3_codes_.estimate(direction);
+  const int64_t n = covered();
+  std::vector<float> high(static_cast<size_t>(n)), low(static_cast<size_t>(n));
+  for (int64_t c = 0; c < n; ++c) {
+    high[c] = std::fabs(estimates.value[c]) + estimates.bound[c];
+    low[c] = std::max(0.0f, std::fabs(estimates.value[c]) - estimates.bound[c]);
+  }
+  std::vector<float> sparse(static_cast<size_t>(n), 0.0f);
+  std::vector<char> exact(static_cast<size_t>(n), 0);
+  auto make_exact_above = [&](float level) {
+    for (int64_t c = 0; c < n; ++c) {
+      if (!exact[c] && high[c] >= level) {
+        sparse[c] = relevance_of(c, direction);
+        exact[c] = 1;
+      }
+    }
+  };
+  // The largest |r|: threshold() reports it, and divides by it.
+  make_exact_above(*std::max_element(low.begin(), low.end()));
+  double beta = rule.beta;
+  if (rule.automatic) {
+    if (rule.min_channels >= 1 && rule.min_channels <= n) {
+      // At least min_channels channels have |r| >= the min_channels-th
+      // largest low end, so the min_channels-th largest |r| is among the
+      // channels reaching it.
+      std::vector<float> lows = low;
+      std::nth_element(lows.begin(), lows.begin() + (rule.min_channels - 1), lows.end(), std::greater<float>());
+      make_exact_above(lows[static_cast<size_t>(rule.min_channels - 1)]);
+    }
+    beta = auto_beta(sparse, rule.low, rule.high, rule.min_channels);
+  }
+  make_exact_above(static_cast<float>(beta));  // every possible survivor
+  return threshold(sparse, beta);
 }
 
 ThresholdedRelevance StyleDirectionMapper::threshold(const std::vector<float>& relevance, double beta) {

@@ -9,9 +9,6 @@
 
 #include "core/error.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace feu::edit {
 namespace {
@@ -37,48 +34,6 @@ std::vector<float> score_all(const index::CorpusIndex& corpus, const float* quer
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && n * dim >= (int64_t{1} << 22))
   for (int64_t i = 0; i < n; ++i) scores[i] = score_row(data + i * dim, query, dim);
   return scores;
-}
-
-// The largest query code magnitude for which every dot product of `dim`
-// int8 codes (|code| <= 127) with the query fits in int32.
-int max_query_code(int64_t dim) {
-  const int64_t limit = std::numeric_limits<int32_t>::max() / (127 * std::max<int64_t>(dim, 1));
-  return static_cast<int>(std::clamp<int64_t>(limit, 1, std::numeric_limits<int16_t>::max()));
-}
-
-// Exact int8 · int16 dot products of code rows with the query code. Plain
-// loops: the compiler vectorizes them (pmaddwd) well enough that DRAM, not
-// arithmetic, bounds the scan; hand-written AVX2 measured no faster.
-void dot_codes(const int8_t* codes, const int16_t* query, int64_t rows, int64_t dim, int32_t* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const int8_t* row = codes + r * dim;
-    int32_t sum = 0;
-    for (int64_t k = 0; k < dim; ++k) sum += static_cast<int32_t>(row[k]) * query[k];
-    out[r] = sum;
-  }
-}
-
-// Symmetric integer code of a vector: v ≈ scale · code, |code| <= limit.
-template <typename Code>
-float quantize(const float* v, int64_t dim, int limit, Code* code) {
-  float largest = 0;
-  for (int64_t k = 0; k < dim; ++k) largest = std::max(largest, std::fabs(v[k]));
-  const float scale = largest > 0 ? largest / static_cast<float>(limit) : 1.0f;
-  const float bound = static_cast<float>(limit);
-  for (int64_t k = 0; k < dim; ++k) {
-    code[k] = static_cast<Code>(std::lround(std::clamp(v[k] / scale, -bound, bound)));
-  }
-  return scale;
-}
-
-template <typename Code>
-double residual_norm(const float* v, const Code* code, float scale, int64_t dim) {
-  double sum = 0;
-  for (int64_t k = 0; k < dim; ++k) {
-    const double e = static_cast<double>(v[k]) - static_cast<double>(scale) * code[k];
-    sum += e * e;
-  }
-  return std::sqrt(sum);
 }
 
 // The k best rows by score (highest or lowest first; ties by lower row),
@@ -170,65 +125,9 @@ std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corp
   return hits;
 }
 
-struct CorpusScanner::Bounds {
-  std::vector<float> approx;  // [N] int8 estimate of each row's score
-  std::vector<float> bound;   // [N] |float score - approx| <= bound
-};
-
 CorpusScanner::CorpusScanner(std::shared_ptr<const index::CorpusIndex> corpus) : corpus_(std::move(corpus)) {
   check(corpus_ != nullptr, ErrorCode::kInternal, "CorpusScanner needs a corpus");
-  const int64_t n = corpus_->size(), dim = corpus_->dim();
-  codes_.resize(static_cast<size_t>(n * dim));
-  scales_.resize(static_cast<size_t>(n));
-  residuals_.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* row = corpus_->embedding(i);
-    scales_[i] = quantize(row, dim, 127, codes_.data() + i * dim);
-    residuals_[i] = static_cast<float>(residual_norm(row, codes_.data() + i * dim, scales_[i], dim) * (1 + 1e-6) + 1e-9);
-  }
-}
-
-CorpusScanner::Bounds CorpusScanner::approximate(const float* query, int threads) const {
-  const int64_t n = corpus_->size(), dim = corpus_->dim();
-  // The query in int16 (not int8): its quantization error, a term of every
-  // row's bound, becomes ~256x smaller, so fewer rows need float rescoring.
-  std::vector<int16_t> query_code(static_cast<size_t>(dim));
-  const float query_scale = quantize(query, dim, max_query_code(dim), query_code.data());
-  double code_sq = 0;
-  for (int64_t k = 0; k < dim; ++k) code_sq += static_cast<double>(query_code[k]) * query_code[k];
-  const double code_norm = query_scale * std::sqrt(code_sq);                                      // |q̂|
-  const double query_error = residual_norm(query, query_code.data(), query_scale, dim);          // |q - q̂|
-  double query_sq = 0;
-  for (int64_t k = 0; k < dim; ++k) query_sq += static_cast<double>(query[k]) * query[k];
-  // Float rounding of the exact rescoring: each of 8 lanes sums dim/8
-  // products, then 7 adds; the error is at most (dim/8 + 7)·u·sum|x_k q_k|
-  // <= (dim/8 + 7)·u·|x|·|q| with u = 2^-24 (doubled here, plus a floor).
-  const double rounding = (dim / 8.0 + 8.0) * 1.2e-7 * std::sqrt(query_sq) * 1.0001 + 1e-6;
-  std::vector<int32_t> dots(static_cast<size_t>(n));
-  if (threads > 1 && n * dim >= (int64_t{1} << 22)) {
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-      const int64_t parts = omp_get_num_threads(), part = omp_get_thread_num();
-#else
-      const int64_t parts = 1, part = 0;
-#endif
-      const int64_t begin = n * part / parts, end = n * (part + 1) / parts;
-      dot_codes(codes_.data() + begin * dim, query_code.data(), end - begin, dim, dots.data() + begin);
-    }
-  } else {
-    dot_codes(codes_.data(), query_code.data(), n, dim, dots.data());
-  }
-  Bounds out;
-  out.approx.resize(static_cast<size_t>(n));
-  out.bound.resize(static_cast<size_t>(n));
-  const double fixed = query_error * (1 + 1e-5) + rounding;  // |row| <= 1 + 1e-5 for the stored unit rows
-  for (int64_t i = 0; i < n; ++i) {
-    const double approx = static_cast<double>(scales_[i]) * query_scale * dots[i];
-    out.approx[i] = static_cast<float>(approx);
-    out.bound[i] = static_cast<float>(code_norm * residuals_[i] + fixed + std::fabs(approx) * 1e-6);
-  }
-  return out;
+  codes_ = Int8Rows(corpus_->embeddings().data(), corpus_->size(), corpus_->dim());
 }
 
 namespace {
@@ -287,13 +186,13 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
         "k_pos + k_neg = " + std::to_string(k_pos + k_neg) + " exceeds the " + std::to_string(corpus.size()) +
             " images of the corpus index");
   const int64_t dim = corpus.dim();
-  const Bounds bounds = approximate(query, threads);
+  const Int8Rows::Estimates bounds = codes_.estimate(query, threads);
   // Float scores only where needed; the rest stay NaN and are never read.
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
   auto rescore = [&](const std::vector<int64_t>& rows) {
     for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, dim);
   };
-  const std::vector<int64_t> top_rows = candidates(bounds.approx, bounds.bound, k_pos, 0, true, {});
+  const std::vector<int64_t> top_rows = candidates(bounds.value, bounds.bound, k_pos, 0, true, {});
   rescore(top_rows);
   RetrievedSet out;
   out.scored_in_float = static_cast<int64_t>(top_rows.size());
@@ -302,7 +201,7 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
   std::sort(positives_sorted.begin(), positives_sorted.end());
   if (negatives == NegativeSampling::kFarthest) {
     const std::vector<int64_t> bottom_rows =
-        candidates(bounds.approx, bounds.bound, k_neg, k_pos, false, positives_sorted);
+        candidates(bounds.value, bounds.bound, k_neg, k_pos, false, positives_sorted);
     rescore(bottom_rows);
     out.scored_in_float += static_cast<int64_t>(bottom_rows.size());
     out.negative_rows = best_of(bottom_rows, scores, k_neg, false);
@@ -320,9 +219,9 @@ std::vector<index::CorpusIndex::Hit> CorpusScanner::top(const float* query, int6
   check(k >= 1, ErrorCode::kInvalidArgument, "k must be at least 1");
   const index::CorpusIndex& corpus = *corpus_;
   k = std::min(k, corpus.size());
-  const Bounds bounds = approximate(query, threads);
+  const Int8Rows::Estimates bounds = codes_.estimate(query, threads);
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
-  const std::vector<int64_t> rows = candidates(bounds.approx, bounds.bound, k, 0, true, {});
+  const std::vector<int64_t> rows = candidates(bounds.value, bounds.bound, k, 0, true, {});
   for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, corpus.dim());
   const std::vector<int64_t> best = best_of(rows, scores, k, true);
   std::vector<index::CorpusIndex::Hit> hits;

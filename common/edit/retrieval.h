@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "edit/int8_rows.h"
 #include "edit/options.h"
 #include "index/corpus.h"
 
@@ -34,10 +35,10 @@ std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corp
                                                   std::vector<int64_t>* rows = nullptr, int threads = 1);
 
 // The same retrieval, exact, but reading a quarter of the memory: the scan
-// runs over int8 codes of the corpus (one scale per row) and keeps, for each
-// row, a bound on how far the int8 score can be from the float score
-// (|q̂|·|x - x̂| + |q - q̂| + rounding). Rows whose bound interval can reach the
-// k-th best are rescored in float exactly as the plain scan scores them, so
+// runs over int8 codes of the corpus (Int8Rows), whose estimates carry a
+// bound on their distance from the float score. Rows whose bound interval
+// can reach the k-th best are rescored in float exactly as the plain scan
+// scores them, so
 // the result is identical to retrieve_training_set / retrieve_top (tests
 // check it); only a few hundred rows are rescored on CLIP-like data.
 class CorpusScanner {
@@ -51,13 +52,8 @@ class CorpusScanner {
   std::vector<index::CorpusIndex::Hit> top(const float* query, int64_t k, std::vector<int64_t>* rows = nullptr,
                                            int threads = 1) const;
  private:
-  struct Bounds;
-  Bounds approximate(const float* query, int threads) const;
-
   std::shared_ptr<const index::CorpusIndex> corpus_;
-  std::vector<int8_t> codes_;     // [N, dim]
-  std::vector<float> scales_;     // [N]: row ≈ scale · code
-  std::vector<float> residuals_;  // [N]: |row - scale · code|, rounded up
+  Int8Rows codes_;  // the corpus rows as int8 codes
 };
 
 }  // namespace feu::edit

@@ -32,9 +32,11 @@ SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const fl
     double length = 0;
     for (int64_t k = 0; k < dim; ++k) length += static_cast<double>(source[k]) * source[k];
     length = std::sqrt(length);
-    check(std::isfinite(length) && length > 0, ErrorCode::kInvalidArgument,
-          std::string(positive ? "positive" : "negative") + " embedding " +
-              std::to_string(positive ? i : i - n_pos) + " has zero or non-finite length");
+    if (!(std::isfinite(length) && length > 0)) {
+      throw Error(ErrorCode::kInvalidArgument, std::string(positive ? "positive" : "negative") + " embedding " +
+                                                   std::to_string(positive ? i : i - n_pos) +
+                                                   " has zero or non-finite length");
+    }
     float* row = &rows[static_cast<size_t>(i * width)];
     for (int64_t k = 0; k < dim; ++k) row[k] = static_cast<float>(source[k] / length);
     if (with_bias) row[dim] = static_cast<float>(options.bias);

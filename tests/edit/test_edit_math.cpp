@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -185,6 +186,84 @@ TEST(Mapping, AutoBetaIsTheLargestKeepingMinChannels) {
   EXPECT_NEAR(StyleDirectionMapper::auto_beta(r, 0.08, 0.30, 2), 0.19, 1e-7);
   EXPECT_DOUBLE_EQ(StyleDirectionMapper::auto_beta(r, 0.08, 0.12, 2), 0.12);   // capped at high
   EXPECT_DOUBLE_EQ(StyleDirectionMapper::auto_beta(r, 0.08, 0.30, 35), 0.08);  // floor at low
+}
+
+// A mapper shaped like FFHQ's at small size: `covered` fs3 rows in `dim`
+// dimensions, a few of them aligned with a hidden "attribute" direction so
+// that some |r| are large (as real Δi are for the edits they serve).
+StyleDirectionMapper structured_mapper(int64_t covered, int64_t dim, uint64_t seed, std::vector<float>& attribute) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> gauss;
+  attribute.assign(dim, 0.0f);
+  for (float& v : attribute) v = gauss(rng);
+  attribute = unit(attribute, "attribute");
+  std::vector<float> fs3;
+  for (int64_t c = 0; c < covered; ++c) {
+    std::vector<float> row(dim);
+    for (float& v : row) v = gauss(rng);
+    const float pull = c % 37 == 0 ? 8.0f * (c % 2 ? 1 : -1) : 0.0f;
+    for (int64_t k = 0; k < dim; ++k) row[k] += pull * std::sqrt(float(dim)) * attribute[k] * (1 + c % 5) / 5;
+    row = unit(row, "row");
+    fs3.insert(fs3.end(), row.begin(), row.end());
+  }
+  std::vector<int64_t> channels(covered);
+  for (int64_t c = 0; c < covered; ++c) channels[c] = c;
+  StyleLayout layout{{"conv"}, {0}, {covered}};
+  return StyleDirectionMapper(std::move(fs3), dim, std::move(channels), std::vector<float>(covered, 0.5f), layout);
+}
+
+void expect_same(const ThresholdedRelevance& fast, const ThresholdedRelevance& plain) {
+  EXPECT_EQ(fast.values, plain.values);
+  EXPECT_EQ(fast.channels, plain.channels);
+  EXPECT_EQ(fast.beta, plain.beta);
+  EXPECT_EQ(fast.max_abs, plain.max_abs);
+}
+
+TEST(Mapping, KeptRelevanceFromInt8CodesEqualsThePlainPath) {
+  for (const auto& [covered, dim, seed] : std::vector<std::tuple<int64_t, int64_t, uint64_t>>{
+           {1500, 64, 1}, {600, 512, 2}, {300, 33, 3}}) {
+    std::vector<float> attribute;
+    const StyleDirectionMapper mapper = structured_mapper(covered, dim, seed, attribute);
+    std::mt19937_64 rng(seed + 100);
+    std::normal_distribution<float> gauss;
+    for (int q = 0; q < 6; ++q) {
+      // The attribute itself (many large |r|), then noisier versions of it,
+      // then plain random directions (every |r| small).
+      std::vector<float> direction(dim);
+      for (int64_t k = 0; k < dim; ++k) direction[k] = (q < 3 ? attribute[k] * (3 - q) : 0.0f) + 0.05f * q * gauss(rng);
+      direction = unit(direction, "direction");
+      SCOPED_TRACE("covered " + std::to_string(covered) + " dim " + std::to_string(dim) + " q " + std::to_string(q));
+      const std::vector<float> r = mapper.relevance(direction.data());
+      for (const double beta : {0.0, 0.02, 0.1, 0.15, 0.3}) {
+        SCOPED_TRACE("beta " + std::to_string(beta));
+        BetaRule rule;
+        rule.beta = beta;
+        ThresholdedRelevance plain;
+        try {
+          plain = StyleDirectionMapper::threshold(r, beta);
+        } catch (const Error& e) {
+          // The same typed error, with the same largest workable β.
+          try {
+            mapper.kept_relevance(direction.data(), rule);
+            ADD_FAILURE() << "expected no_channels";
+          } catch (const Error& fast) {
+            EXPECT_EQ(fast.code(), e.code());
+            EXPECT_STREQ(fast.what(), e.what());
+          }
+          continue;
+        }
+        expect_same(mapper.kept_relevance(direction.data(), rule), plain);
+      }
+      for (const int64_t min_channels : {1, 5, 20, 200}) {
+        SCOPED_TRACE("min_channels " + std::to_string(min_channels));
+        BetaRule rule;
+        rule.automatic = true;
+        rule.min_channels = min_channels;
+        const double beta = StyleDirectionMapper::auto_beta(r, rule.low, rule.high, min_channels);
+        expect_same(mapper.kept_relevance(direction.data(), rule), StyleDirectionMapper::threshold(r, beta));
+      }
+    }
+  }
 }
 
 TEST(Mapping, RejectsInconsistentShapes) {
