@@ -11,24 +11,23 @@
 namespace feu::edit {
 namespace {
 
-// a·x in double over a float sample x. Sixteen running sums in a fixed
-// order: enough independent chains to keep the vector units busy.
-template <typename T>
-inline double dot(const T* a, const float* b, int64_t n) {
+// a·x summed in float in sixteen running sums (a fixed order, enough
+// independent chains to keep the vector units busy).
+inline float dot(const float* a, const float* b, int64_t n) {
   constexpr int kLanes = 16;
-  double lanes[kLanes] = {};
+  float lanes[kLanes] = {};
   int64_t k = 0;
   for (; k + kLanes <= n; k += kLanes) {
-    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += static_cast<double>(a[k + lane]) * b[k + lane];
+    for (int lane = 0; lane < kLanes; ++lane) lanes[lane] += a[k + lane] * b[k + lane];
   }
-  for (; k < n; ++k) lanes[0] += static_cast<double>(a[k]) * b[k];
+  for (; k < n; ++k) lanes[0] += a[k] * b[k];
   for (int width = kLanes / 2; width > 0; width /= 2) {
     for (int lane = 0; lane < width; ++lane) lanes[lane] += lanes[lane + width];
   }
   return lanes[0];
 }
 
-inline void axpy(double a, const float* x, double* y, int64_t n) {
+inline void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t k = 0; k < n; ++k) y[k] += a * x[k];
 }
 
@@ -52,7 +51,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) DualSolution solve_l
   const double diagonal = 0.5 / C;
 
   DualSolution out;
-  out.w.assign(static_cast<size_t>(n), 0.0);
+  std::vector<float> weights(static_cast<size_t>(n), 0.0f);
   out.alpha.assign(static_cast<size_t>(l), 0.0);
   std::vector<double> qd(static_cast<size_t>(l));
   std::vector<int> order(static_cast<size_t>(l));
@@ -62,11 +61,13 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) DualSolution solve_l
                   "SVM label " + std::to_string(i) + " is " + std::to_string(labels[i]) + ", expected +1 or -1");
     }
     const float* x = rows + i * n;
-    qd[i] = diagonal + dot(x, x, n);
+    double squared = 0;
+    for (int64_t k = 0; k < n; ++k) squared += static_cast<double>(x[k]) * x[k];
+    qd[i] = diagonal + squared;
     order[i] = static_cast<int>(i);
   }
 
-  double* w = out.w.data();
+  float* w = weights.data();
   double* alpha = out.alpha.data();
   int64_t active = l;
   // liblinear also tracks the smallest violation to shrink samples stuck at
@@ -101,7 +102,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) DualSolution solve_l
       if (std::fabs(pg) > 1.0e-12) {
         const double previous = alpha[i];
         alpha[i] = std::max(alpha[i] - g / qd[i], 0.0);
-        axpy((alpha[i] - previous) * labels[i], x, w, n);
+        axpy(static_cast<float>((alpha[i] - previous) * labels[i]), x, w, n);
       }
     }
     ++iteration;
@@ -117,6 +118,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) DualSolution solve_l
     }
     pg_max_old = pg_max > 0 ? pg_max : kInf;
   }
+  out.w.assign(weights.begin(), weights.end());
   out.iterations = iteration;
   return out;
 }

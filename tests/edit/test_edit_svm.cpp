@@ -1,7 +1,7 @@
 // The dense dual coordinate descent against liblinear itself (the Debian
 // library the issue names): fed the same coordinate order (rand() after
-// srand(1), as liblinear 2.3 draws it), it must take the same passes and
-// reach the same w; with its own generator it must reach the same optimum.
+// srand(1), as liblinear 2.3 draws it), it must reach the same w up to float
+// rounding; with its own generator it must reach the same optimum.
 #include <gtest/gtest.h>
 #include <linear.h>
 
@@ -126,6 +126,12 @@ double max_abs_difference(const std::vector<double>& a, const std::vector<double
   return worst;
 }
 
+double max_abs(const std::vector<double>& a) {
+  double worst = 0;
+  for (double v : a) worst = std::max(worst, std::fabs(v));
+  return worst;
+}
+
 double cosine(const std::vector<double>& a, const std::vector<double>& b) {
   double ab = 0, aa = 0, bb = 0;
   for (size_t k = 0; k < a.size(); ++k) ab += a[k] * b[k], aa += a[k] * a[k], bb += b[k] * b[k];
@@ -154,13 +160,14 @@ TEST(SvmSolver, SameOrderAsLiblinearGivesLiblinearsW) {
     const DualSolution ours = solve_l2loss_svc_dual(p.rows.data(), p.labels.data(), p.l, p.n, c.C, c.eps, c_rand());
     EXPECT_TRUE(ours.converged);
     EXPECT_GT(ours.iterations, 1);
-    // Same iterates up to the order of the sums in each dot product.
-    EXPECT_LT(max_abs_difference(ours.w, reference), 1e-9);
+    // Same iterates up to float rounding (w is kept in float, liblinear's in double).
+    EXPECT_LT(max_abs_difference(ours.w, reference), 1e-5 * max_abs(reference));
+    EXPECT_GT(cosine(ours.w, reference), 1 - 1e-9);
     // w = Σ α_i y_i x_i.
     std::vector<double> from_alpha(static_cast<size_t>(p.n), 0.0);
     for (int64_t i = 0; i < p.l; ++i)
       for (int64_t k = 0; k < p.n; ++k) from_alpha[k] += ours.alpha[i] * p.labels[i] * p.rows[i * p.n + k];
-    EXPECT_LT(max_abs_difference(ours.w, from_alpha), 1e-9);
+    EXPECT_LT(max_abs_difference(ours.w, from_alpha), 1e-5 * max_abs(reference));
   }
 }
 
