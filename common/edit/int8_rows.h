@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/huge_pages.h"
+
 namespace feu::edit {
 
 class Int8Rows {
@@ -21,6 +23,12 @@ class Int8Rows {
   struct Estimates {
     std::vector<float> value;  // [rows] estimate of row_r · query
     std::vector<float> bound;  // [rows] |exact - value[r]| <= bound[r]
+    // The extremes of the interval ends value ∓ bound over each block of
+    // kBlock rows (the last one may be shorter), so a selection can skip
+    // whole blocks: [blocks].
+    static constexpr int64_t kBlock = 64;
+    std::vector<float> lower_max, lower_min;  // of value - bound
+    std::vector<float> upper_max, upper_min;  // of value + bound
   };
 
   // `exact` means any of: the dot product summed in float in 8 lanes (or
@@ -33,7 +41,7 @@ class Int8Rows {
 
  private:
   int64_t dim_ = 0;
-  std::vector<int8_t> codes_;     // [rows, dim]
+  HugePageBuffer codes_;          // [rows, dim] int8
   std::vector<float> scales_;     // [rows]: row ≈ scale · code
   std::vector<float> residuals_;  // [rows]: |row - scale · code|, rounded up
   std::vector<float> norms_;      // [rows]: |row|, rounded up

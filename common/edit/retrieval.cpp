@@ -132,35 +132,63 @@ CorpusScanner::CorpusScanner(std::shared_ptr<const index::CorpusIndex> corpus) :
 
 namespace {
 
-// Rows whose float score may belong to the k best (highest or lowest) among
-// the rows not in `excluded`: the k-th best guaranteed value is the k-th best
-// of the pessimistic ends (counting `slack` extra rows for the exclusions),
-// and a row is kept when its optimistic end reaches it.
-std::vector<int64_t> candidates(const std::vector<float>& approx, const std::vector<float>& bound, int64_t k,
-                                int64_t slack, bool highest, const std::vector<int64_t>& excluded) {
-  const int64_t n = static_cast<int64_t>(approx.size());
-  const int64_t needed = std::min(n, k + slack);
-  // The needed-th largest pessimistic end, with a min-heap of the largest
-  // seen so far: after the first rows almost every row is one comparison.
-  std::priority_queue<float, std::vector<float>, std::greater<float>> largest;
-  for (int64_t i = 0; i < n; ++i) {
-    const float pessimistic = highest ? approx[i] - bound[i] : -(approx[i] + bound[i]);
-    if (static_cast<int64_t>(largest.size()) < needed) {
-      largest.push(pessimistic);
-    } else if (pessimistic > largest.top()) {
-      largest.pop();
-      largest.push(pessimistic);
+// The rows whose float score may be among the `top_needed` highest and
+// among the `bottom_needed` lowest (0: that end is not wanted). For each end
+// the needed-th best pessimistic end of the bound intervals is a score that
+// many rows surely reach; a row is a candidate when its optimistic end
+// reaches it. The estimates' block extremes let both passes skip almost
+// every block after one comparison.
+struct Candidates {
+  std::vector<int64_t> top, bottom;  // ascending rows
+};
+
+Candidates candidates(const Int8Rows::Estimates& estimates, int64_t top_needed, int64_t bottom_needed) {
+  constexpr int64_t kBlock = Int8Rows::Estimates::kBlock;
+  const float* value = estimates.value.data();
+  const float* bound = estimates.bound.data();
+  const int64_t n = static_cast<int64_t>(estimates.value.size());
+  const int64_t blocks = static_cast<int64_t>(estimates.lower_max.size());
+  top_needed = std::min(top_needed, n);
+  bottom_needed = std::min(bottom_needed, n);
+  // Min-heaps of the best pessimistic ends seen so far, both as "larger is
+  // better" (the bottom end negated).
+  using MinHeap = std::priority_queue<float, std::vector<float>, std::greater<float>>;
+  MinHeap top_heap, bottom_heap;
+  auto beats = [](const MinHeap& heap, int64_t needed, float pessimistic) {
+    return static_cast<int64_t>(heap.size()) < needed || pessimistic > heap.top();
+  };
+  auto offer = [&](MinHeap& heap, int64_t needed, float pessimistic) {
+    if (!beats(heap, needed, pessimistic)) return;
+    if (static_cast<int64_t>(heap.size()) == needed) heap.pop();
+    heap.push(pessimistic);
+  };
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t begin = block * kBlock, end = std::min(n, begin + kBlock);
+    if (top_needed > 0 && beats(top_heap, top_needed, estimates.lower_max[block])) {
+      for (int64_t i = begin; i < end; ++i) offer(top_heap, top_needed, value[i] - bound[i]);
+    }
+    if (bottom_needed > 0 && beats(bottom_heap, bottom_needed, -estimates.upper_min[block])) {
+      for (int64_t i = begin; i < end; ++i) offer(bottom_heap, bottom_needed, -(value[i] + bound[i]));
     }
   }
-  const float threshold = largest.top();
-  std::vector<int64_t> rows;
-  for (int64_t i = 0; i < n; ++i) {
-    const float optimistic = highest ? approx[i] + bound[i] : -(approx[i] - bound[i]);
-    if (optimistic < threshold) continue;
-    if (!excluded.empty() && std::binary_search(excluded.begin(), excluded.end(), i)) continue;
-    rows.push_back(i);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float top_bar = top_needed > 0 ? top_heap.top() : inf;
+  const float bottom_bar = bottom_needed > 0 ? -bottom_heap.top() : -inf;  // in score units: at most this low
+  Candidates out;
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t begin = block * kBlock, end = std::min(n, begin + kBlock);
+    if (estimates.upper_max[block] >= top_bar) {
+      for (int64_t i = begin; i < end; ++i) {
+        if (value[i] + bound[i] >= top_bar) out.top.push_back(i);
+      }
+    }
+    if (estimates.lower_min[block] <= bottom_bar) {
+      for (int64_t i = begin; i < end; ++i) {
+        if (value[i] - bound[i] <= bottom_bar) out.bottom.push_back(i);
+      }
+    }
   }
-  return rows;
+  return out;
 }
 
 // The k best of `rows` by float score (ties by row), best first.
@@ -186,25 +214,45 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
         "k_pos + k_neg = " + std::to_string(k_pos + k_neg) + " exceeds the " + std::to_string(corpus.size()) +
             " images of the corpus index");
   const int64_t dim = corpus.dim();
-  const Int8Rows::Estimates bounds = codes_.estimate(query, threads);
+  const Int8Rows::Estimates estimates = codes_.estimate(query, threads);
+  // The farthest negatives are the k_neg lowest rows once the positives are
+  // left out, so k_pos more rows are needed at that end.
+  const bool farthest = negatives == NegativeSampling::kFarthest;
+  Candidates found = candidates(estimates, k_pos, farthest ? k_neg + k_pos : 0);
   // Float scores only where needed; the rest stay NaN and are never read.
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
+  const float* embeddings = corpus.embeddings().data();
   auto rescore = [&](const std::vector<int64_t>& rows) {
-    for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, dim);
+    const int64_t count = static_cast<int64_t>(rows.size());
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && count >= 256)
+    for (int64_t i = 0; i < count; ++i) {
+      // The rows are scattered over the float matrix: fetch the next one
+      // while this one is scored.
+      if (i + 1 < count) {
+        const char* next = reinterpret_cast<const char*>(embeddings + rows[i + 1] * dim);
+        for (int64_t byte = 0; byte < dim * static_cast<int64_t>(sizeof(float)); byte += 64) {
+          __builtin_prefetch(next + byte);
+        }
+      }
+      scores[rows[i]] = score_row(embeddings + rows[i] * dim, query, dim);
+    }
   };
-  const std::vector<int64_t> top_rows = candidates(bounds.value, bounds.bound, k_pos, 0, true, {});
-  rescore(top_rows);
+  rescore(found.top);
   RetrievedSet out;
-  out.scored_in_float = static_cast<int64_t>(top_rows.size());
-  out.positive_rows = best_of(top_rows, scores, k_pos, true);
+  out.scored_in_float = static_cast<int64_t>(found.top.size());
+  out.positive_rows = best_of(found.top, scores, k_pos, true);
   std::vector<int64_t> positives_sorted = out.positive_rows;
   std::sort(positives_sorted.begin(), positives_sorted.end());
-  if (negatives == NegativeSampling::kFarthest) {
-    const std::vector<int64_t> bottom_rows =
-        candidates(bounds.value, bounds.bound, k_neg, k_pos, false, positives_sorted);
-    rescore(bottom_rows);
-    out.scored_in_float += static_cast<int64_t>(bottom_rows.size());
-    out.negative_rows = best_of(bottom_rows, scores, k_neg, false);
+  if (farthest) {
+    std::vector<int64_t>& bottom = found.bottom;
+    bottom.erase(std::remove_if(bottom.begin(), bottom.end(),
+                                [&](int64_t row) {
+                                  return std::binary_search(positives_sorted.begin(), positives_sorted.end(), row);
+                                }),
+                 bottom.end());
+    rescore(bottom);
+    out.scored_in_float += static_cast<int64_t>(bottom.size());
+    out.negative_rows = best_of(bottom, scores, k_neg, false);
   } else {
     out.negative_rows = sample_rows(corpus.size(), positives_sorted, k_neg, seed);
     for (int64_t row : out.negative_rows) scores[row] = score_row(corpus.embedding(row), query, dim);
@@ -219,9 +267,9 @@ std::vector<index::CorpusIndex::Hit> CorpusScanner::top(const float* query, int6
   check(k >= 1, ErrorCode::kInvalidArgument, "k must be at least 1");
   const index::CorpusIndex& corpus = *corpus_;
   k = std::min(k, corpus.size());
-  const Int8Rows::Estimates bounds = codes_.estimate(query, threads);
+  const Int8Rows::Estimates estimates = codes_.estimate(query, threads);
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
-  const std::vector<int64_t> rows = candidates(bounds.value, bounds.bound, k, 0, true, {});
+  const std::vector<int64_t> rows = candidates(estimates, k, 0).top;
   for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, corpus.dim());
   const std::vector<int64_t> best = best_of(rows, scores, k, true);
   std::vector<index::CorpusIndex::Hit> hits;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edit/engine.h"
+#include "edit/int8_rows.h"
 #include "edit/mapping.h"
 #include "edit/retrieval.h"
 #include "edit/svm.h"
@@ -102,18 +103,30 @@ const CorpusScanner& scanner() {
 
 void BM_RetrievalInt8(benchmark::State& state) {
   // The engine's path: exact int8 scan + float rescoring of the candidates.
+  // Args: negatives (0 farthest, 1 random), scan threads.
   const auto q = query();
   const auto mode = state.range(0) ? NegativeSampling::kRandom : NegativeSampling::kFarthest;
+  const int threads = static_cast<int>(state.range(1));
   scanner();
   int64_t rescored = 0;
   for (auto _ : state) {
-    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, mode, 0);
+    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, mode, 0, threads);
     rescored = set.scored_in_float;
   }
   state.SetLabel(std::string(state.range(0) ? "negatives random" : "negatives farthest") + ", rows rescored " +
-                 std::to_string(rescored));
+                 std::to_string(rescored) + ", threads " + std::to_string(threads));
 }
-BENCHMARK(BM_RetrievalInt8)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RetrievalInt8)->Args({0, 1})->Args({1, 1})->Args({0, 2})->Unit(benchmark::kMillisecond);
+
+void BM_Int8Estimate(benchmark::State& state) {
+  // The memory-bound part of the int8 scan alone: 36 MB of codes read once.
+  static const Int8Rows codes(corpus().embeddings().data(), kCorpus, kDim);
+  const auto q = query();
+  const int threads = static_cast<int>(state.range(0));
+  for (auto _ : state) benchmark::DoNotOptimize(codes.estimate(q.data(), threads));
+  state.SetLabel("70k x 512 int8 codes, threads " + std::to_string(threads));
+}
+BENCHMARK(BM_Int8Estimate)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 void BM_FaissTopAndBottom(benchmark::State& state) {
   // For comparison: the same retrieval with two FAISS searches (top, negated query).
@@ -164,6 +177,8 @@ BENCHMARK(BM_Mapping)->Arg(5)->Arg(15)->Arg(0)->Unit(benchmark::kMillisecond);
 
 void BM_RetrievalSvmMapping(benchmark::State& state) {
   // The target: everything between the text embedding and synthesis.
+  // Arg: corpus scan threads (the engine's retrieval_threads).
+  const int threads = static_cast<int>(state.range(0));
   const auto q = query();
   const std::vector<float> s(mapper().total_channels(), 1.0f);
   std::vector<float> edited(s.size());
@@ -171,7 +186,7 @@ void BM_RetrievalSvmMapping(benchmark::State& state) {
   corpus();
   scanner();
   for (auto _ : state) {
-    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, NegativeSampling::kFarthest, 0);
+    const RetrievedSet set = scanner().training_set(q.data(), 100, 100, NegativeSampling::kFarthest, 0, threads);
     for (int i = 0; i < 100; ++i) {
       std::copy(corpus().embedding(set.positive_rows[i]), corpus().embedding(set.positive_rows[i]) + kDim, pos.begin() + i * kDim);
       std::copy(corpus().embedding(set.negative_rows[i]), corpus().embedding(set.negative_rows[i]) + kDim, neg.begin() + i * kDim);
@@ -184,9 +199,9 @@ void BM_RetrievalSvmMapping(benchmark::State& state) {
     StyleDirectionMapper::apply(s.data(), delta.data(), static_cast<int64_t>(s.size()), 4.1, edited.data());
     benchmark::DoNotOptimize(edited.data());
   }
-  state.SetLabel("70k index, 200 SVM samples, 5376 x 512 fs3");
+  state.SetLabel("70k index, 200 SVM samples, 5376 x 512 fs3, beta auto, scan threads " + std::to_string(threads));
 }
-BENCHMARK(BM_RetrievalSvmMapping)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RetrievalSvmMapping)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 // Stand-ins for the models so the engine's own cost (everything but the
 // networks) is measured at real sizes: config-f S layout, 512-d text.
