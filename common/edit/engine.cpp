@@ -242,6 +242,7 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
       feu->svm_ms = ms_since(start);
       feu->svm = {{"accuracy", svm.accuracy},
                   {"margin", svm.margin},
+                  {"iterations", svm.iterations},
                   {"bias", svm.bias},
                   {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
       feu->normal = svm.normal;
