@@ -51,14 +51,57 @@ double norm(const float* v, int64_t dim) {
 
 // Exact int8 · int16 dot products of code rows with the query code. Plain
 // loops: the compiler vectorizes them (pmaddwd) well enough that DRAM, not
-// arithmetic, bounds the scan; hand-written AVX2 measured no faster.
-void dot_codes(const int8_t* codes, const int16_t* query, int64_t rows, int64_t dim, int32_t* out) {
+// arithmetic, bounds the scan; hand-written AVX2 measured no faster. Asking
+// for the row four ahead (up to `end`, the end of all codes) does help:
+// 70k x 512 went 3.9 -> 3.3 ms on one core of the 2-core EPYC VM, 2.1 -> 1.8
+// ms on two.
+void dot_codes(const int8_t* codes, const int16_t* query, int64_t rows, int64_t dim, const int8_t* end,
+               int32_t* out) {
+  constexpr int64_t kAhead = 4;
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* row = codes + r * dim;
+    if (end - row > kAhead * dim) {
+      for (int64_t byte = 0; byte < dim; byte += 64) __builtin_prefetch(row + kAhead * dim + byte);
+    }
     int32_t sum = 0;
     for (int64_t k = 0; k < dim; ++k) sum += static_cast<int32_t>(row[k]) * query[k];
     out[r] = sum;
   }
+}
+
+// Each row's estimate and bound from its integer dot, and the extremes of
+// the interval ends over the rows: {lower max, lower min, upper max, upper
+// min}. Float arithmetic: its few roundings, < 4·2^-24·|v|, are inside the
+// |v|·1e-6 term, and the bound's own inside (1 + 1e-5).
+struct BoundTerms {
+  float query_scale;     // q ≈ query_scale · code
+  float code_norm;       // |q̂|, rounded up
+  float error_per_norm;  // |q - q̂| + the float-sum rounding allowance, per unit |row|
+};
+
+void finish_rows(const int32_t* __restrict dots, const float* __restrict scales, const float* __restrict residuals,
+                 const float* __restrict norms, int64_t count, const BoundTerms& terms, float* __restrict value,
+                 float* __restrict bound, float extremes[4]) {
+  const float inf = std::numeric_limits<float>::infinity();
+  float lower_max = -inf, lower_min = inf, upper_max = -inf, upper_min = inf;
+#pragma omp simd reduction(max : lower_max, upper_max) reduction(min : lower_min, upper_min)
+  for (int64_t j = 0; j < count; ++j) {
+    const float v = scales[j] * terms.query_scale * static_cast<float>(dots[j]);
+    const float b =
+        (terms.code_norm * residuals[j] + terms.error_per_norm * norms[j] + std::fabs(v) * 1e-6f + 1e-12f) *
+        (1 + 1e-5f);
+    value[j] = v;
+    bound[j] = b;
+    const float lower = v - b, upper = v + b;
+    lower_max = std::max(lower_max, lower);
+    lower_min = std::min(lower_min, lower);
+    upper_max = std::max(upper_max, upper);
+    upper_min = std::min(upper_min, upper);
+  }
+  extremes[0] = lower_max;
+  extremes[1] = lower_min;
+  extremes[2] = upper_max;
+  extremes[3] = upper_min;
 }
 
 }  // namespace
@@ -93,9 +136,8 @@ Int8Rows::Estimates Int8Rows::estimate(const float* query, int threads) const {
   // The exact float sum of 8 lanes of dim/8 products then 7 adds is within
   // (dim/8 + 7)·u·|x|·|q| of x·q (u = 2^-24; doubled here, plus a floor).
   const double rounding = ((dim / 8.0 + 8.0) * 1.2e-7 * 1.0001 + 1e-6) * query_norm;
-  const float query_scale32 = query_scale;
-  const float code_norm32 = static_cast<float>(code_norm * (1 + 1e-6));
-  const float error_per_norm = static_cast<float>((query_error + rounding) * (1 + 1e-6));
+  const BoundTerms terms{query_scale, static_cast<float>(code_norm * (1 + 1e-6)),
+                         static_cast<float>((query_error + rounding) * (1 + 1e-6))};
   constexpr int64_t kBlock = Estimates::kBlock;
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   Estimates out;
@@ -105,33 +147,21 @@ Int8Rows::Estimates Int8Rows::estimate(const float* query, int threads) const {
   out.lower_min.resize(static_cast<size_t>(blocks));
   out.upper_max.resize(static_cast<size_t>(blocks));
   out.upper_min.resize(static_cast<size_t>(blocks));
-  // Blocks [first_block, last_block): integer dots (in L1), then each row's
-  // estimate and bound, then the block's extremes.
+  const int8_t* codes = reinterpret_cast<const int8_t*>(codes_.data());
+  // Blocks [first_block, last_block): integer dots (in L1), then the rows'
+  // estimates and bounds and the block's extremes.
   auto scan = [&](int64_t first_block, int64_t last_block) {
     int32_t dots[kBlock];
+    float extremes[4];
     for (int64_t block = first_block; block < last_block; ++block) {
       const int64_t first = block * kBlock, count = std::min(kBlock, n - first);
-      dot_codes(reinterpret_cast<const int8_t*>(codes_.data()) + first * dim, query_code.data(), count, dim, dots);
-      const float inf = std::numeric_limits<float>::infinity();
-      float lower_max = -inf, lower_min = inf, upper_max = -inf, upper_min = inf;
-      for (int64_t j = 0; j < count; ++j) {
-        const int64_t r = first + j;
-        // Float arithmetic (vectorizes): its few roundings, < 4·2^-24·|v|,
-        // are inside the |v|·1e-6 term, and the bound's own inside (1 + 1e-5).
-        const float v = scales_[r] * query_scale32 * static_cast<float>(dots[j]);
-        const float b = (code_norm32 * residuals_[r] + error_per_norm * norms_[r] + std::fabs(v) * 1e-6f + 1e-12f) *
-                        (1 + 1e-5f);
-        out.value[r] = v;
-        out.bound[r] = b;
-        lower_max = std::max(lower_max, v - b);
-        lower_min = std::min(lower_min, v - b);
-        upper_max = std::max(upper_max, v + b);
-        upper_min = std::min(upper_min, v + b);
-      }
-      out.lower_max[block] = lower_max;
-      out.lower_min[block] = lower_min;
-      out.upper_max[block] = upper_max;
-      out.upper_min[block] = upper_min;
+      dot_codes(codes + first * dim, query_code.data(), count, dim, codes + n * dim, dots);
+      finish_rows(dots, &scales_[first], &residuals_[first], &norms_[first], count, terms, &out.value[first],
+                  &out.bound[first], extremes);
+      out.lower_max[block] = extremes[0];
+      out.lower_min[block] = extremes[1];
+      out.upper_max[block] = extremes[2];
+      out.upper_min[block] = extremes[3];
     }
   };
   if (threads > 1 && n * dim >= (int64_t{1} << 22)) {
