@@ -4,7 +4,6 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <queue>
 #include <random>
 
 #include "core/error.h"
@@ -132,11 +131,36 @@ CorpusScanner::CorpusScanner(std::shared_ptr<const index::CorpusIndex> corpus) :
 
 namespace {
 
+// The needed-th largest of end(i) over the rows, given block_max[j], the
+// largest end(i) in block j (blocks of kBlock rows). The needed-th largest
+// block maximum is a lower bound (the maxima are ends of distinct rows), so
+// only the rows reaching it are selected from: a few times `needed`.
+template <typename End>
+float kth_largest(int64_t needed, const std::vector<float>& block_max, int64_t n, End end) {
+  constexpr int64_t kBlock = Int8Rows::Estimates::kBlock;
+  const int64_t blocks = static_cast<int64_t>(block_max.size());
+  float floor = -std::numeric_limits<float>::infinity();
+  if (needed <= blocks) {
+    std::vector<float> maxima = block_max;
+    std::nth_element(maxima.begin(), maxima.begin() + (needed - 1), maxima.end(), std::greater<float>());
+    floor = maxima[static_cast<size_t>(needed - 1)];
+  }
+  std::vector<float> reaching;
+  for (int64_t block = 0; block < blocks; ++block) {
+    if (block_max[block] < floor) continue;
+    for (int64_t i = block * kBlock; i < std::min(n, (block + 1) * kBlock); ++i) {
+      if (end(i) >= floor) reaching.push_back(end(i));
+    }
+  }
+  std::nth_element(reaching.begin(), reaching.begin() + (needed - 1), reaching.end(), std::greater<float>());
+  return reaching[static_cast<size_t>(needed - 1)];
+}
+
 // The rows whose float score may be among the `top_needed` highest and
 // among the `bottom_needed` lowest (0: that end is not wanted). For each end
 // the needed-th best pessimistic end of the bound intervals is a score that
 // many rows surely reach; a row is a candidate when its optimistic end
-// reaches it. The estimates' block extremes let both passes skip almost
+// reaches it. The estimates' block extremes let both steps skip almost
 // every block after one comparison.
 struct Candidates {
   std::vector<int64_t> top, bottom;  // ascending rows
@@ -150,30 +174,18 @@ Candidates candidates(const Int8Rows::Estimates& estimates, int64_t top_needed, 
   const int64_t blocks = static_cast<int64_t>(estimates.lower_max.size());
   top_needed = std::min(top_needed, n);
   bottom_needed = std::min(bottom_needed, n);
-  // Min-heaps of the best pessimistic ends seen so far, both as "larger is
-  // better" (the bottom end negated).
-  using MinHeap = std::priority_queue<float, std::vector<float>, std::greater<float>>;
-  MinHeap top_heap, bottom_heap;
-  auto beats = [](const MinHeap& heap, int64_t needed, float pessimistic) {
-    return static_cast<int64_t>(heap.size()) < needed || pessimistic > heap.top();
-  };
-  auto offer = [&](MinHeap& heap, int64_t needed, float pessimistic) {
-    if (!beats(heap, needed, pessimistic)) return;
-    if (static_cast<int64_t>(heap.size()) == needed) heap.pop();
-    heap.push(pessimistic);
-  };
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t begin = block * kBlock, end = std::min(n, begin + kBlock);
-    if (top_needed > 0 && beats(top_heap, top_needed, estimates.lower_max[block])) {
-      for (int64_t i = begin; i < end; ++i) offer(top_heap, top_needed, value[i] - bound[i]);
-    }
-    if (bottom_needed > 0 && beats(bottom_heap, bottom_needed, -estimates.upper_min[block])) {
-      for (int64_t i = begin; i < end; ++i) offer(bottom_heap, bottom_needed, -(value[i] + bound[i]));
-    }
-  }
   const float inf = std::numeric_limits<float>::infinity();
-  const float top_bar = top_needed > 0 ? top_heap.top() : inf;
-  const float bottom_bar = bottom_needed > 0 ? -bottom_heap.top() : -inf;  // in score units: at most this low
+  // Score levels: top_bar is reached by top_needed rows for sure, and
+  // bottom_bar is undercut by bottom_needed rows for sure.
+  float top_bar = inf, bottom_bar = -inf;
+  if (top_needed > 0) {
+    top_bar = kth_largest(top_needed, estimates.lower_max, n, [&](int64_t i) { return value[i] - bound[i]; });
+  }
+  if (bottom_needed > 0) {
+    std::vector<float> negated(estimates.upper_min.size());
+    for (size_t j = 0; j < negated.size(); ++j) negated[j] = -estimates.upper_min[j];
+    bottom_bar = -kth_largest(bottom_needed, negated, n, [&](int64_t i) { return -(value[i] + bound[i]); });
+  }
   Candidates out;
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t begin = block * kBlock, end = std::min(n, begin + kBlock);

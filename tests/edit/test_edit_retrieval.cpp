@@ -78,7 +78,9 @@ TEST(Retrieval, FarthestNegativesNeverOverlapPositivesInASmallCorpus) {
 
 TEST(CorpusScanner, Int8ScanGivesExactlyThePlainScansResult) {
   for (const auto& [n, dim, seed] : std::vector<std::tuple<int64_t, int64_t, uint64_t>>{
-           {3000, 64, 4}, {1000, 512, 5}, {250, 33, 6}}) {
+           {3000, 64, 4}, {1000, 512, 5}, {250, 33, 6}, {20000, 32, 7}}) {
+    // 20,000 rows: more blocks of estimates than rows needed at either end,
+    // so the selection skips blocks (smaller corpora select from every row).
     auto corpus = std::make_shared<index::CorpusIndex>(random_corpus(n, dim, seed));
     const CorpusScanner scanner(corpus);
     std::mt19937_64 rng(seed);
