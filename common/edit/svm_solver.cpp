@@ -27,6 +27,17 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return lanes[0];
 }
 
+// |x|² in double, in eight running sums (one serial sum waits on every add).
+inline double squared_norm(const float* x, int64_t n) {
+  double lanes[8] = {};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    for (int lane = 0; lane < 8; ++lane) lanes[lane] += static_cast<double>(x[k + lane]) * x[k + lane];
+  }
+  for (; k < n; ++k) lanes[0] += static_cast<double>(x[k]) * x[k];
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 inline void axpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t k = 0; k < n; ++k) y[k] += a * x[k];
 }
@@ -61,9 +72,7 @@ __attribute__((target_clones("arch=x86-64-v3", "default"))) DualSolution solve_l
                   "SVM label " + std::to_string(i) + " is " + std::to_string(labels[i]) + ", expected +1 or -1");
     }
     const float* x = rows + i * n;
-    double squared = 0;
-    for (int64_t k = 0; k < n; ++k) squared += static_cast<double>(x[k]) * x[k];
-    qd[i] = diagonal + squared;
+    qd[i] = diagonal + squared_norm(x, n);
     order[i] = static_cast<int>(i);
   }
 
