@@ -248,8 +248,9 @@ class RandomTextEncoder : public TextEncoder {
 
 void BM_EngineEditWithoutNetworks(benchmark::State& state) {
   // A whole Engine::edit with stand-in networks: validation, (cached) text,
-  // retrieval, SVM, mapping, S codes, diagnostics. Arg 0: every edit a new
-  // instruction for the direction (cold); arg 1: a repeated instruction (warm).
+  // retrieval, SVM, mapping, S codes, diagnostics. First arg 0: every edit a
+  // new instruction for the direction (cold); 1: a repeated instruction
+  // (warm). Second arg: retrieval_threads.
   auto artifacts = std::make_shared<Artifacts>();
   artifacts->generator_sha256 = "bench-generator";
   artifacts->clip_sha256 = "bench-text";
@@ -258,15 +259,18 @@ void BM_EngineEditWithoutNetworks(benchmark::State& state) {
   EditDefaults defaults;
   defaults.beta_auto = true;
   defaults.direction_cache_size = state.range(0) ? 256 : 0;
+  defaults.retrieval_threads = static_cast<int>(state.range(1));
   auto engine = Engine::from_parts(std::make_shared<LayoutOnlyGenerator>(), std::make_shared<RandomTextEncoder>(),
                                    artifacts, defaults);
   EditRequest request;
   request.instruction = "blond hair";
   engine->edit(request);  // text embedding cached in both cases
   for (auto _ : state) benchmark::DoNotOptimize(engine->edit(request));
-  state.SetLabel(state.range(0) ? "repeated instruction: direction cached" : "direction cache off: retrieval + SVM every time");
+  state.SetLabel(std::string(state.range(0) ? "repeated instruction: direction cached"
+                                             : "direction cache off: retrieval + SVM every time") +
+                 ", retrieval threads " + std::to_string(state.range(1)));
 }
-BENCHMARK(BM_EngineEditWithoutNetworks)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EngineEditWithoutNetworks)->Args({0, 1})->Args({0, 2})->Args({1, 1})->Unit(benchmark::kMillisecond);
 
 image::Image face_like_image(int side) {
   // A smooth gradient with mild noise: compresses like a generated face, not like white noise.
