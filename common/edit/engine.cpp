@@ -218,7 +218,7 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
       start = Clock::now();
       const RetrievedSet retrieved = artifacts.scanner->training_set(target.data(), edit.k_pos, edit.k_neg,
                                                                      edit.negatives, defaults_.negatives_seed,
-                                                                     defaults_.retrieval_threads);
+                                                                     defaults_.scan_threads());
       feu->retrieval_ms = ms_since(start);
       feu->retrieval = {{"k_pos", edit.k_pos},
                         {"k_neg", edit.k_neg},
@@ -413,7 +413,7 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
         "k = " + std::to_string(k) + " is out of range (expected 1.." + std::to_string(current->corpus->size()) + ")");
   resolve_request(probe, defaults_, limits(*current));
   const std::vector<float> embedding = text_embedding(text);
-  const auto hits = current->scanner->top(embedding.data(), k, nullptr, defaults_.retrieval_threads);
+  const auto hits = current->scanner->top(embedding.data(), k, nullptr, defaults_.scan_threads());
   nlohmann::json out = {{"text", text}, {"artifact_version", current->version}, {"hits", nlohmann::json::array()}};
   for (const auto& hit : hits) {
     out["hits"].push_back({{"id", hit.id}, {"score", hit.score}, {"path", current->corpus->path_of(hit.id)}});

@@ -1,9 +1,11 @@
 #include "edit/options.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
+#include <thread>
 
 #include "core/error.h"
 
@@ -111,10 +113,18 @@ void EditDefaults::validate(const std::string& origin) const {
   if (k_neg < 1) fail("k_neg", "must be at least 1");
   if (!(std::fabs(psi) <= EditLimits::kMaxAbsPsi)) fail("psi", "is " + number(psi) + " (expected |psi| <= 2)");
   if (top_channels < 0) fail("top_channels", "must be >= 0");
-  if (retrieval_threads < 1 || retrieval_threads > 256) fail("retrieval_threads", "must be in 1..256");
+  if (retrieval_threads < 0 || retrieval_threads > 256) {
+    fail("retrieval_threads", "must be in 0..256 (0: one per hardware thread)");
+  }
   if (max_alphas < 1) fail("max_alphas", "must be at least 1");
   if (png_compression < 0 || png_compression > 9) fail("png_compression", "must be in 0..9");
   if (jpeg_quality < 1 || jpeg_quality > 100) fail("jpeg_quality", "must be in 1..100");
+}
+
+int EditDefaults::scan_threads() const {
+  if (retrieval_threads > 0) return retrieval_threads;
+  const unsigned hardware = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(hardware, 1u, 8u));
 }
 
 ResolvedEdit resolve_request(const EditRequest& request, const EditDefaults& defaults, const ModelLimits& limits) {

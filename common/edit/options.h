@@ -46,7 +46,7 @@ struct EditDefaults {
   size_t text_cache_size = 1024;       // LRU entries of text embeddings
   size_t direction_cache_size = 256;   // LRU entries of FEU directions (retrieval + SVM results)
   int64_t top_channels = 10;           // channels listed in diagnostics
-  int retrieval_threads = 1;           // threads scanning the corpus (1: the caller's thread)
+  int retrieval_threads = 0;           // threads scanning the corpus; 0: one per hardware thread, up to 8
   int64_t max_alphas = 16;             // strengths per request
   int png_compression = 1;             // fast
   int jpeg_quality = 92;
@@ -56,6 +56,10 @@ struct EditDefaults {
   static EditDefaults from_config(const ConfigMap& edit_section);
   // Range checks (config_error naming the key).
   void validate(const std::string& origin) const;
+  // retrieval_threads with 0 resolved. The daemon runs one job at a time,
+  // so the memory-bound scan may take the cores; eight streams already
+  // reach most servers' DRAM bandwidth.
+  int scan_threads() const;
 };
 
 // The shapes of the loaded models and artifacts a request must fit.

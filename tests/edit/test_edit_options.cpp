@@ -154,7 +154,7 @@ TEST(EditDefaults, ReadsTheEditSectionIncludingBetaAuto) {
 
 TEST(EditDefaults, RejectsUnknownKeysAndBadValues) {
   for (const char* text : {"edit: {alpah: 3}", "edit: {beta: often}", "edit: {beta: 1.5}", "edit: {negatives: near}",
-                           "edit: {alphas: []}", "edit: {k_neg: 0}"}) {
+                           "edit: {alphas: []}", "edit: {k_neg: 0}", "edit: {retrieval_threads: -1}"}) {
     try {
       EditDefaults::from_config(ConfigMap::parse(text, "t.yaml").child("edit"));
       ADD_FAILURE() << text << " was accepted";
@@ -162,6 +162,17 @@ TEST(EditDefaults, RejectsUnknownKeysAndBadValues) {
       EXPECT_EQ(error.code(), ErrorCode::kConfigError) << text << ": " << error.what();
     }
   }
+}
+
+TEST(EditDefaults, RetrievalThreadsZeroMeansOnePerHardwareThreadUpToEight) {
+  const auto read = [](const char* text) {
+    return EditDefaults::from_config(ConfigMap::parse(text, "t.yaml").child("edit"));
+  };
+  EXPECT_EQ(read("edit: {retrieval_threads: 3}").scan_threads(), 3);
+  const int automatic = read("edit: {retrieval_threads: 0}").scan_threads();
+  EXPECT_GE(automatic, 1);
+  EXPECT_LE(automatic, 8);
+  EXPECT_EQ(EditDefaults{}.scan_threads(), automatic);  // the default
 }
 
 }  // namespace
