@@ -5,8 +5,8 @@
 // (index, double) node and walks it one by one; the FEU problem is dense
 // (200 x 513), so it runs here over contiguous float rows (400 KB: they stay
 // in L2 across the passes) with w kept and dotted in float, α and the
-// gradients in double: 10x faster than liblinear, and the same iterates up
-// to float rounding (tests: liblinear's w to 1e-5 given its coordinate
+// gradients in double: 8x faster than liblinear here (9.2 -> 1.2 ms), and
+// the same iterates up to float rounding (tests: liblinear's w to 1e-5 given its coordinate
 // order). The order comes from a generator owned by the call, not from the
 // process-wide rand(). Plain C++.
 #pragma once
