@@ -31,9 +31,11 @@ class Int8Rows {
     std::vector<float> upper_max, upper_min;  // of value + bound
   };
 
-  // `exact` means any of: the dot product summed in float in 8 lanes (or
-  // fewer, longer lanes' error is smaller), or summed in double and rounded
-  // to float. `threads` > 1 splits the scan (OpenMP) when it is large.
+  // The bound holds for `exact` = the dot product summed in float in 8 or
+  // more lanes (more lanes, shorter sums, smaller rounding), or summed in
+  // double and rounded to float: how the corpus scan and the mapping compute
+  // the values they compare. `threads` > 1 splits the scan (OpenMP) when it
+  // is large.
   Estimates estimate(const float* query, int threads = 1) const;
 
   int64_t rows() const { return static_cast<int64_t>(scales_.size()); }
