@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "edit/vectors.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -40,12 +41,6 @@ double residual_norm(const float* v, const Code* code, float scale, int64_t dim)
     const double e = static_cast<double>(v[k]) - static_cast<double>(scale) * code[k];
     sum += e * e;
   }
-  return std::sqrt(sum);
-}
-
-double norm(const float* v, int64_t dim) {
-  double sum = 0;
-  for (int64_t k = 0; k < dim; ++k) sum += static_cast<double>(v[k]) * v[k];
   return std::sqrt(sum);
 }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "edit/vectors.h"
 
 namespace feu::edit {
 
@@ -50,17 +51,7 @@ StyleDirectionMapper::StyleDirectionMapper(std::vector<float> fs3, int64_t dim, 
 }
 
 float StyleDirectionMapper::relevance_of(int64_t row, const float* direction) const {
-  const float* fs = fs3_.data() + row * dim_;
-  // Float32 inputs, double sums; eight independent partial sums keep the
-  // vector units busy.
-  constexpr int kLanes = 8;
-  double sums[kLanes] = {};
-  int64_t k = 0;
-  for (; k + kLanes <= dim_; k += kLanes) {
-    for (int lane = 0; lane < kLanes; ++lane) sums[lane] += static_cast<double>(fs[k + lane]) * direction[k + lane];
-  }
-  for (; k < dim_; ++k) sums[0] += static_cast<double>(fs[k]) * direction[k];
-  return static_cast<float>(((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7])));
+  return static_cast<float>(dot(fs3_.data() + row * dim_, direction, dim_));  // float32 inputs, double sums
 }
 
 std::vector<float> StyleDirectionMapper::relevance(const float* direction) const {

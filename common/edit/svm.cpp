@@ -5,25 +5,9 @@
 
 #include "core/error.h"
 #include "edit/svm_solver.h"
+#include "edit/vectors.h"
 
 namespace feu::edit {
-namespace {
-
-// Σ a_k b_k in double, in eight running sums: vectorizable, where one
-// serial sum would wait on every add.
-template <typename A, typename B>
-double sum_of_products(const A* a, const B* b, int64_t n) {
-  double lanes[8] = {};
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    for (int lane = 0; lane < 8; ++lane) lanes[lane] += static_cast<double>(a[k + lane]) * b[k + lane];
-  }
-  for (; k < n; ++k) lanes[0] += static_cast<double>(a[k]) * b[k];
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-}
-
-}  // namespace
-
 SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const float* negatives, int64_t n_neg,
                                  int64_t dim, const SvmOptions& options) {
   check(n_pos > 0 && n_neg > 0, ErrorCode::kInvalidArgument,
@@ -45,7 +29,7 @@ SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const fl
   for (int64_t i = 0; i < samples; ++i) {
     const bool positive = i < n_pos;
     const float* source = positive ? positives + i * dim : negatives + (i - n_pos) * dim;
-    const double length = std::sqrt(sum_of_products(source, source, dim));
+    const double length = norm(source, dim);
     if (!(std::isfinite(length) && length > 0)) {
       throw Error(ErrorCode::kInvalidArgument, std::string(positive ? "positive" : "negative") + " embedding " +
                                                    std::to_string(positive ? i : i - n_pos) +
@@ -79,7 +63,8 @@ SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const fl
   result.iterations = solution.iterations;
   int64_t correct = 0;
   for (int64_t i = 0; i < samples; ++i) {
-    const double score = b + sum_of_products(&rows[static_cast<size_t>(i * width)], w.data(), dim);
+    // sign(w·x + b), with w and b divided by |w|.
+    const double score = dot(&rows[static_cast<size_t>(i * width)], result.normal.data(), dim) + result.bias;
     if ((score > 0) == (labels[i] > 0)) ++correct;
   }
   result.accuracy = static_cast<double>(correct) / static_cast<double>(samples);

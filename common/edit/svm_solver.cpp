@@ -7,13 +7,14 @@
 #include <utility>
 
 #include "core/error.h"
+#include "edit/vectors.h"
 
 namespace feu::edit {
 namespace {
 
-// a·x summed in float in sixteen running sums (a fixed order, enough
+// w·x summed in float in sixteen running sums (a fixed order, enough
 // independent chains to keep the vector units busy).
-inline float dot(const float* a, const float* b, int64_t n) {
+inline float dot_in_float(const float* a, const float* b, int64_t n) {
   constexpr int kLanes = 16;
   float lanes[kLanes] = {};
   int64_t k = 0;
@@ -25,17 +26,6 @@ inline float dot(const float* a, const float* b, int64_t n) {
     for (int lane = 0; lane < width; ++lane) lanes[lane] += lanes[lane + width];
   }
   return lanes[0];
-}
-
-// |x|² in double, in eight running sums (one serial sum waits on every add).
-inline double squared_norm(const float* x, int64_t n) {
-  double lanes[8] = {};
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8) {
-    for (int lane = 0; lane < 8; ++lane) lanes[lane] += static_cast<double>(x[k + lane]) * x[k + lane];
-  }
-  for (; k < n; ++k) lanes[0] += static_cast<double>(x[k]) * x[k];
-  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
 inline void axpy(float a, const float* x, float* y, int64_t n) {
@@ -78,7 +68,7 @@ FEU_X86_64_V3_CLONE DualSolution solve_l2loss_svc_dual(
                   "SVM label " + std::to_string(i) + " is " + std::to_string(labels[i]) + ", expected +1 or -1");
     }
     const float* x = rows + i * n;
-    qd[i] = diagonal + squared_norm(x, n);
+    qd[i] = diagonal + dot(x, x, n);
     order[i] = static_cast<int>(i);
   }
 
@@ -97,7 +87,7 @@ FEU_X86_64_V3_CLONE DualSolution solve_l2loss_svc_dual(
     for (int64_t s = 0; s < active; ++s) {
       const int i = order[s];
       const float* x = rows + static_cast<int64_t>(i) * n;
-      const double g = labels[i] * dot(w, x, n) - 1 + alpha[i] * diagonal;
+      const double g = labels[i] * dot_in_float(w, x, n) - 1 + alpha[i] * diagonal;
       double pg = 0;
       if (alpha[i] == 0) {
         // At the lower bound with a gradient above last pass's largest

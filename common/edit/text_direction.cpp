@@ -6,23 +6,6 @@
 
 namespace feu::edit {
 
-double dot(const float* a, const float* b, int64_t n) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
-  return sum;
-}
-
-double norm(const float* a, int64_t n) { return std::sqrt(dot(a, a, n)); }
-
-std::vector<float> unit(const std::vector<float>& a, const std::string& what) {
-  const double length = norm(a.data(), static_cast<int64_t>(a.size()));
-  check(std::isfinite(length) && length > 0, ErrorCode::kInvalidArgument,
-        what + " has zero or non-finite length and cannot be normalized");
-  std::vector<float> out(a.size());
-  for (size_t i = 0; i < a.size(); ++i) out[i] = static_cast<float>(a[i] / length);
-  return out;
-}
-
 std::vector<float> template_embedding(const float* raw, int64_t count, int64_t dim) {
   check(count > 0 && dim > 0, ErrorCode::kInvalidArgument, "template_embedding needs at least one embedding");
   std::vector<double> mean(static_cast<size_t>(dim), 0.0);

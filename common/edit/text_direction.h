@@ -10,14 +10,9 @@
 
 #include "edit/lru_cache.h"
 #include "edit/templates.h"
+#include "edit/vectors.h"
 
 namespace feu::edit {
-
-// Dot product and Euclidean norm, accumulated in double.
-double dot(const float* a, const float* b, int64_t n);
-double norm(const float* a, int64_t n);
-// a / |a|; an all-zero (or non-finite) vector is an invalid_argument error naming `what`.
-std::vector<float> unit(const std::vector<float>& a, const std::string& what);
 
 // T(x) = unit(mean over prompts of unit(raw embedding)).
 //   raw: [count, dim] row-major, the CLIP text encoder's raw outputs of prompts_for(x).
