@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 
-
 namespace feu::edit {
 namespace {
 
@@ -203,6 +202,23 @@ Candidates candidates(const Int8Rows::Estimates& estimates, int64_t top_needed, 
   return out;
 }
 
+// scores[row] = the plain scan's float score, for each of `rows`.
+void rescore(const index::CorpusIndex& corpus, const float* query, const std::vector<int64_t>& rows, int threads,
+             std::vector<float>& scores) {
+  const int64_t dim = corpus.dim(), count = static_cast<int64_t>(rows.size());
+  const float* embeddings = corpus.embeddings().data();
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && count >= 256)
+  for (int64_t i = 0; i < count; ++i) {
+    // The rows are scattered over the float matrix: fetch the next one while
+    // this one is scored.
+    if (i + 1 < count) {
+      const char* next = reinterpret_cast<const char*>(embeddings + rows[i + 1] * dim);
+      for (int64_t byte = 0; byte < dim * static_cast<int64_t>(sizeof(float)); byte += 64) __builtin_prefetch(next + byte);
+    }
+    scores[rows[i]] = score_row(embeddings + rows[i] * dim, query, dim);
+  }
+}
+
 // The k best of `rows` by float score (ties by row), best first.
 std::vector<int64_t> best_of(const std::vector<int64_t>& rows, const std::vector<float>& scores, int64_t k, bool highest) {
   std::vector<int64_t> sorted = rows;
@@ -225,7 +241,6 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
   check(k_pos + k_neg <= corpus.size(), ErrorCode::kInvalidArgument,
         "k_pos + k_neg = " + std::to_string(k_pos + k_neg) + " exceeds the " + std::to_string(corpus.size()) +
             " images of the corpus index");
-  const int64_t dim = corpus.dim();
   const Int8Rows::Estimates estimates = codes_.estimate(query, threads);
   // The farthest negatives are the k_neg lowest rows once the positives are
   // left out, so k_pos more rows are needed at that end.
@@ -233,23 +248,7 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
   Candidates found = candidates(estimates, k_pos, farthest ? k_neg + k_pos : 0);
   // Float scores only where needed; the rest stay NaN and are never read.
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
-  const float* embeddings = corpus.embeddings().data();
-  auto rescore = [&](const std::vector<int64_t>& rows) {
-    const int64_t count = static_cast<int64_t>(rows.size());
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && count >= 256)
-    for (int64_t i = 0; i < count; ++i) {
-      // The rows are scattered over the float matrix: fetch the next one
-      // while this one is scored.
-      if (i + 1 < count) {
-        const char* next = reinterpret_cast<const char*>(embeddings + rows[i + 1] * dim);
-        for (int64_t byte = 0; byte < dim * static_cast<int64_t>(sizeof(float)); byte += 64) {
-          __builtin_prefetch(next + byte);
-        }
-      }
-      scores[rows[i]] = score_row(embeddings + rows[i] * dim, query, dim);
-    }
-  };
-  rescore(found.top);
+  rescore(corpus, query, found.top, threads, scores);
   RetrievedSet out;
   out.scored_in_float = static_cast<int64_t>(found.top.size());
   out.positive_rows = best_of(found.top, scores, k_pos, true);
@@ -262,12 +261,12 @@ RetrievedSet CorpusScanner::training_set(const float* query, int64_t k_pos, int6
                                   return std::binary_search(positives_sorted.begin(), positives_sorted.end(), row);
                                 }),
                  bottom.end());
-    rescore(bottom);
+    rescore(corpus, query, bottom, threads, scores);
     out.scored_in_float += static_cast<int64_t>(bottom.size());
     out.negative_rows = best_of(bottom, scores, k_neg, false);
   } else {
     out.negative_rows = sample_rows(corpus.size(), positives_sorted, k_neg, seed);
-    for (int64_t row : out.negative_rows) scores[row] = score_row(corpus.embedding(row), query, dim);
+    rescore(corpus, query, out.negative_rows, threads, scores);
   }
   for (int64_t row : out.positive_rows) out.positives.push_back(hit_of(corpus, row, scores));
   for (int64_t row : out.negative_rows) out.negatives.push_back(hit_of(corpus, row, scores));
@@ -282,7 +281,7 @@ std::vector<index::CorpusIndex::Hit> CorpusScanner::top(const float* query, int6
   const Int8Rows::Estimates estimates = codes_.estimate(query, threads);
   std::vector<float> scores(static_cast<size_t>(corpus.size()), std::nanf(""));
   const std::vector<int64_t> rows = candidates(estimates, k, 0).top;
-  for (int64_t row : rows) scores[row] = score_row(corpus.embedding(row), query, corpus.dim());
+  rescore(corpus, query, rows, threads, scores);
   const std::vector<int64_t> best = best_of(rows, scores, k, true);
   std::vector<index::CorpusIndex::Hit> hits;
   for (int64_t row : best) hits.push_back(hit_of(corpus, row, scores));

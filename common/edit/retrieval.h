@@ -38,9 +38,8 @@ std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corp
 // runs over int8 codes of the corpus (Int8Rows), whose estimates carry a
 // bound on their distance from the float score. Rows whose bound interval
 // can reach the k-th best are rescored in float exactly as the plain scan
-// scores them, so
-// the result is identical to retrieve_training_set / retrieve_top (tests
-// check it); only a few hundred rows are rescored on CLIP-like data.
+// scores them, so the result is identical to retrieve_training_set /
+// retrieve_top (tests check it); only a few hundred rows are rescored.
 class CorpusScanner {
  public:
   explicit CorpusScanner(std::shared_ptr<const index::CorpusIndex> corpus  // unit rows, [N, dim]

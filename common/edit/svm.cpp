@@ -14,10 +14,6 @@ SvmDirection train_svm_direction(const float* positives, int64_t n_pos, const fl
         "the SVM needs at least one positive and one negative sample (got " + std::to_string(n_pos) + " and " +
             std::to_string(n_neg) + ")");
   check(dim > 0, ErrorCode::kInvalidArgument, "the SVM needs embeddings of positive dimension");
-  check(options.C > 0 && std::isfinite(options.C), ErrorCode::kInvalidArgument,
-        "the SVM penalty C must be positive and finite (got " + std::to_string(options.C) + ")");
-  check(options.eps > 0 && std::isfinite(options.eps), ErrorCode::kInvalidArgument,
-        "the SVM tolerance must be positive and finite (got " + std::to_string(options.eps) + ")");
   const int64_t samples = n_pos + n_neg;
   const bool with_bias = options.bias >= 0;
   // L2-normalized samples (normalized in double, stored in float), the

@@ -51,7 +51,10 @@ IndexDraw liblinear_lcg() {
 FEU_X86_64_V3_CLONE DualSolution solve_l2loss_svc_dual(
     const float* rows, const int8_t* labels, int64_t l, int64_t n, double C, double eps, const IndexDraw& draw) {
   check(l > 0 && n > 0, ErrorCode::kInvalidArgument, "the SVM dual needs samples and features");
-  check(C > 0 && eps > 0, ErrorCode::kInvalidArgument, "the SVM dual needs C > 0 and eps > 0");
+  check(C > 0 && std::isfinite(C), ErrorCode::kInvalidArgument,
+        "the SVM penalty C must be positive and finite (got " + std::to_string(C) + ")");
+  check(eps > 0 && std::isfinite(eps), ErrorCode::kInvalidArgument,
+        "the SVM tolerance must be positive and finite (got " + std::to_string(eps) + ")");
   constexpr double kInf = std::numeric_limits<double>::infinity();
   constexpr int kMaxIterations = 1000;  // liblinear's cap
   // L2 loss: no upper bound on α, and D_ii = 1/(2C) on the diagonal of Q.
