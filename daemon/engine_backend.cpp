@@ -22,6 +22,8 @@ std::vector<service::EditOutcome> EngineBackend::edit_batch(const std::vector<ed
   return outcomes;
 }
 
+void EngineBackend::validate(const edit::EditRequest& request) const { engine_->validate(request); }
+
 nlohmann::json EngineBackend::retrieve(const std::string& text, int64_t k) { return engine_->retrieve(text, k); }
 
 std::string EngineBackend::artifact_version() const { return engine_->artifact_version(); }

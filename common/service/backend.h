@@ -39,6 +39,13 @@ class Backend {
   // batch with that error. Called from the worker thread only.
   virtual std::vector<EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) = 0;
 
+  // Checks a request against the loaded models and the engine's own limits
+  // (latent shape, text length in CLIP tokens, k, alphas, beta) before the
+  // daemon accepts it: a request that can only fail is refused with its typed
+  // error instead of being journaled and queued. Throws feu::Error. Called from
+  // the I/O thread, concurrently with edit_batch and reload.
+  virtual void validate(const edit::EditRequest& request) const = 0;
+
   // Top-k corpus entries for a text: {"version", "hits": [{"id","path","score"}...]}.
   // Throws feu::Error. Called from the worker thread only.
   virtual nlohmann::json retrieve(const std::string& text, int64_t k) = 0;

@@ -20,6 +20,16 @@ namespace {
 constexpr size_t kMaxBurst = 256;                   // requests read before one group commit
 constexpr uint64_t kCompactJournalBytes = 64u << 20;
 constexpr int64_t kPruneIntervalMs = 60000;
+// Clients waiting on one id (submitter, Lazy Pirate retries, pollers): the
+// oldest are forgotten beyond this; they can still fetch the result by id.
+constexpr size_t kMaxRoutesPerJob = 16;
+// Complete messages libzmq queues per connection before it stops reading that
+// connection (TCP back-pressure): with ZMQ_MAXMSGSIZE this bounds what one
+// peer can make the daemon hold (see daemon/PROTOCOL.md, "Resource bounds").
+constexpr int kReceiveHighWaterMark = 8;
+// Result-store retries after a failure: first delay, doubling up to the cap.
+constexpr int64_t kStoreRetryFirstMs = 100;
+constexpr int64_t kStoreRetryMaxMs = 5000;
 
 std::string short_hash(const std::string& text) { return sha256_bytes(text.data(), text.size()).substr(0, 12); }
 
@@ -46,7 +56,26 @@ std::string z85_decode_key(const std::string& text, const std::string& what) {
   return std::string(reinterpret_cast<char*>(key), 32);
 }
 
+ServerConfig validated(ServerConfig config) {
+  config.validate();
+  return config;
+}
+
+size_t frames_bytes(const std::vector<Frame>& frames) {
+  size_t bytes = 0;
+  for (const Frame& frame : frames) bytes += frame.size();
+  return bytes;
+}
+
 }  // namespace
+
+void Server::Pending::add_route(const Route& route) {
+  if (route.identity.empty()) return;
+  for (const Route& known : routes)
+    if (known.identity == route.identity) return;
+  if (routes.size() >= kMaxRoutesPerJob) routes.erase(routes.begin());
+  routes.push_back(route);
+}
 
 std::pair<std::string, std::string> curve_keypair() {
   char public_key[41], secret_key[41];
@@ -79,13 +108,13 @@ std::string read_key_file(const std::string& path) {
 }
 
 Server::Server(ServerConfig config, Backend& backend, std::function<std::string()> resolve_current)
-    : config_(std::move(config)),
+    : config_(validated(std::move(config))),
+      state_lock_(config_.journal_dir),
       backend_(backend),
       resolve_current_(std::move(resolve_current)),
       started_(std::chrono::steady_clock::now()),
       context_(1),
       queue_(config_.max_queue) {
-  config_.validate();
   results_ = std::make_unique<ResultStore>((fs::path(config_.journal_dir) / "results").string(),
                                            config_.result_retention_s * 1000);
   std::vector<JournalEntry> unfinished;
@@ -117,7 +146,10 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
       complete(job, error_reply(job->id, e.code(), e.what()), json::object());
       continue;
     }
-    pending_[job->id] = Pending{Route{}, job};
+    Pending& pending = pending_[job->id];
+    pending.job = job;
+    pending.bytes = frames_bytes(job->frames);
+    pending_bytes_ += pending.bytes;
     queue_.push_recovered(job);
     ++recovered_jobs_;
   }
@@ -148,7 +180,8 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
   // Replies to a vanished client raise EHOSTUNREACH instead of vanishing
   // silently: the daemon counts them and keeps the result for fetch-by-id.
   router_.set(zmq::sockopt::router_mandatory, 1);
-  router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config_.max_message_bytes));
+  router_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config_.max_frame_bytes()));
+  router_.set(zmq::sockopt::rcvhwm, kReceiveHighWaterMark);
   router_.set(zmq::sockopt::linger, 1000);
   try {
     router_.bind(config_.bind);
@@ -327,7 +360,7 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
   }
   if (auto it = pending_.find(id); it != pending_.end()) {
     if (it->second.job->digest != request.digest) return conflict();
-    it->second.route = route;  // answer the latest connection (a Lazy Pirate retry)
+    it->second.add_route(route);  // a Lazy Pirate retry is answered too
     Message accepted;
     accepted.header = reply_header(id, status::kAccepted);
     accepted.header["duplicate"] = true;
@@ -340,9 +373,13 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
     send(route, error_reply(id, codes::kShuttingDown, "the daemon is shutting down and accepts no new jobs"));
     return;
   }
-  size_t waiting = queue_.size() + to_journal_.size();
-  if (waiting >= config_.max_queue) {
-    stats_.count("busy");
+  // Everything the engine would refuse is refused now, before the request
+  // costs a journal write and a place in the queue (throws: a typed error reply).
+  backend_.validate(request.edit);
+  const size_t request_bytes = frames_bytes(frames);
+  size_t waiting = queue_.size() + to_journal_.size() + unstored_count();
+  if (waiting >= config_.max_queue || pending_bytes_ + request_bytes > config_.max_queue_bytes) {
+    stats_.count(waiting >= config_.max_queue ? "busy" : "busy.bytes");
     send(route, busy_reply(id, retry_after_ms(), waiting));
     return;
   }
@@ -355,7 +392,11 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
   job->accepted_ms = now_unix_ms();
   int64_t deadline = request.deadline_ms.value_or(config_.default_deadline_ms);
   job->deadline_ms = deadline > 0 ? job->accepted_ms + deadline : 0;
-  pending_[id] = Pending{route, job};
+  Pending& pending = pending_[id];
+  pending.job = job;
+  pending.add_route(route);
+  pending.bytes = request_bytes;
+  pending_bytes_ += request_bytes;
   to_journal_.push_back(JournalEntry{id, job->digest, job->accepted_ms, job->deadline_ms, job->frames});
   Message accepted;
   accepted.header = reply_header(id, status::kAccepted);
@@ -374,7 +415,9 @@ void Server::commit_accepted() {
       spdlog::error("journal append failed, refusing {} jobs: {}", to_journal_.size(), e.what());
       for (const auto& entry : to_journal_) {
         failed.insert(entry.id);
-        pending_.erase(entry.id);
+        auto it = pending_.find(entry.id);
+        pending_bytes_ -= it->second.bytes;
+        pending_.erase(it);
       }
     }
     to_journal_.clear();
@@ -396,7 +439,7 @@ void Server::handle_result(const Route& route, const Request& request) {
     return;
   }
   if (auto it = pending_.find(id); it != pending_.end()) {
-    it->second.route = route;  // its `done` will come here
+    it->second.add_route(route);  // its `done` comes here too, and to the submitter
     Message reply;
     reply.header = reply_header(id, status::kAccepted);
     reply.header["state"] = queue_.contains(id) ? "queued" : "running";
@@ -482,22 +525,24 @@ void Server::deliver_completions() {
     ready.swap(completions_);
   }
   for (auto& completion : ready) {
-    Route route;
+    std::vector<Route> routes;
     if (completion.job->type == RequestType::kEdit) {
       auto it = pending_.find(completion.job->id);
       if (it == pending_.end()) continue;
-      route = it->second.route;
+      routes = std::move(it->second.routes);
+      pending_bytes_ -= it->second.bytes;
       pending_.erase(it);
     } else {
-      route.identity = completion.job->route;
-      route.delimiter = completion.job->route_delimiter;
+      routes.push_back(Route{completion.job->route, completion.job->route_delimiter});
     }
-    if (route.identity.empty()) {
-      stats_.count("replies.no_client");  // recovered after a restart: served by id
-    } else if (!send(route, completion.reply)) {
-      stats_.count("replies.unroutable");
+    if (routes.empty()) stats_.count("replies.no_client");  // recovered after a restart: served by id
+    size_t delivered = 0;
+    for (const Route& route : routes) {
+      if (send(route, completion.reply)) ++delivered;
+      else stats_.count("replies.unroutable");
+    }
+    if (!routes.empty() && delivered == 0)
       spdlog::info("job id={}: client gone, result kept for fetch by id", printable(completion.job->id));
-    }
   }
 }
 
@@ -547,7 +592,8 @@ void Server::maintenance() {
     }
     if (changed) start_reload(dir, "current changed");
   }
-  if (now - last_prune_ms_ >= kPruneIntervalMs) {
+  // Expired results are already absent on read; pruning frees their disk space.
+  if (now - last_prune_ms_ >= std::min<int64_t>(kPruneIntervalMs, config_.result_retention_s * 1000)) {
     last_prune_ms_ = now;
     if (size_t pruned = results_->prune(now)) spdlog::info("result store: pruned {} expired results", pruned);
   }
@@ -620,13 +666,18 @@ void Server::worker_loop() {
   zmq::socket_t wake(context_, zmq::socket_type::pair);
   wake.connect(wake_endpoint_);
   while (true) {
-    if (draining_ && (queue_.size() == 0 || now_unix_ms() > drain_deadline_ms_)) break;
+    retry_unstored();
+    if (draining_ && ((queue_.size() == 0 && unstored_count() == 0) || now_unix_ms() > drain_deadline_ms_)) break;
     std::vector<JobPtr> batch = queue_.pop_batch(config_.max_batch, std::chrono::milliseconds(config_.max_wait_ms),
                                                  std::chrono::milliseconds(100));
     if (batch.empty()) continue;
     run_batch(batch, wake);
     (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
   }
+  if (size_t left = unstored_count())
+    spdlog::error("{} finished jobs could not store their results before shutdown: they stay journaled and run "
+                  "again at the next start",
+                  left);
   worker_done_ = true;
   (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
 }
@@ -679,8 +730,9 @@ void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
   try {
     results_->put_many(items);  // one directory fsync for the batch
   } catch (const std::exception& e) {
-    stats_.count("store_errors", static_cast<int64_t>(live.size()));
-    spdlog::error("cannot store the results of a batch of {}: {}", live.size(), e.what());
+    // Nothing of the batch was stored: no reply leaves, no job is marked done.
+    for (size_t i = 0; i < live.size(); ++i) defer_store(live[i], std::move(replies[i]), e.what());
+    return;
   }
   for (size_t i = 0; i < live.size(); ++i) finish(live[i], std::move(replies[i]));
 }
@@ -713,11 +765,58 @@ void Server::complete(const JobPtr& job, Message reply, const json& timings) {
     try {
       results_->put(job->id, job->digest, reply);
     } catch (const std::exception& e) {
-      stats_.count("store_errors");
-      spdlog::error("job id={}: cannot store its result: {}", printable(job->id), e.what());
+      defer_store(job, std::move(reply), e.what());
+      return;
     }
   }
   finish(job, std::move(reply));
+}
+
+void Server::defer_store(const JobPtr& job, Message reply, const std::string& why) {
+  stats_.count("store_errors");
+  std::lock_guard<std::mutex> lock(unstored_mutex_);
+  spdlog::error("job id={}: its result cannot be stored ({}); the job stays unfinished and the store is retried "
+                "in {} ms",
+                printable(job->id), why, kStoreRetryFirstMs);
+  unstored_.push_back(Unstored{job, std::move(reply), 1, now_unix_ms() + kStoreRetryFirstMs});
+}
+
+void Server::retry_unstored() {
+  std::vector<Unstored> due;
+  const int64_t now = now_unix_ms();
+  {
+    std::lock_guard<std::mutex> lock(unstored_mutex_);
+    if (unstored_.empty()) return;
+    auto split = std::partition(unstored_.begin(), unstored_.end(),
+                                [now](const Unstored& u) { return u.next_try_ms > now; });
+    due.assign(std::make_move_iterator(split), std::make_move_iterator(unstored_.end()));
+    unstored_.erase(split, unstored_.end());
+  }
+  std::vector<Unstored> still_failing;
+  for (Unstored& item : due) {
+    try {
+      results_->put(item.job->id, item.job->digest, item.reply);
+    } catch (const std::exception& e) {
+      stats_.count("store_errors");
+      const int64_t delay = std::min(kStoreRetryMaxMs, kStoreRetryFirstMs << std::min(item.attempts, 16));
+      spdlog::warn("job id={}: storing its result failed again (attempt {}): {}; next try in {} ms",
+                   printable(item.job->id), item.attempts + 1, e.what(), delay);
+      item.attempts++;
+      item.next_try_ms = now_unix_ms() + delay;
+      still_failing.push_back(std::move(item));
+      continue;
+    }
+    spdlog::info("job id={}: result stored after {} failed attempts", printable(item.job->id), item.attempts);
+    finish(item.job, std::move(item.reply));
+  }
+  if (still_failing.empty()) return;
+  std::lock_guard<std::mutex> lock(unstored_mutex_);
+  for (Unstored& item : still_failing) unstored_.push_back(std::move(item));
+}
+
+size_t Server::unstored_count() const {
+  std::lock_guard<std::mutex> lock(unstored_mutex_);
+  return unstored_.size();
 }
 
 void Server::finish(const JobPtr& job, Message reply) {
@@ -775,9 +874,13 @@ json Server::status_json() const {
   status["queue"] = {{"depth", queued},
                      {"running", pending_.size() >= queued ? pending_.size() - queued : 0},
                      {"capacity", config_.max_queue},
+                     {"capacity_bytes", config_.max_queue_bytes},
+                     {"bytes", pending_bytes_},
                      {"max_batch", config_.max_batch},
                      {"max_wait_ms", config_.max_wait_ms}};
-  status["results"] = {{"stored", results_->size()}, {"retention_s", config_.result_retention_s}};
+  status["results"] = {{"stored", results_->size()},
+                        {"awaiting_storage", unstored_count()},
+                        {"retention_s", config_.result_retention_s}};
   status["journal"] = {{"bytes", journal_->size_bytes()},
                        {"recovered_jobs", recovered_jobs_},
                        {"dropped_bytes_at_start", journal_dropped_bytes_}};

@@ -28,6 +28,7 @@
 #include "service/protocol.h"
 #include "service/result_store.h"
 #include "service/server_config.h"
+#include "service/state_lock.h"
 #include "service/stats.h"
 
 namespace feu::service {
@@ -65,12 +66,23 @@ class Server {
     bool delimiter = false;  // the client sent an empty delimiter frame (REQ-style): echo it
   };
   struct Pending {
-    Route route;
+    std::vector<Route> routes;  // every client waiting for this id: the submitter, retries, pollers
     JobPtr job;
+    size_t bytes = 0;           // the request's frames (admission by bytes)
+    void add_route(const Route& route);
   };
   struct Completion {
     JobPtr job;
     Message reply;
+  };
+  // A finished job whose result could not be stored yet (disk full, no file
+  // descriptors): it stays unfinished, unannounced and journaled until a
+  // retry stores it.
+  struct Unstored {
+    JobPtr job;
+    Message reply;
+    int attempts = 0;
+    int64_t next_try_ms = 0;
   };
 
   void worker_loop();
@@ -83,6 +95,11 @@ class Server {
   void finalize_timings(const JobPtr& job, Message& reply, const nlohmann::json& timings);
   // complete() after the result is stored: journal, stats, log, delivery.
   void finish(const JobPtr& job, Message reply);
+  // Keeps a job whose result could not be stored for a later retry. Any thread.
+  void defer_store(const JobPtr& job, Message reply, const std::string& why);
+  // Retries the stores that are due; finishes those that succeed. Worker thread.
+  void retry_unstored();
+  size_t unstored_count() const;
   void deliver_completions();
 
   void receive_burst();
@@ -100,6 +117,7 @@ class Server {
   void zap_loop(std::vector<std::string> allowed_keys);
 
   ServerConfig config_;
+  StateDirLock state_lock_;  // before the journal: one daemon per state directory
   Backend& backend_;
   std::function<std::string()> resolve_current_;
   std::chrono::steady_clock::time_point started_;
@@ -120,6 +138,7 @@ class Server {
   std::unordered_map<std::string, Pending> pending_;
   std::vector<JournalEntry> to_journal_;
   std::vector<std::pair<Route, Message>> after_commit_;
+  size_t pending_bytes_ = 0;  // sum of Pending::bytes
   size_t recovered_jobs_ = 0;
   uint64_t journal_dropped_bytes_ = 0;
   int64_t last_maintenance_ms_ = 0;
@@ -128,6 +147,8 @@ class Server {
 
   std::mutex completions_mutex_;
   std::deque<Completion> completions_;
+  mutable std::mutex unstored_mutex_;
+  std::vector<Unstored> unstored_;
 
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> reload_requested_{false};

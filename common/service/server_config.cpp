@@ -14,7 +14,7 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
   c.drain_timeout_ms = d.get<int>("drain_timeout_ms", c.drain_timeout_ms);
   c.reload_poll_ms = d.get<int>("reload_poll_ms", c.reload_poll_ms);
   c.allow_insecure_remote = d.get<bool>("allow_insecure_remote", c.allow_insecure_remote);
-  c.max_message_bytes = d.get<size_t>("max_message_bytes", c.max_message_bytes);
+  c.max_queue_bytes = d.get<size_t>("max_queue_bytes", c.max_queue_bytes);
   if (d.has("curve")) {
     ConfigMap curve = d.child("curve");
     c.curve.enabled = curve.get<bool>("enabled", true);
@@ -55,8 +55,10 @@ void ServerConfig::validate() const {
   positive(limits.max_frames >= 2 && limits.max_header_bytes > 0 && limits.max_payload_bytes > 0 &&
                limits.max_id_bytes > 0 && limits.max_text_bytes > 0 && limits.max_alphas > 0,
            "limits.* (max_frames at least 2)");
-  check(max_message_bytes >= std::max(limits.max_header_bytes, limits.max_payload_bytes), ErrorCode::kConfigError,
-        "daemon.max_message_bytes must be at least the header and payload limits");
+  check(max_queue_bytes >= max_request_bytes(), ErrorCode::kConfigError,
+        "daemon.max_queue_bytes (" + std::to_string(max_queue_bytes) +
+            ") must hold at least one request of the largest legal size (" +
+            std::to_string(max_request_bytes()) + " bytes)");
   check(journal_dir != "", ErrorCode::kConfigError, "daemon.journal_dir must not be empty");
   check(is_loopback_endpoint(bind) || curve.enabled || allow_insecure_remote, ErrorCode::kConfigError,
         "daemon.bind '" + bind +

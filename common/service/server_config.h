@@ -1,6 +1,7 @@
 // The `daemon:` section of a feu config file.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -26,13 +27,20 @@ struct ServerConfig {
   int drain_timeout_ms = 10000;    // on SIGTERM: run queued jobs this long, journal the rest
   int reload_poll_ms = 1000;       // how often <artifacts root>/current is checked; 0 = only SIGHUP
   bool allow_insecure_remote = false;  // bind a non-loopback address without CURVE
-  size_t max_message_bytes = 64u << 20;  // ZMQ_MAXMSGSIZE: bigger frames drop the connection
+  size_t max_queue_bytes = 256u << 20;  // request bytes held by waiting jobs before `busy`
   CurveConfig curve;
   Limits limits;
 
   // Reads the `daemon` section (any key may be absent), resolving journal_dir
   // and key files against the config file; calls finish() on it.
   static ServerConfig from_config(const ConfigMap& daemon_section);
+  // The largest frame a legal request has: ZeroMQ drops a connection that
+  // sends a bigger one before buffering it (ZMQ_MAXMSGSIZE).
+  size_t max_frame_bytes() const { return std::max(limits.max_header_bytes, limits.max_payload_bytes); }
+  // The largest legal request: its header and max_frames - 1 payloads.
+  size_t max_request_bytes() const {
+    return limits.max_header_bytes + (limits.max_frames - 1) * limits.max_payload_bytes;
+  }
   // Rejects inconsistent values (zero sizes, non-loopback bind without CURVE).
   void validate() const;
 };

@@ -95,6 +95,7 @@ class DaemonProcess {
     return -1;
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   std::string log() const { return slurp(log_file_); }
 
  private:
@@ -333,7 +334,7 @@ TEST(Daemon, ReloadUnderLoadAndAFailedLoadKeepsServing) {
 
 TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
   test::TempDir dir;
-  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "  max_message_bytes: 16777216\n")}, dir);
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
   std::string endpoint = daemon.endpoint();
   ASSERT_FALSE(endpoint.empty());
   Client client(client_for(endpoint, 3000));
@@ -355,9 +356,11 @@ TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
             "bad_request");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t6","instruction":"x","mystery":true})"}), "unknown_field");
   EXPECT_EQ(code_of({R"({"type":"teleport","id":"t7"})"}), "unknown_type");
-  EXPECT_EQ(code_of({std::string(10 << 20, '{')}), "payload_too_large");
+  // Frames over the largest legal frame (4 MiB payloads) drop the connection
+  // before libzmq buffers them: no reply; the client reconnects for the next.
+  EXPECT_EQ(code_of({std::string(10 << 20, '{')}), "no reply");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t8","instruction":"x","latent":"w"})", std::string(5 << 20, '\0')}),
-            "payload_too_large");
+            "no reply");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t9","instruction":")" + std::string(5000, 'a') + "\"}"}),
             "payload_too_large");
   EXPECT_EQ(code_of({"null"}), "bad_request");
@@ -369,6 +372,129 @@ TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
 
   EXPECT_EQ(client.ping().header["status"], "done");
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+// Peak resident set of a process (VmHWM), in bytes; 0 when unreadable.
+int64_t peak_rss_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  return 0;
+}
+
+// Sends one multipart message whose frames all point at `payload` (zero-copy:
+// the test itself stays small however large the flood).
+void send_shared_frames(zmq::socket_t& socket, const std::string& header, const std::string& payload, int frames) {
+  socket.send(zmq::buffer(header), frames > 0 ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  for (int i = 0; i < frames; ++i) {
+    zmq::message_t part(const_cast<char*>(payload.data()), payload.size(), nullptr, nullptr);
+    socket.send(part, i + 1 < frames ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+}
+
+TEST(Daemon, FloodsOfHugeFramesAndDoomedLatentsStayWithinTheBounds) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, ""), "--fake-latent-values", "512"}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint, 5000));
+  ASSERT_EQ(client.ping().header["status"], "done");
+  const int64_t baseline = peak_rss_bytes(daemon.pid());
+  ASSERT_GT(baseline, 0);
+  constexpr int64_t kMiB = 1 << 20;
+
+  // 1. Frames far over the largest legal one (4 MiB payloads): 8 connections
+  //    each sending 6 frames of 16 MiB. libzmq drops each at its first frame.
+  const std::string frame16(16 * kMiB, 'x');
+  {
+    zmq::context_t context;
+    std::vector<zmq::socket_t> peers;
+    for (int c = 0; c < 8; ++c) {
+      peers.emplace_back(context, zmq::socket_type::dealer);
+      peers.back().set(zmq::sockopt::linger, 0);
+      peers.back().connect(endpoint);
+      send_shared_frames(peers.back(), R"({"type":"edit","id":"big","instruction":"x","latent":"w"})", frame16, 6);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  }
+  ASSERT_EQ(client.ping().header["status"], "done");
+  const int64_t after_huge = peak_rss_bytes(daemon.pid());
+
+  // 2. 100 edits with 4 MB `w` latents for a model with w_dim 512: each is
+  //    refused with shape_mismatch before it is accepted; nothing is journaled.
+  const std::string latent(4000000, '\0');
+  int refused = 0;
+  double slowest_ping_ms = 0;
+  {
+    zmq::context_t context;
+    zmq::socket_t peer(context, zmq::socket_type::dealer);
+    peer.set(zmq::sockopt::linger, 0);
+    peer.connect(endpoint);
+    for (int i = 0; i < 100; ++i)
+      send_shared_frames(peer,
+                         R"({"type":"edit","id":"flood-)" + std::to_string(i) + R"(","instruction":"x","latent":"w"})",
+                         latent, 1);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (refused < 100 && std::chrono::steady_clock::now() < until) {
+      auto t0 = std::chrono::steady_clock::now();
+      ASSERT_EQ(client.ping().header["status"], "done");
+      slowest_ping_ms = std::max(
+          slowest_ping_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
+      while (zmq::poll(&item, 1, std::chrono::milliseconds(20)) > 0) {
+        std::vector<zmq::message_t> parts;
+        (void)zmq::recv_multipart(peer, std::back_inserter(parts));
+        json header = json::parse(parts.at(0).to_string());
+        ASSERT_EQ(header["error"]["code"], "shape_mismatch") << header.dump();
+        refused++;
+      }
+    }
+  }
+  EXPECT_EQ(refused, 100);
+  EXPECT_LT(fs::file_size(dir.file("state/journal.log")), 4096u);
+  const int64_t after_latents = peak_rss_bytes(daemon.pid());
+
+  // 3. The worst case libzmq leaves: one message of many legal-size frames is
+  //    buffered whole before the daemon sees it (libzmq has no frame-count
+  //    limit); the daemon then refuses it. 50 x 4 MiB.
+  const std::string frame4(4 * kMiB, 'y');
+  {
+    zmq::context_t context;
+    zmq::socket_t peer(context, zmq::socket_type::dealer);
+    peer.set(zmq::sockopt::linger, 0);
+    peer.connect(endpoint);
+    send_shared_frames(peer, R"({"type":"edit","id":"many","instruction":"x","latent":"w"})", frame4, 50);
+    zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
+    ASSERT_GT(zmq::poll(&item, 1, std::chrono::milliseconds(20000)), 0);
+    std::vector<zmq::message_t> parts;
+    (void)zmq::recv_multipart(peer, std::back_inserter(parts));
+    EXPECT_EQ(json::parse(parts.at(0).to_string())["error"]["code"], "payload_too_large");
+  }
+  const int64_t after_frames = peak_rss_bytes(daemon.pid());
+  std::printf("[ bounds ] daemon peak RSS: baseline %.1f MiB; after 8 x 6 x 16 MiB frames %.1f MiB; after 100 x 4 MB "
+              "latents %.1f MiB (slowest concurrent ping %.0f ms); after one 50 x 4 MiB message %.1f MiB\n",
+              baseline / double(kMiB), after_huge / double(kMiB), after_latents / double(kMiB), slowest_ping_ms,
+              after_frames / double(kMiB));
+  // Before the bounds: 8 x 96 MiB buffered, then 400 MB of latents accepted and held.
+  EXPECT_LT(after_huge - baseline, 32 * kMiB);
+  EXPECT_LT(after_latents - baseline, 96 * kMiB);
+  EXPECT_LT(after_frames - baseline, 50 * 4 * kMiB + 96 * kMiB);
+  EXPECT_EQ(client.ping().header["status"], "done");
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, ASecondDaemonOnTheSameStateDirectoryExitsNamingTheFirst) {
+  test::TempDir dir;
+  std::string config = write_config(dir, "");
+  DaemonProcess first(fake_daemon(), {"--config", config}, dir, "first");
+  ASSERT_FALSE(first.endpoint().empty());
+  std::string output;
+  int code = test::run_command(fake_daemon() + " --config " + config + " 2>&1", &output);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(output.find("pid " + std::to_string(first.pid())), std::string::npos) << output;
+  Client client(client_for(first.endpoint()));
+  EXPECT_EQ(client.edit("mine", edit_of("mine")).header["status"], "done");
+  EXPECT_EQ(first.stop(), 0);
 }
 
 TEST(Daemon, SigtermFinishesTheRunningBatchJournalsTheRestAndExitsZero) {

@@ -28,6 +28,7 @@ class FakeBackend : public service::Backend {
     int reload_ms = 0;            // simulated load time of a new version
     std::string version = "v1";   // artifact version served at start
     std::string exec_log;         // when set: every executed instruction appended (one line, flushed)
+    size_t latent_values = 0;     // when set: the one latent size validate() accepts (as a model's w_dim)
   };
   explicit FakeBackend(Options options) : options_(std::move(options)), version_(options_.version) {}
 
@@ -66,6 +67,13 @@ class FakeBackend : public service::Backend {
       outcomes.push_back(service::EditOutcome::success(std::move(result)));
     }
     return outcomes;
+  }
+
+  void validate(const edit::EditRequest& r) const override {
+    if (r.latent_kind != edit::LatentKind::kSeed && options_.latent_values != 0 &&
+        r.latent.size() != options_.latent_values)
+      throw Error(ErrorCode::kShapeMismatch, "fake: the latent has " + std::to_string(r.latent.size()) +
+                                                 " values, the model takes " + std::to_string(options_.latent_values));
   }
 
   nlohmann::json retrieve(const std::string& text, int64_t k) override {

@@ -8,6 +8,8 @@
 #include <set>
 #include <thread>
 
+#include <unistd.h>
+
 #include "fake_backend.h"
 #include "service_test_helpers.h"
 #include "service/client.h"
@@ -333,7 +335,6 @@ TEST(Server, MalformedInputNeverCrashesOrStalls) {
   FakeBackend backend({});
   ServerConfig config = config_in(dir);
   config.limits.max_payload_bytes = 1 << 20;
-  config.max_message_bytes = 4 << 20;
   RunningServer server(config, backend);
   Client client(client_for(server.endpoint(), 3000));
   auto code_of = [&](const std::vector<Frame>& frames) -> std::string {
@@ -350,19 +351,20 @@ TEST(Server, MalformedInputNeverCrashesOrStalls) {
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","latent":"w"})", nan_bytes}), "invalid_argument");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","surprise":1})"}), "unknown_field");
   EXPECT_EQ(code_of({R"({"type":"launch"})"}), "unknown_type");
-  EXPECT_EQ(code_of({R"({"type":"edit","id":"t","instruction":"a","latent":"w"})", std::string(2 << 20, 'x')}),
-            "payload_too_large");
   EXPECT_EQ(code_of(std::vector<Frame>(20, "{}")), "payload_too_large");
   EXPECT_EQ(code_of({""}), "bad_request");
-  // A frame over the hard cap drops that connection (ZeroMQ's maxmsgsize), nothing else.
+  // A frame one byte over the largest legal frame drops that connection
+  // (ZMQ_MAXMSGSIZE) before libzmq buffers it, and nothing else.
   {
     zmq::context_t context;
     zmq::socket_t rogue(context, zmq::socket_type::dealer);
     rogue.set(zmq::sockopt::linger, 0);
     rogue.connect(server.endpoint());
-    std::string huge(8 << 20, 'x');
+    std::string huge((1 << 20) + 1, 'x');
     rogue.send(zmq::buffer(huge));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    zmq::pollitem_t item{rogue.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(500));
+    EXPECT_FALSE(item.revents & ZMQ_POLLIN) << "the oversized frame reached the server and was answered";
   }
   EXPECT_EQ(client.ping().header["status"], "done");
   json status = client.status().header;
@@ -476,6 +478,219 @@ TEST(ServerConfig, ParsesTheDaemonSectionAndRejectsUnknownKeys) {
   EXPECT_NE(error_of("daemon: {bind: \"tcp://0.0.0.0:5555\"}\n").find("curve"), std::string::npos);
   EXPECT_NE(error_of("daemon: {limits: {max_fames: 3}}\n").find("max_fames"), std::string::npos);
 }
+
+// ---------------------------------------------------------------- hardening
+
+// A DEALER socket speaking the protocol frame by frame, for tests that need
+// several connections, or that must see every reply (accepted, then done).
+class RawPeer {
+ public:
+  explicit RawPeer(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(endpoint);
+  }
+  void send(const Message& message) {
+    std::vector<Frame> frames = to_frames(message);
+    for (size_t i = 0; i < frames.size(); ++i)
+      socket_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  // The next reply's header, or null after `timeout_ms`.
+  json next(int timeout_ms) {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms));
+    if (!(item.revents & ZMQ_POLLIN)) return nullptr;
+    std::vector<zmq::message_t> parts;
+    (void)zmq::recv_multipart(socket_, std::back_inserter(parts));
+    return json::parse(parts.at(0).to_string());
+  }
+  // Skips `accepted` replies; the first other status's header, or null.
+  json final_reply(int timeout_ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      json reply = next(50);
+      if (!reply.is_null() && reply["status"] != status::kAccepted) return reply;
+    }
+    return nullptr;
+  }
+
+ private:
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+};
+
+// Whether the kernel lets this process mount a tmpfs (root, as in CI).
+bool mount_tmpfs(const std::string& dir, const std::string& size) {
+  std::filesystem::create_directories(dir);
+  return test::run_command("mount -t tmpfs -o size=" + size + " tmpfs '" + dir + "' 2>/dev/null") == 0;
+}
+
+TEST(Server, AResultThatCannotBeStoredIsNeverAnnouncedAndIsStoredOnRetry) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(300));
+  ServerConfig config = config_in(dir);
+  RunningServer server(config, backend);
+  RawPeer submitter(server.endpoint());
+  submitter.send(make_edit_request("unstorable", edit_of("unstorable")));
+  ASSERT_EQ(submitter.next(5000)["status"], "accepted");
+  // While it runs, the result store's directory stops being one: every write
+  // into it fails (ENOTDIR), as with a full disk or no file descriptors.
+  const std::string results = config.journal_dir + "/results";
+  std::filesystem::rename(results, results + ".away");
+  std::ofstream(results) << "not a directory";
+  EXPECT_TRUE(submitter.final_reply(1500).is_null()) << "a result that was not stored must not be announced";
+  Client client(client_for(server.endpoint()));
+  json status = client.status().header;
+  EXPECT_EQ(status["results"]["awaiting_storage"], 1) << status.dump();
+  EXPECT_GE(status["counters"]["store_errors"].get<int>(), 1);
+  EXPECT_EQ(client.result("unstorable").header["status"], "accepted");  // still unfinished, not not_found
+  // Resending the id while it waits for storage does not run it again.
+  EXPECT_EQ(submit(client, "unstorable", edit_of("unstorable")), "accepted");
+  // The fault clears: the retry stores it, then the submitter hears `done`.
+  std::filesystem::remove(results);
+  std::filesystem::rename(results + ".away", results);
+  json done = submitter.final_reply(10000);
+  ASSERT_FALSE(done.is_null());
+  EXPECT_EQ(done["status"], "done") << done.dump();
+  EXPECT_EQ(client.result("unstorable").header["status"], "done");
+  EXPECT_EQ(backend.executions("unstorable"), 1);
+}
+
+TEST(Server, OnAFullDiskNothingAcceptedIsLostOrRunTwice) {
+  test::TempDir dir;
+  const std::string state = dir.file("state");
+  if (!mount_tmpfs(state, "2m")) GTEST_SKIP() << "cannot mount a tmpfs here (needs root; CI runs as root)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { test::run_command("umount -l '" + path + "'"); }
+  } unmount{state};
+  FakeBackend backend(test::fake_options(400));
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  RunningServer server(config, backend);
+  RawPeer submitter(server.endpoint());
+  for (int i = 0; i < 3; ++i) submitter.send(make_edit_request("full-" + std::to_string(i), edit_of("full-" + std::to_string(i))));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(submitter.next(5000)["status"], "accepted");
+  // Fill the disk while the first job runs.
+  const std::string filler = state + "/filler";
+  test::run_command("dd if=/dev/zero of='" + filler + "' bs=64k 2>/dev/null");
+  Client client(client_for(server.endpoint()));
+  // A new job cannot be journaled: refused with io_error, not accepted. (Large,
+  // so that its record needs pages the full tmpfs does not have.)
+  edit::EditRequest late = edit_of("late");
+  late.latent_kind = edit::LatentKind::kW;
+  late.latent.assign(60000, 1.0f);
+  Message refused = client.call(make_edit_request("late", late));
+  EXPECT_EQ(refused.header["status"], "error");
+  EXPECT_EQ(refused.header["error"]["code"], "io_error") << refused.header.dump();
+  EXPECT_TRUE(submitter.final_reply(1500).is_null());
+  std::filesystem::remove(filler);
+  std::set<std::string> done;
+  for (int i = 0; i < 3; ++i) {
+    json reply = submitter.final_reply(15000);
+    ASSERT_FALSE(reply.is_null()) << "a job accepted before the disk filled was lost";
+    EXPECT_EQ(reply["status"], "done") << reply.dump();
+    done.insert(reply["id"].get<std::string>());
+  }
+  EXPECT_EQ(done.size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(backend.executions("full-" + std::to_string(i)), 1);
+  EXPECT_EQ(backend.executions("late"), 0);
+  // The journal took no damage: a new job is accepted and finishes.
+  EXPECT_EQ(client.edit("after", edit_of("after")).header["status"], "done");
+}
+
+TEST(Server, ASecondServerOnTheSameStateDirectoryIsRefusedWithTheHoldersPid) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  auto first = std::make_unique<RunningServer>(config_in(dir), backend);
+  try {
+    Server second(config_in(dir), backend);
+    FAIL() << "a second server opened the same journal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(getpid())), std::string::npos) << e.what();
+  }
+  // The first is untouched.
+  Client client(client_for(first->endpoint()));
+  EXPECT_EQ(client.edit("still-mine", edit_of("still-mine")).header["status"], "done");
+  first.reset();
+  // Once it is gone, the directory is free again.
+  EXPECT_NO_THROW(Server(config_in(dir), backend));
+}
+
+TEST(Server, EveryClientWaitingOnAnIdGetsItsDone) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(400));
+  RunningServer server(config_in(dir), backend);
+  RawPeer submitter(server.endpoint()), poller(server.endpoint()), retry(server.endpoint());
+  submitter.send(make_edit_request("shared", edit_of("shared")));
+  ASSERT_EQ(submitter.next(5000)["status"], "accepted");
+  poller.send(make_simple_request(RequestType::kResult, "shared"));
+  ASSERT_EQ(poller.next(5000)["status"], "accepted");
+  retry.send(make_edit_request("shared", edit_of("shared")));
+  ASSERT_EQ(retry.next(5000)["duplicate"], true);
+  for (RawPeer* peer : {&submitter, &poller, &retry}) {
+    json reply = peer->final_reply(5000);
+    ASSERT_FALSE(reply.is_null());
+    EXPECT_EQ(reply["status"], "done");
+    EXPECT_EQ(reply["id"], "shared");
+  }
+  EXPECT_EQ(backend.executions("shared"), 1);
+}
+
+TEST(Server, RequestsTheModelsWouldRefuseAreRejectedBeforeAcceptance) {
+  test::TempDir dir;
+  FakeBackend::Options options;
+  options.latent_values = 512;  // a model with w_dim 512
+  FakeBackend backend(options);
+  ServerConfig config = config_in(dir);
+  RunningServer server(config, backend);
+  Client client(client_for(server.endpoint()));
+  edit::EditRequest huge = edit_of("huge");
+  huge.latent_kind = edit::LatentKind::kW;
+  huge.latent.assign(1000000, 0.5f);  // 4 MB: within the frame limit, not the model's shape
+  for (int i = 0; i < 20; ++i) {
+    Message reply = client.call(make_edit_request("huge-" + std::to_string(i), huge));
+    ASSERT_EQ(reply.header["status"], "error");
+    EXPECT_EQ(reply.header["error"]["code"], "shape_mismatch");
+  }
+  EXPECT_EQ(backend.total_executions(), 0u);
+  // Nothing was journaled: the journal holds no 4 MB records.
+  EXPECT_LT(std::filesystem::file_size(config.journal_dir + "/journal.log"), 4096u);
+  huge.latent.assign(512, 0.5f);
+  EXPECT_EQ(client.edit("right-size", huge).header["status"], "done");
+}
+
+TEST(Server, TheQueueIsBoundedByBytesAsWellAsJobs) {
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(300));
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  config.limits.max_frames = 2;
+  config.limits.max_payload_bytes = 64 << 10;
+  config.max_queue_bytes = 200 << 10;  // room for three 60 KiB requests
+  RunningServer server(config, backend);
+  RawPeer peer(server.endpoint());
+  edit::EditRequest large = edit_of("large");
+  large.latent_kind = edit::LatentKind::kW;
+  large.latent.assign(15000, 0.25f);  // 60 KB
+  for (int i = 0; i < 10; ++i) peer.send(make_edit_request("large-" + std::to_string(i), large));
+  int accepted = 0, busy = 0, done = 0;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while ((accepted + busy < 10 || done < accepted) && std::chrono::steady_clock::now() < until) {
+    json reply = peer.next(100);
+    if (reply.is_null()) continue;
+    if (reply["status"] == "accepted") accepted++;
+    else if (reply["status"] == "busy") busy++;
+    else if (reply["status"] == "done") done++;
+  }
+  EXPECT_EQ(accepted + busy, 10);
+  EXPECT_GE(accepted, 1);
+  EXPECT_LE(accepted, 4);  // the first may already run when the fourth arrives
+  EXPECT_EQ(done, accepted);
+  Client client(client_for(server.endpoint()));
+  EXPECT_GE(client.status().header["counters"]["busy.bytes"].get<int>(), 6);
+}
+
 
 }  // namespace
 }  // namespace feu::service
