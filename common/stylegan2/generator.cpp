@@ -31,6 +31,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/h5.h"
+#include "tensor/conv.h"
 #include "tensor/tensor_h5.h"
 
 namespace feu::stylegan2 {
@@ -196,16 +197,6 @@ void scale_bias_lrelu_cpu(at::Tensor& y, const at::Tensor& scale, const at::Tens
   });
 }
 
-// Convolution (stride 1, no bias) on CPU through oneDNN. at::conv2d would send
-// small inputs (batch 1, < 20480 elements, kernel <= 3) to the im2col path,
-// which runs on Debian's reference BLAS and is many times slower.
-at::Tensor conv2d_cpu(const at::Tensor& input, const at::Tensor& weight, int64_t padding) {
-  if (at::hasMKLDNN() && input.scalar_type() == at::kFloat)
-    return at::mkldnn_convolution(input.contiguous(), weight, c10::nullopt, {padding, padding},
-                                  {1, 1}, {1, 1}, 1);
-  return at::conv2d(input, weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{padding, padding});
-}
-
 // conv0's FIR (upfirdn2d pad 1, gain 4, [1,3,3,1]) applied to the transposed
 // conv output given as its four polyphase planes [N, C, H+1, W+1] (ee, eo, oe,
 // oo; the odd planes' last row/col are zero). Per axis, with e/o the even/odd
@@ -295,7 +286,7 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
   at::Tensor y;
   if (!L.up) {
     y = device.is_cpu()
-            ? conv2d_cpu(xs, modulated(L.weight), 1)
+            ? feu::conv2d(xs, modulated(L.weight), at::Tensor(), 1, 1)
             : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
   } else if (device.is_cpu()) {
     // Polyphase transposed conv: four ordinary convolutions over the input
@@ -307,7 +298,7 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) {
         at::Tensor input = xp.narrow(2, a, H + 2 - a).narrow(3, b, Wd + 2 - b);
-        phases[2 * a + b] = conv2d_cpu(input, modulated(L.phases[2 * a + b]), 0);
+        phases[2 * a + b] = feu::conv2d(input, modulated(L.phases[2 * a + b]), at::Tensor(), 1, 0);
       }
     y = fir_from_phases_cpu(phases);
   } else {
@@ -343,9 +334,9 @@ at::Tensor Generator::Impl::torgb_layer(const at::Tensor& x, const at::Tensor& s
   at::Tensor gain = (s * L.style_gain).view({N, L.cin, 1, 1});
   at::Tensor y;
   if (device.is_cpu() && N == 1) {  // modulate the weights, as in conv_layer
-    y = conv2d_cpu(x, L.weight * gain, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
+    y = feu::conv2d(x, L.weight * gain, at::Tensor(), 1, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
   } else if (device.is_cpu()) {
-    y = conv2d_cpu(x * gain, L.weight, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
+    y = feu::conv2d(x * gain, L.weight, at::Tensor(), 1, 0).add_(L.bias_scaled.view({1, -1, 1, 1}));
   } else {
     y = at::conv2d(x * gain, L.weight, L.bias_scaled);
   }

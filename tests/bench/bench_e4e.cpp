@@ -1,0 +1,32 @@
+// e4e at the released widths (IR-SE50 64/128/256/512, w_dim 512, 18 styles;
+// random weights cost what trained ones do) on CPU, at batch 1 and 8: part of
+// bench_face. The reference PyTorch code takes about 470 ms per image at batch
+// 1 on this project's 2-core machines; the target is at most 0.8x that.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+
+#include "face/e4e.h"
+
+namespace {
+
+const feu::face::E4eEncoder& released_size() {
+  static const feu::face::E4eEncoder encoder = feu::face::E4eEncoder::random(feu::face::E4eConfig::ffhq(), 0);
+  return encoder;
+}
+
+void BM_E4E(benchmark::State& state) {
+  const feu::face::E4eEncoder& encoder = released_size();
+  const int64_t batch = state.range(0);
+  at::Tensor faces = at::randint(0, 256, {batch, 256, 256, 3}, at::kByte);
+  for (auto _ : state) {
+    at::Tensor wplus = encoder.encode_aligned(faces);
+    benchmark::DoNotOptimize(wplus.data_ptr<float>());
+  }
+  state.counters["ms/img"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
+                                                benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["Mparams"] = static_cast<double>(encoder.parameter_count()) / 1e6;
+}
+BENCHMARK(BM_E4E)->ArgName("batch")->Arg(1)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
