@@ -15,7 +15,10 @@ architecture in root attributes (shared/parity/stylegan2_64.h5 layout). The
 file is written to a temporary name, re-read and checked against the source
 state, then renamed into place.
 
-Needs only Debian's python3-torch, python3-numpy and python3-h5py.
+Needs only Debian's python3-torch, python3-numpy and python3-h5py: run it as
+`scripts/convert_stylegan2.py` (its shebang is Debian's /usr/bin/python3) or
+`/usr/bin/python3 scripts/convert_stylegan2.py`; another python3 on PATH (pyenv,
+conda) usually lacks h5py or torch.
 Usage: convert_stylegan2.py INPUT --out G.h5 [--format auto|pkl|rosinality]
 """
 
@@ -328,6 +331,9 @@ def convert_rosinality(path, trust):
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # argparse.Namespace in 'args' etc.
+        if not is_zip(path):
+            raise ConvertError("%s: not a torch.save checkpoint (a plain pickle: an NVlabs snapshot?); use "
+                               "--format pkl (or auto)" % path)
         if not trust:
             raise ConvertError("%s: cannot load with weights_only=True (%s); pass --trust-checkpoint for a file "
                                "you trust (it may run pickled code)" % (path, str(e).splitlines()[0]))
@@ -465,11 +471,21 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def is_zip(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
 def convert(path, out, fmt="auto", trust=False):
     if not os.path.isfile(path):
         raise ConvertError("%s: no such file" % path)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise ConvertError("output directory %s does not exist (create it first)" % out_dir)
     if fmt == "auto":
-        fmt = "rosinality" if path.endswith((".pt", ".pth")) else "pkl"
+        # By content, not by name: torch.save writes a zip (rosinality .pt), NVlabs
+        # snapshots are plain pickles whatever their file name says.
+        fmt = "rosinality" if is_zip(path) else "pkl"
     if fmt == "rosinality":
         state, cfg, source_format = convert_rosinality(path, trust)
     else:

@@ -451,7 +451,17 @@ void set_cuda_precision(at::Device device) {
 Generator Generator::load(const std::string& h5_path, at::Device device) {
   at::NoGradGuard no_grad;
   set_cuda_precision(device);
-  h5::File f = h5::File::open_read(h5_path);
+  h5::File f = [&] {
+    try {
+      return h5::File::open_read(h5_path);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kCorruptFile) throw;
+      // Most often an NVlabs .pkl or a rosinality .pt given as it was downloaded.
+      throw Error(ErrorCode::kCorruptFile,
+                  std::string(e.what()) + "; feu reads generators converted to HDF5: scripts/convert_stylegan2.py " +
+                      h5_path + " --out G.h5 (NVlabs .pkl, TF-era .pkl or rosinality .pt)");
+    }
+  }();
   auto impl = std::make_shared<Impl>();
   impl->config = read_config(f);
   impl->space = StyleSpace(impl->config);

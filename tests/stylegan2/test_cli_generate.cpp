@@ -207,6 +207,10 @@ TEST(GenerateCli, BadInputFailsCleanly) {
   expect_clean_failure(
       "generate --generator " + dir.file("junk.h5") + " --latents x.h5 --out " + out, out,
       "junk.h5");
+  // An unconverted NVlabs snapshot: the error names the converter.
+  std::ofstream(dir.file("stylegan2-ffhq-config-f.pkl")) << "\x80\x04pickled";
+  expect_clean_failure("generate --generator " + dir.file("stylegan2-ffhq-config-f.pkl") + " --seeds 1 --out " + out,
+                       out, "scripts/convert_stylegan2.py");
   expect_clean_failure(G + " --latents " + dir.file("absent_latents.h5"), out, "absent_latents.h5");
 
   // No known key; wrong latent dims.

@@ -187,6 +187,12 @@ with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "pkl.h5")
         conv.convert(pkl, out)
         same_weights(W, read_weights(out), "nvlabs pkl")
+        # The same snapshot named .pt is still an NVlabs pickle (the format comes from the content).
+        renamed = os.path.join(tmp, "snapshot.pt")
+        with open(pkl, "rb") as src, open(renamed, "wb") as dst:
+            dst.write(src.read())
+        conv.convert(renamed, os.path.join(tmp, "renamed.h5"))
+        same_weights(W, read_weights(os.path.join(tmp, "renamed.h5")), "nvlabs pkl named .pt")
         check(np.array_equal(render(out, tmp, "pkl"), reference_img), "nvlabs pkl: image differs")
     except conv.ConvertError as e:
         check(False, "nvlabs pickle conversion failed: %s" % e)
@@ -270,6 +276,19 @@ with tempfile.TemporaryDirectory() as tmp:
     check(not os.path.exists(marker), "evil pickle: pickled code ran")
     check(not os.path.exists(os.path.join(tmp, "evil.h5")), "evil pickle: output written")
     check(not any(".tmp-" in n for n in os.listdir(tmp)), "temporary file left behind")
+
+    # --- the documented command line, and its clean errors -------------------
+    result = subprocess.run([args.script, pt, "--out", os.path.join(tmp, "cli.h5")], capture_output=True, text=True)
+    check(result.returncode == 0 and os.path.exists(os.path.join(tmp, "cli.h5")),
+          "the README's command (script run by its shebang) failed: %r" % result.stderr)
+    result = subprocess.run([args.script, pt, "--out", os.path.join(tmp, "no", "such", "dir", "g.h5")],
+                            capture_output=True, text=True)
+    check(result.returncode == 2 and "Traceback" not in result.stderr and "does not exist" in result.stderr,
+          "missing output directory: no clean error: %r" % result.stderr)
+    result = subprocess.run([args.script, pkl, "--format", "rosinality", "--out", os.path.join(tmp, "x.h5")],
+                            capture_output=True, text=True)
+    check(result.returncode == 2 and "--format pkl" in result.stderr and "--trust-checkpoint" not in result.stderr,
+          "a pickle given as rosinality: the error must point to --format pkl: %r" % result.stderr)
 
 print("convert_stylegan2 round trips: %s" % ("FAILED (%d)" % len(failures) if failures else "ok"))
 sys.exit(1 if failures else 0)
