@@ -28,6 +28,8 @@ nlohmann::json EngineBackend::retrieve(const std::string& text, int64_t k) { ret
 
 std::string EngineBackend::artifact_version() const { return engine_->artifact_version(); }
 
+nlohmann::json EngineBackend::describe() const { return engine_->info(); }
+
 void EngineBackend::reload(const std::string& version_dir) { engine_->reload(version_dir); }
 
 }  // namespace feu::daemon

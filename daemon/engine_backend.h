@@ -18,6 +18,7 @@ class EngineBackend : public service::Backend {
   void validate(const edit::EditRequest& request) const override;
   nlohmann::json retrieve(const std::string& text, int64_t k) override;
   std::string artifact_version() const override;
+  nlohmann::json describe() const override;
   // Engine::reload loads and verifies off to the side and swaps atomically;
   // a batch keeps the version it started with.
   void reload(const std::string& version_dir) override;

@@ -122,11 +122,12 @@ struct Engine::Prepared {
 };
 
 Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
-               std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify)
+               std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device)
     : generator_(std::move(generator)),
       text_(std::move(text)),
       defaults_(std::move(defaults)),
       verify_(verify),
+      device_(std::move(device)),
       cache_(defaults_.text_cache_size),
       directions_(defaults_.direction_cache_size),
       artifacts_(std::move(artifacts)) {
@@ -143,7 +144,7 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
 std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
                                            std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults) {
   return std::unique_ptr<Engine>(
-      new Engine(std::move(generator), std::move(text), std::move(artifacts), std::move(defaults), true));
+      new Engine(std::move(generator), std::move(text), std::move(artifacts), std::move(defaults), true, "cpu"));
 }
 
 std::shared_ptr<const Artifacts> Engine::artifacts(uint64_t* generation) const {
@@ -433,7 +434,8 @@ void Engine::reload(const std::string& version_dir) {
 
 nlohmann::json Engine::info() const {
   const auto current = artifacts();
-  return {{"artifact_version", current->version},
+  return {{"device", device_},
+          {"artifact_version", current->version},
           {"artifact_dir", current->version_dir},
           {"generator", {{"sha256", generator_->fingerprint()},
                          {"resolution", generator_->resolution()},

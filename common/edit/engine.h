@@ -106,7 +106,7 @@ class Engine {
   // Loads and verifies another version, then swaps it in; in-flight edits
   // finish on the version they started with. On error the old version stays.
   void reload(const std::string& version_dir);
-  // Models, artifact version, defaults, cache statistics.
+  // Device, models, artifact version, defaults, cache statistics.
   nlohmann::json info() const;
 
   const EditDefaults& defaults() const { return defaults_; }
@@ -115,7 +115,7 @@ class Engine {
 
  private:
   Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
-         std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify);
+         std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device);
   std::shared_ptr<const Artifacts> artifacts(uint64_t* generation = nullptr) const;
   ModelLimits limits(const Artifacts& artifacts) const;
   struct Prepared;
@@ -136,6 +136,7 @@ class Engine {
   std::shared_ptr<TextEncoder> text_;
   EditDefaults defaults_;
   bool verify_ = true;
+  std::string device_;  // where the models run ("cpu", "cuda:0")
   TextEmbeddingCache cache_;
   // Production instructions repeat: a repeated FEU instruction skips retrieval
   // and SVM. Keyed by artifact generation (bumped by every install), so a

@@ -150,7 +150,8 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
                                                 clip::Tokenizer::load(config.vocab_path));
   auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);
   return std::unique_ptr<Engine>(
-      new Engine(std::move(generator), std::move(text), std::move(artifacts), config.edit, config.verify_artifacts));
+      new Engine(std::move(generator), std::move(text), std::move(artifacts), config.edit, config.verify_artifacts,
+                 device.str()));
 }
 
 }  // namespace feu::edit

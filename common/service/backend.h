@@ -52,6 +52,9 @@ class Backend {
 
   // The artifact version being served (manifest version). Any thread.
   virtual std::string artifact_version() const = 0;
+  // What `status` shows of the backend: device, model fingerprints, cache
+  // statistics. Any thread.
+  virtual nlohmann::json describe() const = 0;
 
   // Loads and verifies the artifact version in `version_dir` while serving
   // continues, then swaps it in so that the next batch uses it (a batch never

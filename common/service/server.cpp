@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -65,6 +66,17 @@ size_t frames_bytes(const std::vector<Frame>& frames) {
   size_t bytes = 0;
   for (const Frame& frame : frames) bytes += frame.size();
   return bytes;
+}
+
+// Resident memory now and at its peak, from /proc/self/status.
+json process_memory_json() {
+  json memory = json::object();
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    for (const auto& [key, name] : {std::pair<const char*, const char*>{"VmRSS:", "rss_bytes"}, {"VmHWM:", "peak_rss_bytes"}})
+      if (line.rfind(key, 0) == 0) memory[name] = std::stoll(line.substr(std::strlen(key))) * 1024;
+  }
+  return memory;
 }
 
 }  // namespace
@@ -571,6 +583,8 @@ void Server::maintenance() {
     }
   };
   if (reload_requested_.exchange(false)) {
+    spdlog::info("SIGHUP: reloading the artifact version that <root>/current names; the config file is not "
+                 "re-read (restart the daemon for config changes)");
     std::string dir = resolve();
     if (dir.empty()) {
       std::lock_guard<std::mutex> lock(reload_mutex_);
@@ -860,12 +874,15 @@ void Server::finish(const JobPtr& job, Message reply) {
 json Server::status_json() const {
   json status = stats_.to_json();
   double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  status["server"] = {{"protocol", kProtocolVersion},
+  status["server"] = {{"version", FEU_VERSION},
+                      {"protocol", kProtocolVersion},
                       {"endpoint", endpoint_},
                       {"uptime_s", std::round(uptime * 10) / 10},
                       {"draining", draining_.load()},
                       {"curve", config_.curve.enabled}};
   status["artifact_version"] = backend_.artifact_version();
+  status["engine"] = backend_.describe();
+  status["memory"] = process_memory_json();
   {
     std::lock_guard<std::mutex> lock(reload_mutex_);
     status["reload"] = reload_status_;

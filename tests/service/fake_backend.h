@@ -88,6 +88,10 @@ class FakeBackend : public service::Backend {
     return version_;
   }
 
+  nlohmann::json describe() const override {
+    return {{"device", "fake"}, {"artifact_version", artifact_version()}};
+  }
+
   void reload(const std::string& version_dir) override {
     // "Loading" happens outside the serving lock, as a real engine would.
     if (options_.reload_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options_.reload_ms));

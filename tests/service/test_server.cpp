@@ -80,6 +80,10 @@ TEST(Server, PingStatusAndEditRoundTrip) {
 
   json status = client.status().header;
   EXPECT_EQ(status["counters"]["jobs.done"], 1);
+  EXPECT_FALSE(status["server"]["version"].get<std::string>().empty());
+  EXPECT_EQ(status["engine"]["device"], "fake");  // the backend's own description
+  EXPECT_GT(status["memory"]["rss_bytes"].get<int64_t>(), 0);
+  EXPECT_GE(status["memory"]["peak_rss_bytes"].get<int64_t>(), status["memory"]["rss_bytes"].get<int64_t>());
   EXPECT_EQ(status["artifact_version"], "v1");
   for (const char* stage : {"queue", "run", "total", "engine.synthesis"}) {
     ASSERT_TRUE(status["latency_ms"].contains(stage)) << stage;
