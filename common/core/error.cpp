@@ -17,6 +17,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::kDeadlineExceeded: return "deadline_exceeded";
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kBusy: return "busy";
+    case ErrorCode::kNoFace: return "no_face";
     case ErrorCode::kInternal: return "internal";
   }
   return "internal";

@@ -24,6 +24,7 @@ enum class ErrorCode {
   kDeadlineExceeded,  // a job ran past its deadline
   kCancelled,         // a job was cancelled or interrupted
   kBusy,              // the queue is full
+  kNoFace,            // a photo holds no face the detector can find
   kInternal,          // a bug: should never reach a user
 };
 

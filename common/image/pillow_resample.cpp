@@ -1,0 +1,211 @@
+// Pillow 9.4's ImagingResample re-expressed for 8-bit RGB (specs/clip.md §6).
+#include "image/pillow_resample.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+
+namespace feu::image {
+namespace {
+
+// Pillow's kernels, with its comparisons and operation order (the weights are
+// compared to the last bit through the fixed-point rounding).
+double bilinear_kernel(double x) {
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return 1.0 - x;
+  return 0.0;
+}
+
+double bicubic_kernel(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+double sinc(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * M_PI;
+  return std::sin(x) / x;
+}
+
+double lanczos_kernel(double x) {
+  if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3);
+  return 0.0;
+}
+
+struct Kernel {
+  double (*weight)(double);
+  double support;
+};
+
+Kernel kernel_of(PillowFilter filter) {
+  switch (filter) {
+    case PillowFilter::kBilinear: return {bilinear_kernel, 1.0};
+    case PillowFilter::kBicubic: return {bicubic_kernel, 2.0};
+    case PillowFilter::kLanczos: return {lanczos_kernel, 3.0};
+  }
+  throw Error(ErrorCode::kInternal, "unknown Pillow filter");
+}
+
+void check_rgb(const Image& image, const char* what) {
+  check(image.width > 0 && image.height > 0 &&
+            image.rgb.size() == static_cast<size_t>(image.width) * image.height * 3,
+        ErrorCode::kInvalidArgument,
+        std::string(what) + ": expected a non-empty RGB8 image with width*height*3 bytes (got " +
+            std::to_string(image.width) + "x" + std::to_string(image.height) + ", " +
+            std::to_string(image.rgb.size()) + " bytes)");
+}
+
+constexpr int32_t kRoundingBias = 1 << (kPillowPrecisionBits - 1);
+
+inline uint8_t clip8(int32_t sum) {
+  const int32_t v = sum >> kPillowPrecisionBits;  // arithmetic shift, as Pillow's lookup
+  return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+// Horizontal pass over rows [row_first, row_last) of `in`, output columns
+// [x0, x1): RGB interleaved, three running sums per output pixel.
+void horizontal_pass(const Image& in, int row_first, int row_last, const PillowAxis& axis, int x0,
+                     int x1, std::vector<uint8_t>* out) {
+  const int out_w = x1 - x0;
+  out->resize(static_cast<size_t>(row_last - row_first) * out_w * 3);
+  for (int y = row_first; y < row_last; ++y) {
+    const uint8_t* in_row = in.rgb.data() + static_cast<size_t>(y) * in.width * 3;
+    uint8_t* out_px = out->data() + static_cast<size_t>(y - row_first) * out_w * 3;
+    for (int x = x0; x < x1; ++x, out_px += 3) {
+      const int32_t* w = axis.weights.data() + static_cast<size_t>(x) * axis.taps;
+      const uint8_t* src = in_row + static_cast<size_t>(axis.first[x]) * 3;
+      int32_t r = kRoundingBias, g = kRoundingBias, b = kRoundingBias;
+      for (int k = 0, n = axis.count[x]; k < n; ++k, src += 3) {
+        r += src[0] * w[k];
+        g += src[1] * w[k];
+        b += src[2] * w[k];
+      }
+      out_px[0] = clip8(r);
+      out_px[1] = clip8(g);
+      out_px[2] = clip8(b);
+    }
+  }
+}
+
+// Vertical pass: output row y of the region sums whole input rows, which
+// vectorizes along the row. `in` holds rows from `in_first_row` on.
+void vertical_pass(const uint8_t* in, int in_first_row, size_t row_bytes, const PillowAxis& axis, int y0,
+                   int y1, uint8_t* out) {
+  std::vector<int32_t> sums(row_bytes);
+  for (int y = y0; y < y1; ++y) {
+    std::fill(sums.begin(), sums.end(), kRoundingBias);
+    const int32_t* w = axis.weights.data() + static_cast<size_t>(y) * axis.taps;
+    const uint8_t* src = in + static_cast<size_t>(axis.first[y] - in_first_row) * row_bytes;
+    for (int k = 0, n = axis.count[y]; k < n; ++k, src += row_bytes) {
+      const int32_t weight = w[k];
+      int32_t* sum = sums.data();
+      for (size_t i = 0; i < row_bytes; ++i) sum[i] += src[i] * weight;
+    }
+    uint8_t* out_row = out + static_cast<size_t>(y - y0) * row_bytes;
+    for (size_t i = 0; i < row_bytes; ++i) out_row[i] = clip8(sums[i]);
+  }
+}
+
+}  // namespace
+
+PillowAxis pillow_axis(int in_size, int out_size, PillowFilter filter) {
+  check(in_size > 0 && out_size > 0, ErrorCode::kInvalidArgument,
+        "resize: sizes must be positive (got " + std::to_string(in_size) + " -> " +
+            std::to_string(out_size) + ")");
+  const Kernel kernel = kernel_of(filter);
+  // precompute_coeffs: the kernel is stretched by the scale when downscaling.
+  const double scale = static_cast<double>(in_size) / out_size;
+  const double filter_scale = std::max(scale, 1.0);
+  const double support = kernel.support * filter_scale;
+  const double inverse_scale = 1.0 / filter_scale;
+  PillowAxis axis;
+  axis.taps = static_cast<int>(std::ceil(support)) * 2 + 1;
+  axis.first.resize(out_size);
+  axis.count.resize(out_size);
+  axis.weights.assign(static_cast<size_t>(out_size) * axis.taps, 0);
+  std::vector<double> w(axis.taps);
+  for (int i = 0; i < out_size; ++i) {
+    const double center = (i + 0.5) * scale;
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);  // truncation, as Pillow
+    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size);
+    const int count = xmax - xmin;
+    double total = 0.0;
+    for (int x = 0; x < count; ++x) {
+      w[x] = kernel.weight((x + xmin - center + 0.5) * inverse_scale);
+      total += w[x];
+    }
+    int32_t* fixed = axis.weights.data() + static_cast<size_t>(i) * axis.taps;
+    for (int x = 0; x < count; ++x) {
+      const double normalized = total != 0.0 ? w[x] / total : w[x];
+      // normalize_coeffs_8bpc: rounded half away from zero.
+      fixed[x] = normalized < 0 ? static_cast<int32_t>(-0.5 + normalized * (1 << kPillowPrecisionBits))
+                                : static_cast<int32_t>(0.5 + normalized * (1 << kPillowPrecisionBits));
+    }
+    axis.first[i] = xmin;
+    axis.count[i] = count;
+  }
+  return axis;
+}
+
+Image pillow_resize(const Image& image, int out_width, int out_height, PillowFilter filter) {
+  return pillow_resize_region(image, out_width, out_height, filter, {0, 0, out_width, out_height});
+}
+
+Image pillow_resize_region(const Image& image, int out_width, int out_height, PillowFilter filter,
+                           const PixelRect& region) {
+  check_rgb(image, "resize");
+  check(out_width > 0 && out_height > 0, ErrorCode::kInvalidArgument,
+        "resize: the output size must be positive (got " + std::to_string(out_width) + "x" +
+            std::to_string(out_height) + ")");
+  check(region.x0 >= 0 && region.y0 >= 0 && region.x1 <= out_width && region.y1 <= out_height &&
+            region.x0 < region.x1 && region.y0 < region.y1,
+        ErrorCode::kInvalidArgument,
+        "resize: the region [" + std::to_string(region.x0) + ", " + std::to_string(region.x1) + ") x [" +
+            std::to_string(region.y0) + ", " + std::to_string(region.y1) +
+            ") must be non-empty and inside the " + std::to_string(out_width) + "x" +
+            std::to_string(out_height) + " output");
+  const bool need_horizontal = out_width != image.width;
+  const bool need_vertical = out_height != image.height;
+
+  // Input rows the vertical pass reads for the region's rows (Pillow's
+  // ybox_first .. ybox_last, restricted to the region).
+  PillowAxis vertical;
+  int row_first = region.y0, row_last = region.y1;
+  if (need_vertical) {
+    vertical = pillow_axis(image.height, out_height, filter);
+    row_first = vertical.first[region.y0];
+    row_last = row_first;
+    for (int y = region.y0; y < region.y1; ++y)
+      row_last = std::max(row_last, vertical.first[y] + vertical.count[y]);
+  }
+
+  const size_t row_bytes = static_cast<size_t>(region.width()) * 3;
+  std::vector<uint8_t> rows;  // rows [row_first, row_last), the region's columns
+  if (need_horizontal) {
+    horizontal_pass(image, row_first, row_last, pillow_axis(image.width, out_width, filter), region.x0,
+                    region.x1, &rows);
+  } else {
+    rows.resize(static_cast<size_t>(row_last - row_first) * row_bytes);
+    for (int y = row_first; y < row_last; ++y)
+      std::copy_n(image.rgb.data() + (static_cast<size_t>(y) * image.width + region.x0) * 3, row_bytes,
+                  rows.data() + static_cast<size_t>(y - row_first) * row_bytes);
+  }
+
+  Image out;
+  out.width = region.width();
+  out.height = region.height();
+  if (need_vertical) {
+    out.rgb.resize(static_cast<size_t>(out.height) * row_bytes);
+    vertical_pass(rows.data(), row_first, row_bytes, vertical, region.y0, region.y1, out.rgb.data());
+  } else {
+    out.rgb = std::move(rows);
+  }
+  return out;
+}
+
+}  // namespace feu::image
