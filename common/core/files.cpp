@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <cstring>
 #include <fstream>
 
 #include "core/error.h"
@@ -55,7 +56,8 @@ void write_file_atomic(const std::string& path, const void* data, size_t size) {
   {
     std::ofstream out(file.temp_path(), std::ios::binary);
     out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
-    if (!out) throw Error(ErrorCode::kIoError, "cannot write " + file.temp_path());
+    out.flush();
+    if (!out) throw Error(ErrorCode::kIoError, "cannot write " + file.temp_path() + ": " + std::strerror(errno));
   }
   file.commit();
 }

@@ -2,10 +2,19 @@
 // and fsynced here before the client hears `accepted`, so a daemon killed with
 // -9 finds every unfinished job again when it restarts.
 //
-// File <dir>/journal.log: records [u32 magic][u32 kind][u32 length][u32 crc32]
-// [body]. An `accepted` record holds the request as received; a `done` record
-// its id. A torn tail (a crash mid-append) fails its length or CRC check and is
-// dropped: the client of that record never got `accepted`.
+// File <dir>/journal.log: records [u32 magic "FEJ2"][u32 kind][u32 length]
+// [u32 crc32 of kind, length and body][body]. An `accepted` record holds the
+// request as received; a `done` record its id. Replay checks every record and,
+// past a damaged one, resynchronizes on the next record whose magic and CRC
+// hold, so one bad byte costs one record, not the rest of the file. A damaged
+// file is copied aside (journal.log.corrupt-<utc>) before the journal is
+// compacted. An unreadable tail is what a crash mid-append leaves (its client
+// never got `accepted`). Records of the first format ("FEUJ", CRC over the
+// body only) still replay.
+//
+// A failed append (disk full, I/O error) truncates the file back to its last
+// good length before throwing, so later records never land behind a partial
+// one; while even that fails, every append throws io_error.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +25,15 @@
 #include "service/frames.h"
 
 namespace feu::service {
+
+// What replay found, for the log and `status`.
+struct JournalReplay {
+  size_t records = 0;                 // valid records read
+  size_t corrupt_regions = 0;         // damaged stretches skipped between valid records
+  uint64_t corrupt_bytes = 0;         // their bytes
+  uint64_t tail_bytes = 0;            // unreadable bytes at the end (a crash mid-append, or damage)
+  std::string quarantined_path;       // the damaged file's copy ("" when nothing was damaged)
+};
 
 struct JournalEntry {
   std::string id;
@@ -29,7 +47,8 @@ class Journal {
  public:
   // Opens (creating) `dir`/journal.log and replays it: `unfinished` receives
   // the accepted-but-not-done entries in acceptance order, and the file is
-  // rewritten to hold exactly those. Errors: io_error.
+  // rewritten to hold exactly those. Errors: io_error naming the path and the
+  // reason (not a regular file, unreadable, unwritable).
   Journal(const std::string& dir, std::vector<JournalEntry>* unfinished);
   ~Journal();
   Journal(const Journal&) = delete;
@@ -45,17 +64,23 @@ class Journal {
   void compact(const std::vector<JournalEntry>& unfinished);
 
   uint64_t size_bytes() const;
-  // Bytes dropped at replay as a torn or corrupt tail.
-  uint64_t dropped_bytes() const { return dropped_bytes_; }
+  // Bytes dropped at replay (corrupt regions and the tail).
+  uint64_t dropped_bytes() const { return replay_.corrupt_bytes + replay_.tail_bytes; }
+  const JournalReplay& replay() const { return replay_; }
   const std::string& path() const { return path_; }
 
  private:
-  void write_all(const std::string& bytes);
+  // Appends `bytes` (and syncs when asked); on failure restores the file to
+  // its last good length and throws io_error. Caller holds mutex_.
+  void append(const std::string& bytes, bool sync);
+  // Truncates the file to size_ after a failed append; false when that failed too.
+  bool restore_length();
 
   std::string path_;
   int fd_ = -1;
-  uint64_t size_ = 0;
-  uint64_t dropped_bytes_ = 0;
+  uint64_t size_ = 0;       // bytes of valid records in the file
+  bool damaged_ = false;    // a failed append could not be undone: the tail holds garbage
+  JournalReplay replay_;
   mutable std::mutex mutex_;
 };
 

@@ -132,9 +132,15 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
   std::vector<JournalEntry> unfinished;
   journal_ = std::make_unique<Journal>(config_.journal_dir, &unfinished);
   journal_dropped_bytes_ = journal_->dropped_bytes();
-  if (journal_dropped_bytes_ > 0)
-    spdlog::warn("journal: dropped a torn tail of {} bytes (a request interrupted before it was accepted)",
-                 journal_dropped_bytes_);
+  const JournalReplay& replay = journal_->replay();
+  if (replay.corrupt_regions > 0)
+    spdlog::error("journal: {} damaged region(s) of {} bytes in total were skipped (each can hold an accepted job "
+                  "that is now lost); {} intact records were recovered around them; the damaged file was kept as {}",
+                  replay.corrupt_regions, replay.corrupt_bytes, replay.records, replay.quarantined_path);
+  if (replay.tail_bytes > 0)
+    spdlog::warn("journal: dropped an unreadable tail of {} bytes (a crash mid-append, whose client never heard "
+                 "`accepted`, or damage to the last record)",
+                 replay.tail_bytes);
 
   // Recovery: every job accepted before a crash runs again unless its result
   // was stored (the crash hit between storing it and journaling it done).
@@ -900,7 +906,9 @@ json Server::status_json() const {
                         {"retention_s", config_.result_retention_s}};
   status["journal"] = {{"bytes", journal_->size_bytes()},
                        {"recovered_jobs", recovered_jobs_},
-                       {"dropped_bytes_at_start", journal_dropped_bytes_}};
+                       {"dropped_bytes_at_start", journal_dropped_bytes_},
+                       {"corrupt_regions_at_start", journal_->replay().corrupt_regions},
+                       {"quarantined", journal_->replay().quarantined_path}};
   return status;
 }
 

@@ -2,6 +2,12 @@
 // `accepted` durable and results servable by id.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -82,30 +88,136 @@ TEST(Journal, DropsATornTailButKeepsEverythingBeforeIt) {
   EXPECT_EQ(again.dropped_bytes(), 0u);
 }
 
-TEST(Journal, CorruptRecordStopsReplayThere) {
-  test::TempDir dir;
-  std::string path;
-  {
-    std::vector<JournalEntry> unfinished;
-    Journal journal(dir.path(), &unfinished);
-    journal.append_accepted({entry("a", "{1}")});
-    journal.append_accepted({entry("b", "{2}")});
-    path = journal.path();
-  }
-  std::string bytes;
-  {
-    std::ifstream in(path, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
-  bytes[bytes.size() - 2] ^= 0x40;  // a bit flip inside b's body: its CRC fails
-  {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out << bytes;
-  }
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void spit(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+// Five records (a..e) appended one by one; returns each record's [begin, end).
+std::vector<std::pair<size_t, size_t>> five_records(const test::TempDir& dir, std::string* path) {
+  std::vector<std::pair<size_t, size_t>> spans;
   std::vector<JournalEntry> unfinished;
   Journal journal(dir.path(), &unfinished);
-  ASSERT_EQ(unfinished.size(), 1u);
-  EXPECT_EQ(unfinished[0].id, "a");
+  for (const char* id : {"a", "b", "c", "d", "e"}) {
+    const size_t begin = journal.size_bytes();
+    journal.append_accepted({entry(id, std::string("{") + id + "}")});
+    spans.push_back({begin, journal.size_bytes()});
+  }
+  *path = journal.path();
+  return spans;
+}
+
+std::vector<std::string> ids_of(const std::vector<JournalEntry>& entries) {
+  std::vector<std::string> ids;
+  for (const auto& e : entries) ids.push_back(e.id);
+  return ids;
+}
+
+TEST(Journal, ADamagedRecordCostsOnlyItselfWhereverItIs) {
+  // A flipped byte in the first, a middle and the last record: replay
+  // resynchronizes on the next intact record.
+  const std::vector<std::pair<int, std::vector<std::string>>> cases = {
+      {0, {"b", "c", "d", "e"}}, {2, {"a", "b", "d", "e"}}, {4, {"a", "b", "c", "d"}}};
+  for (const auto& [damaged, expected] : cases) {
+    test::TempDir dir;
+    std::string path;
+    auto spans = five_records(dir, &path);
+    std::string bytes = slurp(path);
+    for (size_t offset : {size_t(9), spans[damaged].second - spans[damaged].first - 2}) {  // length, then body
+      std::string copy = bytes;
+      copy[spans[damaged].first + offset] ^= 0x40;
+      spit(path, copy);
+      std::vector<JournalEntry> unfinished;
+      Journal journal(dir.path(), &unfinished);
+      EXPECT_EQ(ids_of(unfinished), expected) << "record " << damaged << " byte " << offset;
+      const JournalReplay& replay = journal.replay();
+      EXPECT_EQ(replay.records, 4u);
+      if (damaged < 4) {
+        EXPECT_EQ(replay.corrupt_regions, 1u);
+        EXPECT_EQ(replay.corrupt_bytes, spans[damaged].second - spans[damaged].first);
+        ASSERT_FALSE(replay.quarantined_path.empty());
+        EXPECT_EQ(slurp(replay.quarantined_path), copy) << "the damaged file is kept as it was";
+      } else {
+        EXPECT_EQ(replay.tail_bytes, spans[4].second - spans[4].first);  // indistinguishable from a torn tail
+      }
+      spit(path, bytes);  // restore for the next offset
+    }
+  }
+}
+
+TEST(Journal, RecordsOfTheFirstFormatStillReplay) {
+  test::TempDir dir;
+  // "FEUJ" records: [magic][kind][length][crc32(body)][body], as the first release wrote them.
+  std::string times;
+  put_u64(&times, 1000);
+  put_u64(&times, 0);
+  std::string body = pack_frames({"old", "digest-old", times, "{}"});
+  std::string record;
+  put_u32(&record, 0x4a554546);
+  put_u32(&record, 1);
+  put_u32(&record, static_cast<uint32_t>(body.size()));
+  put_u32(&record, crc32_of(body.data(), body.size()));
+  spit(dir.file("journal.log"), record + body);
+  std::vector<JournalEntry> unfinished;
+  Journal journal(dir.path(), &unfinished);
+  EXPECT_EQ(ids_of(unfinished), std::vector<std::string>{"old"});
+}
+
+TEST(Journal, AFailedAppendLeavesNoPartialRecordBehind) {
+  test::TempDir dir;
+  std::string path;
+  five_records(dir, &path);
+  const uint64_t good = std::filesystem::file_size(path);
+  // A child whose file-size limit cuts a big append short (EFBIG after a
+  // partial write, as a full disk would), then appends a small record.
+  pid_t child = fork();
+  if (child == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    std::vector<JournalEntry> unfinished;
+    Journal journal(dir.path(), &unfinished);  // compacts to the same five records
+    rlimit limit{static_cast<rlim_t>(good + 4096), static_cast<rlim_t>(good + 4096)};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    int code = 0;
+    try {
+      journal.append_accepted({entry("big", std::string(64 * 1024, 'x'))});
+      code = 10;  // should have failed
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kIoError) code = 11;
+    }
+    try {
+      journal.append_accepted({entry("after", "{after}")});
+    } catch (const Error&) {
+      code = 12;
+    }
+    _exit(code);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "10: the big append did not fail; 11: not io_error; 12: the next append failed";
+  std::vector<JournalEntry> unfinished;
+  Journal journal(dir.path(), &unfinished);
+  EXPECT_EQ(ids_of(unfinished), (std::vector<std::string>{"a", "b", "c", "d", "e", "after"}));
+  EXPECT_EQ(journal.dropped_bytes(), 0u) << "a partial record was left in the file";
+}
+
+TEST(Journal, AJournalThatIsADirectoryIsNamedInTheError) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.file("journal.log"));
+  std::vector<JournalEntry> unfinished;
+  try {
+    Journal journal(dir.path(), &unfinished);
+    FAIL() << "opened a directory as the journal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find(dir.file("journal.log")), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ResultStore, StoresServesPersistsAndPrunes) {
