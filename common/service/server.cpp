@@ -128,7 +128,8 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
       context_(1),
       queue_(config_.max_queue) {
   results_ = std::make_unique<ResultStore>((fs::path(config_.journal_dir) / "results").string(),
-                                           config_.result_retention_s * 1000);
+                                           config_.result_retention_s * 1000, config_.max_results,
+                                           config_.max_result_bytes);
   std::vector<JournalEntry> unfinished;
   journal_ = std::make_unique<Journal>(config_.journal_dir, &unfinished);
   journal_dropped_bytes_ = journal_->dropped_bytes();
@@ -902,6 +903,10 @@ json Server::status_json() const {
                      {"max_batch", config_.max_batch},
                      {"max_wait_ms", config_.max_wait_ms}};
   status["results"] = {{"stored", results_->size()},
+                        {"bytes", results_->bytes()},
+                        {"evicted", results_->evicted()},
+                        {"max_results", config_.max_results},
+                        {"max_bytes", config_.max_result_bytes},
                         {"awaiting_storage", unstored_count()},
                         {"retention_s", config_.result_retention_s}};
   status["journal"] = {{"bytes", journal_->size_bytes()},

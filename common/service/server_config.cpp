@@ -11,6 +11,8 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
   c.default_deadline_ms = d.get<int64_t>("default_deadline_ms", c.default_deadline_ms);
   c.journal_dir = d.path("journal_dir", c.journal_dir);  // relative to the config file when set
   c.result_retention_s = d.get<int64_t>("result_retention_s", c.result_retention_s);
+  c.max_results = d.get<size_t>("max_results", c.max_results);
+  c.max_result_bytes = d.get<uint64_t>("max_result_bytes", c.max_result_bytes);
   c.drain_timeout_ms = d.get<int>("drain_timeout_ms", c.drain_timeout_ms);
   c.reload_poll_ms = d.get<int>("reload_poll_ms", c.reload_poll_ms);
   c.allow_insecure_remote = d.get<bool>("allow_insecure_remote", c.allow_insecure_remote);
@@ -50,6 +52,8 @@ void ServerConfig::validate() const {
   positive(max_wait_ms >= 0, "max_wait_ms (or 0)");
   positive(default_deadline_ms >= 0, "default_deadline_ms (or 0)");
   positive(result_retention_s > 0, "result_retention_s");
+  positive(max_results > 0, "max_results");
+  positive(max_result_bytes > 0, "max_result_bytes");
   positive(drain_timeout_ms >= 0, "drain_timeout_ms (or 0)");
   positive(reload_poll_ms >= 0, "reload_poll_ms (or 0)");
   positive(limits.max_frames >= 2 && limits.max_header_bytes > 0 && limits.max_payload_bytes > 0 &&

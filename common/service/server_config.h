@@ -24,6 +24,8 @@ struct ServerConfig {
   int64_t default_deadline_ms = 300000;  // per-job deadline when the request sets none; 0 = none
   std::string journal_dir = "feu-daemon-state";  // journal.log and results/
   int64_t result_retention_s = 3600;   // finished results served by id this long
+  size_t max_results = 100000;         // stored results kept at most (oldest evicted first)
+  uint64_t max_result_bytes = 4ull << 30;  // bytes of stored results kept at most (oldest evicted first)
   int drain_timeout_ms = 10000;    // on SIGTERM: run queued jobs this long, journal the rest
   int reload_poll_ms = 1000;       // how often <artifacts root>/current is checked; 0 = only SIGHUP
   bool allow_insecure_remote = false;  // bind a non-loopback address without CURVE

@@ -226,13 +226,13 @@ TEST(ResultStore, StoresServesPersistsAndPrunes) {
   reply.header = {{"id", "j/1"}, {"status", "done"}};
   reply.payloads = {std::string("\x89PNG\0\x01", 6)};
   {
-    ResultStore store(dir.path(), 60000);
+    ResultStore store(dir.path(), 60000, 1000, 1 << 30);
     store.put("j/1", "d1", reply);
     EXPECT_TRUE(store.contains("j/1"));
     EXPECT_FALSE(store.contains("j/2"));
     EXPECT_FALSE(store.get("j/2").has_value());
   }
-  ResultStore store(dir.path(), 60000);  // a restart finds it again
+  ResultStore store(dir.path(), 60000, 1000, 1 << 30);  // a restart finds it again
   ASSERT_TRUE(store.contains("j/1"));
   EXPECT_EQ(store.digest_of("j/1"), "d1");
   auto back = store.get("j/1");
@@ -242,12 +242,81 @@ TEST(ResultStore, StoresServesPersistsAndPrunes) {
   EXPECT_EQ(store.prune(now_unix_ms()), 0u);
   EXPECT_EQ(store.prune(now_unix_ms() + 61000), 1u);
   EXPECT_FALSE(store.contains("j/1"));
-  EXPECT_FALSE(ResultStore(dir.path(), 60000).contains("j/1"));
+  EXPECT_FALSE(ResultStore(dir.path(), 60000, 1000, 1 << 30).contains("j/1"));
+}
+
+Message result_reply(const std::string& id, size_t payload_bytes = 100) {
+  Message reply;
+  reply.header = {{"id", id}, {"status", "done"}};
+  reply.payloads = {std::string(payload_bytes, 'p')};
+  return reply;
+}
+
+TEST(ResultStore, ADamagedResultIsNeverServedAndIsSetAside) {
+  test::TempDir dir;
+  ResultStore store(dir.path(), 60000, 1000, 1 << 30);
+  store.put("flip", "d", result_reply("flip"));
+  std::string file;
+  for (const auto& item : std::filesystem::directory_iterator(dir.path()))
+    if (item.path().extension() == ".res") file = item.path().string();
+  ASSERT_FALSE(file.empty());
+  std::string bytes = slurp(file);
+  bytes[bytes.size() - 10] ^= 0x01;  // one bit of the image
+  spit(file, bytes);
+  try {
+    store.get("flip");
+    FAIL() << "a damaged result was served";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+  }
+  EXPECT_TRUE(std::filesystem::exists(file + ".corrupt"));
+  EXPECT_FALSE(store.contains("flip"));
+  EXPECT_FALSE(store.get("flip").has_value());
+}
+
+TEST(ResultStore, ExpiredResultsAreGoneOnReadBeforeAnyPrune) {
+  test::TempDir dir;
+  ResultStore store(dir.path(), 50, 1000, 1 << 30);
+  store.put("short", "d", result_reply("short"));
+  EXPECT_TRUE(store.contains("short"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  EXPECT_FALSE(store.contains("short"));
+  EXPECT_FALSE(store.get("short").has_value());
+  EXPECT_EQ(store.digest_of("short"), "");
+  EXPECT_EQ(store.prune(now_unix_ms()), 1u);  // and prune deletes the file
+}
+
+TEST(ResultStore, BoundedByCountAndBytesOldestEvictedFirst) {
+  test::TempDir dir;
+  {
+    ResultStore store(dir.path(), 60000, 3, 1 << 30);
+    for (const char* id : {"r1", "r2", "r3", "r4"}) {
+      store.put(id, "d", result_reply(id));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // distinct finish times
+    }
+    EXPECT_EQ(store.size(), 3u);
+    EXPECT_FALSE(store.contains("r1"));
+    EXPECT_TRUE(store.contains("r2") && store.contains("r4"));
+    EXPECT_EQ(store.evicted(), 1u);
+  }
+  size_t files = 0;
+  for (const auto& item : std::filesystem::directory_iterator(dir.path())) files += item.path().extension() == ".res";
+  EXPECT_EQ(files, 3u);  // the evicted file is deleted, not only forgotten
+
+  test::TempDir bytes_dir;
+  ResultStore store(bytes_dir.path(), 60000, 1000, 2500);  // room for two ~1 KB results
+  for (const char* id : {"b1", "b2", "b3"}) {
+    store.put(id, "d", result_reply(id, 1000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_FALSE(store.contains("b1"));
+  EXPECT_TRUE(store.contains("b2") && store.contains("b3"));
+  EXPECT_LE(store.bytes(), 2500u);
 }
 
 TEST(ResultStore, PutManyStoresABatchOrNothing) {
   test::TempDir dir;
-  ResultStore store(dir.file("results"), 60000);
+  ResultStore store(dir.file("results"), 60000, 1000, 1 << 30);
   std::vector<Message> replies(3);
   std::vector<ResultStore::Item> items;
   for (int i = 0; i < 3; ++i) {
