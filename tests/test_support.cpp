@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zip.h>
 
 #include <array>
 #include <cstdio>
@@ -32,6 +33,30 @@ TempDir::~TempDir() {
 }
 
 std::string program(const std::string& name) { return std::string(FEU_BINARY_DIR) + "/" + name; }
+
+void write_zip(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& entries) {
+  int code = 0;
+  zip_t* zip = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
+  if (!zip) throw std::runtime_error("cannot create zip " + path);
+  for (const auto& [name, bytes] : entries) {
+    // The buffers outlive zip_close, which is when libzip reads them.
+    zip_source_t* source = zip_source_buffer(zip, bytes.data(), bytes.size(), 0);
+    const zip_int64_t index =
+        source ? zip_file_add(zip, name.c_str(), source, ZIP_FL_OVERWRITE) : -1;
+    if (index < 0 && source) zip_source_free(source);
+    if (index < 0 ||
+        zip_set_file_compression(zip, static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0) != 0) {
+      zip_discard(zip);
+      throw std::runtime_error("cannot add " + name + " to zip " + path);
+    }
+  }
+  if (zip_close(zip) != 0) {
+    std::string why = zip_strerror(zip);
+    zip_discard(zip);
+    throw std::runtime_error("cannot write zip " + path + ": " + why);
+  }
+}
 
 int run_command(const std::string& command, std::string* output) {
   std::string full = command + " 2>&1";

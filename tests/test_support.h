@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace feu::test {
@@ -26,6 +27,10 @@ class TempDir {
 
 // Path of a built program (build/bin/<name>).
 std::string program(const std::string& name);
+
+// Writes a zip of (name, bytes) entries, stored uncompressed as PyTorch writes them.
+void write_zip(const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& entries);
 
 // Runs a shell command; returns its exit status and, when asked, its combined
 // stdout+stderr.

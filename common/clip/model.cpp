@@ -12,11 +12,11 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "clip/torchscript_reader.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/h5.h"
 #include "tensor/tensor_h5.h"
+#include "tensor/torch_file.h"
 
 namespace feu::clip {
 namespace {
@@ -239,7 +239,8 @@ ClipModel ClipModel::load(const std::string& path, at::Device device, bool fp16)
   std::map<std::string, at::Tensor> params;
   switch (sniff(path)) {
     case FileKind::kZip:
-      params = read_torchscript_tensors(path);
+      // Tensors only: the archive's TorchScript code is never read, let alone run.
+      params = torch_file::named_tensors(*torch_file::read(path), path);
       break;
     case FileKind::kHdf5: {
       h5::File file = h5::File::open_read(path);

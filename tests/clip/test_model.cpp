@@ -144,6 +144,33 @@ TEST(ClipModel, BadInputs) {
   expect_error([&] { ClipModel::load(dir.file("ok.h5"), at::kCPU, /*fp16=*/true); }, ErrorCode::kUnsupported, "CUDA");
 }
 
+// torch::jit::load ran a TorchScript class's __setstate__ from the archive (issue 10).
+TEST(ClipModel, LoadingAnArchiveNeverRunsItsCode) {
+  test::TempDir dir;
+  const std::string code =
+      "class Evil(Module):\n"
+      "  __parameters__ = []\n"
+      "  __buffers__ = []\n"
+      "  training : bool\n"
+      "  def __getstate__(self: __torch__.evil.Evil) -> Tuple[bool]:\n"
+      "    return (self.training,)\n"
+      "  def __setstate__(self: __torch__.evil.Evil,\n"
+      "    state: Tuple[bool]) -> None:\n"
+      "    print(\"FEU-SETSTATE-RAN\")\n"
+      "    self.training = (state)[0]\n"
+      "    return None\n";
+  // GLOBAL __torch__.evil.Evil, NEWOBJ, BUILD with the state (True,).
+  const std::string pickle = "\x80\x02" "c__torch__.evil\nEvil\n" ")\x81" "\x88\x85" "b.";
+  test::write_zip(dir.file("evil.pt"), {{"archive/data.pkl", pickle},
+                                        {"archive/code/__torch__/evil.py", code},
+                                        {"archive/constants.pkl", "\x80\x02)."},
+                                        {"archive/version", "3\n"}});
+  testing::internal::CaptureStdout();
+  expect_error([&] { ClipModel::load(dir.file("evil.pt"), at::kCPU); }, ErrorCode::kNotFound,
+               "visual.proj");
+  EXPECT_EQ(testing::internal::GetCapturedStdout().find("FEU-SETSTATE-RAN"), std::string::npos);
+}
+
 TEST(ClipModel, TruncatedArchiveIsACorruptFileError) {
   FEU_SHARED_FILE_OR_SKIP(archive, "parity/clip_small.pt");
   test::TempDir dir;
