@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "tensor/conv.h"
+#include "tensor/torch_file.h"
 
 namespace feu::face {
 namespace {
@@ -354,6 +355,19 @@ E4eEncoder E4eEncoder::from_state_dict(const std::map<std::string, at::Tensor>& 
   impl->prepare(tensors);
   impl->latent_avg = latent_avg.to(device, at::kFloat).contiguous();
   return E4eEncoder(std::move(impl));
+}
+
+E4eEncoder E4eEncoder::load(const std::string& path, at::Device device) {
+  // The restricted reader: nothing in the file is executed.
+  const torch_file::ValuePtr root = torch_file::read(path);
+  const torch_file::Value* state_dict = root->find("state_dict");
+  const torch_file::Value* latent_avg = root->find("latent_avg");
+  check(state_dict != nullptr, ErrorCode::kCorruptFile,
+        path + ": not an e4e checkpoint (expected a dict with 'state_dict', 'latent_avg' and 'opts', as "
+               "e4e_ffhq_encode.pt)");
+  check(latent_avg != nullptr && latent_avg->kind() == torch_file::Value::Kind::kTensor, ErrorCode::kCorruptFile,
+        path + ": the e4e checkpoint has no 'latent_avg' tensor (the encoder was trained from the average latent)");
+  return from_state_dict(torch_file::named_tensors(*state_dict, path), latent_avg->as_tensor(), path, device);
 }
 
 E4eEncoder E4eEncoder::random(const E4eConfig& config, uint64_t seed, at::Device device) {

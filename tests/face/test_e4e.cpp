@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdlib>
+#include <map>
 
 #include "core/error.h"
 #include "core/h5.h"
@@ -29,31 +30,11 @@ at::Tensor read_aligned(const h5::File& f) {
       .clone();
 }
 
-E4eEncoder load_small() {
-  // DEV: state dict dumped by the reference; replaced by E4eEncoder::load(e4e_small.pt).
-  h5::File f = h5::File::open_read("/tmp/e4e_sd.h5");
-  std::map<std::string, at::Tensor> tensors;
-  for (const std::string& name : f.list("/")) {
-    if (name == "encoder") continue;
-  }
-  std::function<void(const std::string&)> walk = [&](const std::string& group) {
-    for (const std::string& name : f.list(group)) {
-      std::string path = group.empty() || group == "/" ? name : group + "/" + name;
-      if (f.is_group(path)) walk(path);
-      else tensors[path] = read_tensor(f, path);
-    }
-  };
-  walk("/");
-  std::map<std::string, at::Tensor> dotted;
-  for (auto& [k, v] : tensors) dotted[k] = v;
-  at::Tensor avg = dotted.at("latent_avg");
-  return E4eEncoder::from_state_dict(dotted, avg, "e4e_small dev");
-}
-
 TEST(E4e, ReproducesTheReferenceWplusFromAlignedFacesAndFromItsInput) {
   FEU_SHARED_FILE_OR_SKIP(fixture, "parity/e4e_small.h5");
+  FEU_SHARED_FILE_OR_SKIP(checkpoint, "parity/e4e_small.pt");
   h5::File f = h5::File::open_read(fixture);
-  E4eEncoder encoder = load_small();
+  E4eEncoder encoder = E4eEncoder::load(checkpoint);
   EXPECT_EQ(encoder.config().stage_widths, (std::array<int64_t, 4>{16, 32, 48, 64}));
   EXPECT_EQ(encoder.config().w_dim, 64);
   EXPECT_EQ(encoder.config().n_styles, 10);
@@ -67,6 +48,47 @@ TEST(E4e, ReproducesTheReferenceWplusFromAlignedFacesAndFromItsInput) {
               error_faces);
   EXPECT_LE(error_input, 1e-4);
   EXPECT_LE(error_faces, 1e-4);
+}
+
+TEST(E4e, RandomAtTheReleasedWidthsHasTheReleasedSize) {
+  // e4e_ffhq_encode.pt's encoder: IR-SE50 64/128/256/512, w_dim 512, 18 styles, 267 M parameters.
+  const E4eConfig config = E4eConfig::ffhq();
+  int64_t parameters = 0;
+  for (const auto& [key, shape] : config.expected_shapes()) {
+    if (key.find("running_") != std::string::npos) continue;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    parameters += n;
+  }
+  EXPECT_NEAR(parameters / 1e6, 267.1, 0.1);
+}
+
+TEST(E4e, CheckpointsThatAreNotE4eAreNamedErrors) {
+  FEU_SHARED_FILE_OR_SKIP(clip, "parity/clip_small.pt");
+  try {
+    E4eEncoder::load(clip);
+    FAIL() << "a CLIP archive loaded as e4e";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorruptFile);
+    EXPECT_NE(std::string(e.what()).find("state_dict"), std::string::npos) << e.what();
+  }
+  // A state dict with one tensor of the wrong shape names that tensor.
+  E4eConfig small;
+  small.stage_widths = {16, 32, 48, 64};
+  small.w_dim = 64;
+  small.n_styles = 10;
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& [key, shape] : small.expected_shapes()) tensors[key] = at::zeros(shape);
+  tensors["encoder.styles.4.linear.weight"] = at::zeros({64, 63});
+  try {
+    E4eEncoder::from_state_dict(tensors, at::zeros({10, 64}), "bad.pt");
+    FAIL() << "a misshaped tensor was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kShapeMismatch);
+    EXPECT_NE(std::string(e.what()).find("encoder.styles.4.linear.weight"), std::string::npos) << e.what();
+  }
+  tensors.erase("encoder.styles.4.linear.weight");
+  EXPECT_THROW(E4eEncoder::from_state_dict(tensors, at::zeros({10, 64}), "bad.pt"), Error);
 }
 
 }  // namespace
