@@ -159,6 +159,10 @@ void add_embed(CLI::App& app) {
   cmd->add_option("--device", o->device, "cpu | cuda | auto")->capture_default_str();
   cmd->add_option("--batch", o->batch_size, "images per CLIP forward")->capture_default_str();
   cmd->add_option("--threads", o->decode_threads, "decode threads (0 = one per core)")->capture_default_str();
+  cmd->add_option("--max-image-pixels", o->max_image_pixels,
+                  "images whose header declares more pixels are skipped undecoded (decompression bombs)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--max-pending", o->max_pending, "decoded images held at most")->capture_default_str();
   cmd->add_flag("--incremental", o->incremental, "re-embed only new/changed files; drop deleted ones");
   cmd->add_option("--index", *kind, "flat (exact) | ivf | hnsw")->capture_default_str();

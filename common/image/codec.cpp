@@ -30,7 +30,16 @@ struct PngReadSource {
   size_t size;
   size_t offset;
   char message[256];
+  int64_t max_pixels = kDefaultMaxPixels;
+  uint64_t declared_width = 0, declared_height = 0;  // set when over max_pixels
 };
+
+[[noreturn]] void too_many_pixels(const std::string& name, uint64_t width, uint64_t height, int64_t max_pixels) {
+  throw Error(ErrorCode::kInvalidArgument,
+              "image " + name + " declares " + std::to_string(width) + "x" + std::to_string(height) + " = " +
+                  std::to_string(width * height) + " pixels, over the limit of " + std::to_string(max_pixels) +
+                  " (refused before decoding: a decompression bomb, or raise the limit)");
+}
 
 void png_error_to_jmp(png_structp png, png_const_charp message) {
   auto* source = static_cast<PngReadSource*>(png_get_error_ptr(png));
@@ -69,6 +78,11 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
   png_read_info(png, info);
   const png_uint_32 w = png_get_image_width(png, info);
   const png_uint_32 h = png_get_image_height(png, info);
+  if (static_cast<uint64_t>(w) * h > static_cast<uint64_t>(source->max_pixels)) {
+    source->declared_width = w;
+    source->declared_height = h;
+    png_error(png, "over the pixel limit");
+  }
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
   // Everything becomes RGB8 the way Pillow's convert("RGB") sees it: palette
@@ -96,11 +110,15 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
   return true;
 }
 
-Image decode_png(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   PngReadSource source{data, size, 0, {0}};
+  source.max_pixels = max_pixels;
   Image image;
-  if (!decode_png_raw(&source, &image.rgb, &image.width, &image.height))
+  if (!decode_png_raw(&source, &image.rgb, &image.width, &image.height)) {
+    if (source.declared_width > 0)
+      too_many_pixels(name, source.declared_width, source.declared_height, max_pixels);
     corrupt(name, std::string("PNG: ") + source.message);
+  }
   return image;
 }
 
@@ -125,9 +143,9 @@ void jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) errors->truncated = true;
 }
 
-enum class JpegResult { kOk, kError, kTruncated, kCmyk };
+enum class JpegResult { kOk, kError, kTruncated, kCmyk, kTooLarge };
 
-JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, JpegErrorManager* errors,
+JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, int64_t max_pixels, JpegErrorManager* errors,
                            std::vector<uint8_t>* pixels, int* width, int* height) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&errors->base);
@@ -141,6 +159,12 @@ JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, JpegErrorManager* e
   jpeg_create_decompress(&cinfo);
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
+  if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > static_cast<uint64_t>(max_pixels)) {
+    *width = static_cast<int>(cinfo.image_width);
+    *height = static_cast<int>(cinfo.image_height);
+    jpeg_destroy_decompress(&cinfo);
+    return JpegResult::kTooLarge;
+  }
   if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
     jpeg_destroy_decompress(&cinfo);
     return JpegResult::kCmyk;
@@ -161,11 +185,12 @@ JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, JpegErrorManager* e
   return errors->truncated ? JpegResult::kTruncated : JpegResult::kOk;
 }
 
-Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   JpegErrorManager errors;
   Image image;
-  switch (decode_jpeg_raw(data, size, &errors, &image.rgb, &image.width, &image.height)) {
+  switch (decode_jpeg_raw(data, size, max_pixels, &errors, &image.rgb, &image.width, &image.height)) {
     case JpegResult::kOk: return image;
+    case JpegResult::kTooLarge: too_many_pixels(name, image.width, image.height, max_pixels);
     case JpegResult::kError: corrupt(name, std::string("JPEG: ") + errors.message);
     case JpegResult::kTruncated: corrupt(name, "JPEG: file is truncated (premature end of data)");
     case JpegResult::kCmyk:
@@ -222,16 +247,18 @@ bool has_extension(const std::string& path, const std::string& ext) {
 
 }  // namespace
 
-Image decode_bytes(const uint8_t* data, size_t size, const std::string& name) {
+Image decode_bytes(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  check(max_pixels > 0, ErrorCode::kInvalidArgument, "the pixel limit must be positive");
   static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return decode_png(data, size, name);
-  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return decode_jpeg(data, size, name);
+  if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return decode_png(data, size, name, max_pixels);
+  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
+    return decode_jpeg(data, size, name, max_pixels);
   corrupt(name, size == 0 ? "file is empty" : "not a PNG or JPEG file (unknown signature)");
 }
 
-Image decode_file(const std::string& path) {
+Image decode_file(const std::string& path, int64_t max_pixels) {
   std::vector<uint8_t> bytes = read_file(path);
-  return decode_bytes(bytes.data(), bytes.size(), path);
+  return decode_bytes(bytes.data(), bytes.size(), path, max_pixels);
 }
 
 std::vector<uint8_t> encode_png(const Image& image, int compression_level) {

@@ -16,14 +16,22 @@ struct Image {
   std::vector<uint8_t> rgb;  // [height, width, 3]
 };
 
+// The most pixels a decoder accepts unless told otherwise: far above any
+// camera's output (12-50 MP), far below what a decompression bomb claims (a
+// 1 KB JPEG can declare 30000 x 30000 = 900 MP, 2.7 GB decoded).
+constexpr int64_t kDefaultMaxPixels = 50'000'000;
+
 // Decodes a PNG or JPEG file (chosen by its signature, not its name).
 // Grayscale, gray+alpha, RGBA, palette and 16-bit PNGs become RGB8: alpha is
 // dropped (as PIL's convert("RGB") does), 16-bit samples keep their high byte.
 // Errors: not_found / io_error (file), corrupt_file naming the file
-// (truncated, not an image, bad data), unsupported (CMYK JPEG).
-Image decode_file(const std::string& path);
+// (truncated, not an image, bad data), unsupported (CMYK JPEG),
+// invalid_argument when the header declares more than `max_pixels` pixels
+// (checked before any pixel is decoded or allocated).
+Image decode_file(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
 // The same for bytes in memory; `name` is used in error messages.
-Image decode_bytes(const uint8_t* data, size_t size, const std::string& name);
+Image decode_bytes(const uint8_t* data, size_t size, const std::string& name,
+                   int64_t max_pixels = kDefaultMaxPixels);
 
 // PNG, 8-bit RGB; zlib level 0..9 (1 = fast, what generated images need).
 std::vector<uint8_t> encode_png(const Image& image, int compression_level = 1);

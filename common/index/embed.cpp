@@ -67,6 +67,15 @@ struct Checkpoint {
   std::vector<std::string> reasons;       // [done] ("" where ok)
 };
 
+// sha256 over everything a resume takes from the checkpoint: a damaged file
+// would otherwise resume into wrong embeddings without a word.
+std::string checkpoint_digest(const Checkpoint& cp) {
+  std::string bytes(reinterpret_cast<const char*>(cp.ok.data()), cp.ok.size());
+  bytes.append(reinterpret_cast<const char*>(cp.embeddings.data()), cp.embeddings.size() * sizeof(float));
+  for (const std::string& reason : cp.reasons) bytes += reason + '\0';
+  return sha256_bytes(bytes.data(), bytes.size());
+}
+
 void write_checkpoint(const std::string& path, const std::string& fingerprint, const Checkpoint& cp, int64_t dim) {
   AtomicFile out(path);
   {
@@ -74,6 +83,7 @@ void write_checkpoint(const std::string& path, const std::string& fingerprint, c
     file.set_attr("/", "job", fingerprint);
     file.set_attr("/", "done", cp.done);
     file.set_attr("/", "dim", dim);
+    file.set_attr("/", "sha256", checkpoint_digest(cp));
     file.write_uint8("ok", cp.ok.data(), {cp.done});
     file.write_float("embeddings", cp.embeddings.data(), {cp.done, dim});
     file.write_strings("reasons", cp.reasons);
@@ -92,9 +102,17 @@ bool read_checkpoint(const std::string& path, const std::string& fingerprint, in
     cp->ok = file.read_uint8("ok");
     cp->embeddings = file.read_float("embeddings");
     cp->reasons = file.read_strings("reasons");
-    return int64_t(cp->ok.size()) == cp->done && int64_t(cp->embeddings.size()) == cp->done * dim;
-  } catch (const Error&) {
-    return false;  // an unreadable checkpoint is ignored: the work is simply redone
+    if (int64_t(cp->ok.size()) != cp->done || int64_t(cp->embeddings.size()) != cp->done * dim ||
+        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != checkpoint_digest(*cp)) {
+      std::fprintf(stderr, "embed: warning: checkpoint %s fails its checksum (damaged); discarding it and redoing "
+                   "its %ld images\n", path.c_str(), long(cp->done));
+      return false;
+    }
+    return true;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "embed: warning: cannot read checkpoint %s (%s); discarding it and redoing its work\n",
+                 path.c_str(), e.what());
+    return false;
   }
 }
 
@@ -234,7 +252,7 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
       Decoded d;
       const auto t0 = Clock::now();
       try {
-        image::Image img = image::decode_file(options.images_dir + "/" + work[idx].path);
+        image::Image img = image::decode_file(options.images_dir + "/" + work[idx].path, options.max_image_pixels);
         const auto t1 = Clock::now();
         decode_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
         d.pixels = clip::preprocess_image(img, resolution);

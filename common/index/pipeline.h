@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "image/codec.h"
 #include "index/corpus.h"
 #include "index/directions.h"
 
@@ -22,6 +23,7 @@ struct EmbedOptions {
   std::string device = "auto";     // cpu | cuda | auto
   int64_t batch_size = 64;         // images per CLIP forward
   int decode_threads = 0;          // 0 = one per core
+  int64_t max_image_pixels = image::kDefaultMaxPixels;  // larger images are skipped, undecoded (bombs)
   int64_t max_pending = 256;       // decoded images waiting for CLIP at most (bounds memory)
   bool incremental = false;        // reuse unchanged files (same size and mtime) from out_dir's corpus.h5
   IndexOptions index;

@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <sys/resource.h>
+#include <zlib.h>
+
 #include <jpeglib.h>
 #include <png.h>
 #include <filesystem>
@@ -208,6 +211,65 @@ TEST(ImageCodec, BrokenFilesAreCorruptFileErrorsNamingTheFile) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
+}
+
+// Peak resident memory of this process so far, in bytes.
+int64_t peak_rss_bytes() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<int64_t>(usage.ru_maxrss) * 1024;
+}
+
+// A real small PNG whose IHDR now declares width x height (CRC fixed).
+std::vector<uint8_t> png_declaring(uint32_t width, uint32_t height) {
+  std::vector<uint8_t> png = encode_png(random_image(16, 16, 5));
+  auto put_be32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) png[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  };
+  put_be32(16, width);  // IHDR data starts at 16: signature 8, length 4, "IHDR" 4
+  put_be32(20, height);
+  put_be32(29, static_cast<uint32_t>(crc32(0, png.data() + 12, 17)));  // over "IHDR" + 13 data bytes
+  return png;
+}
+
+// A real small JPEG whose SOF0 now declares width x height.
+std::vector<uint8_t> jpeg_declaring(uint16_t width, uint16_t height) {
+  std::vector<uint8_t> jpeg = encode_jpeg(random_image(16, 16, 6));
+  for (size_t i = 2; i + 9 < jpeg.size(); ++i)
+    if (jpeg[i] == 0xff && jpeg[i + 1] == 0xc0) {
+      jpeg[i + 5] = height >> 8;
+      jpeg[i + 6] = height & 0xff;
+      jpeg[i + 7] = width >> 8;
+      jpeg[i + 8] = width & 0xff;
+      return jpeg;
+    }
+  ADD_FAILURE() << "no SOF0 marker";
+  return jpeg;
+}
+
+TEST(ImageCodec, DecompressionBombsAreRefusedBeforeDecoding) {
+  const int64_t before = peak_rss_bytes();
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> bombs = {
+      {"bomb.jpg", jpeg_declaring(30000, 30000)},  // 900 MP from a file of about 1 KB
+      {"bomb.png", png_declaring(16000, 16000)},   // 256 MP
+  };
+  for (const auto& [name, bytes] : bombs) {
+    EXPECT_LT(bytes.size(), 4096u);
+    try {
+      decode_bytes(bytes.data(), bytes.size(), name);
+      FAIL() << name << " was decoded";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+      const std::string what = e.what();
+      EXPECT_NE(what.find(name), std::string::npos) << what;
+      EXPECT_NE(what.find("over the limit of 50000000"), std::string::npos) << what;
+    }
+  }
+  EXPECT_LT(peak_rss_bytes() - before, 64 << 20) << "the bombs were allocated before being refused";
+  // A caller's own limit applies too; an image within it decodes.
+  const std::vector<uint8_t> small = encode_png(random_image(100, 100, 7));
+  EXPECT_THROW(decode_bytes(small.data(), small.size(), "small.png", 9999), Error);
+  EXPECT_EQ(decode_bytes(small.data(), small.size(), "small.png", 10000).width, 100);
 }
 
 TEST(ImageCodec, WriteImageIsAtomicAndPicksTheFormat) {

@@ -212,6 +212,31 @@ TEST_F(Pipeline, InterruptedEmbedResumesToIdenticalArtifacts) {
   EXPECT_EQ(sha256_file(out.file("corpus.faiss")), sha256_file(work.file("corpus.faiss")));
 }
 
+TEST_F(Pipeline, ADamagedCheckpointIsDiscardedAndItsWorkRedone) {
+  test::TempDir work;
+  embed_corpus(embed_options(images_, work.path()));
+  test::TempDir out;
+  EmbedOptions o = embed_options(images_, out.path());
+  o.checkpoint_every = 8;
+  o.stop_after = 13;
+  embed_corpus(o);
+  const std::string checkpoint = out.file("embed.checkpoint.h5");
+  ASSERT_TRUE(fs::exists(checkpoint));
+  {
+    // One embedding value changed in place, the HDF5 structure intact.
+    h5::File f = h5::File::open_rw(checkpoint);
+    h5::Shape shape;
+    std::vector<float> values = f.read_float("embeddings", &shape);
+    values[5] += 0.78f;
+    f.write_float("embeddings", values.data(), shape);
+  }
+  o.stop_after = -1;
+  EmbedReport resumed = embed_corpus(o);
+  EXPECT_EQ(resumed.resumed, 0) << "a damaged checkpoint was resumed";
+  EXPECT_EQ(resumed.embedded, resumed.files);  // everything redone
+  EXPECT_EQ(embeddings(out.path()), embeddings(work.path()));
+}
+
 TEST_F(Pipeline, EmbedKilledWithSigkillResumes) {
   const std::string indexer = test::program("feu-indexer");
   if (!fs::exists(indexer)) GTEST_SKIP() << "feu-indexer not built";
@@ -247,12 +272,19 @@ TEST_F(Pipeline, UnreadableImagesAreSkippedAndReported) {
   std::ofstream(images + "/0/broken.png") << "not a png";
   std::vector<uint8_t> bytes = read_file(images + "/0/4.png");
   write_file_atomic(images + "/0/truncated.PNG", bytes.data(), bytes.size() / 2);
+  // An image over the pixel limit is skipped before it is decoded (a bomb).
+  image::Image big{300, 300, std::vector<uint8_t>(300 * 300 * 3, 128)};
+  image::write_image(images + "/0/huge.png", big);
   const std::string out = work.file("out");
-  EmbedReport report = embed_corpus(embed_options(images, out));
-  EXPECT_EQ(report.files, 12);
-  ASSERT_EQ(report.skipped.size(), 2u);
+  EmbedOptions options = embed_options(images, out);
+  options.max_image_pixels = 200 * 200;
+  EmbedReport report = embed_corpus(options);
+  EXPECT_EQ(report.files, 13);
+  ASSERT_EQ(report.skipped.size(), 3u);
   EXPECT_EQ(report.skipped[0].first, "0/broken.png");
-  EXPECT_EQ(report.skipped[1].first, "0/truncated.PNG");
+  EXPECT_EQ(report.skipped[1].first, "0/huge.png");
+  EXPECT_NE(report.skipped[1].second.find("over the limit of 40000"), std::string::npos) << report.skipped[1].second;
+  EXPECT_EQ(report.skipped[2].first, "0/truncated.PNG");
   EXPECT_NE(report.text().find("unreadable: 0/broken.png"), std::string::npos);
   EXPECT_EQ(CorpusIndex::load(out).size(), 10);
 
