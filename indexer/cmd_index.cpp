@@ -113,8 +113,15 @@ void add_publish(CLI::App& app) {
 void add_verify(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand("verify", "Recheck a published version's checksums and model cross-references");
-  cmd->add_option("dir", *dir, "version directory (or <root>/current)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("dir", *dir, "version directory (or <root>/current)")->required();
   cmd->callback([dir] {
+    std::error_code ec;
+    if (fs::is_symlink(*dir, ec) && !fs::exists(*dir, ec))
+      throw Error(ErrorCode::kNotFound, *dir + " is a link to " + fs::read_symlink(*dir, ec).string() +
+                                            ", which does not exist (a dangling 'current': publish a version, or "
+                                            "point it at one that exists)");
+    check(fs::is_directory(*dir, ec), ErrorCode::kNotFound,
+          *dir + " is not a directory (expected a published version directory or <root>/current)");
     VerifyReport report = verify(*dir);
     std::fputs(report.text().c_str(), stdout);
     std::fflush(stdout);

@@ -43,6 +43,22 @@ nlohmann::json Manifest::to_json() const {
           {"versions", versions}};
 }
 
+namespace {
+
+// A manifest names files inside its version directory, nothing else: an
+// absolute path or a ".." would make verify, load or a copy reach outside it.
+void check_manifest_path(const std::string& path, const std::string& origin) {
+  const fs::path p(path);
+  bool escapes = path.empty() || p.is_absolute() || path.find('\\') != std::string::npos;
+  for (const auto& part : p)
+    if (part == "..") escapes = true;
+  check(!escapes, ErrorCode::kCorruptFile,
+        origin + ": manifest entry '" + path +
+            "' is not a relative path inside the version directory (absolute paths and '..' are refused)");
+}
+
+}  // namespace
+
 Manifest Manifest::from_json(const nlohmann::json& json, const std::string& origin) {
   Manifest m;
   try {
@@ -56,6 +72,7 @@ Manifest Manifest::from_json(const nlohmann::json& json, const std::string& orig
     for (const auto& f : json.at("files"))
       m.files.push_back(ManifestFile{f.at("path").get<std::string>(), f.at("sha256").get<std::string>(),
                                      f.at("size").get<int64_t>()});
+    for (const ManifestFile& f : m.files) check_manifest_path(f.path, origin);
     m.config = json.value("config", nlohmann::json::object());
     m.versions = json.value("versions", std::map<std::string, std::string>{});
   } catch (const nlohmann::json::exception& e) {
@@ -132,8 +149,8 @@ VerifyReport verify(const std::string& version_dir) {
     }
     const std::string sha = sha256_file(path);
     if (sha != f.sha256) {
-      report.problems.push_back(f.path + ": sha256 " + short_hash(sha) + "… differs from the manifest's " +
-                                short_hash(f.sha256) + "…");
+      // In full: two hashes can share a prefix.
+      report.problems.push_back(f.path + ": sha256 " + sha + " differs from the manifest's " + f.sha256);
       files_ok = false;
       continue;
     }

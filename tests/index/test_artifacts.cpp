@@ -122,6 +122,9 @@ TEST(Verify, CatchesAFlippedByteAndExtraFiles) {
   ASSERT_FALSE(report.ok());
   EXPECT_TRUE(report.checksum_failed);
   EXPECT_NE(report.text().find("corpus/corpus.faiss"), std::string::npos) << report.text();
+  // Both hashes in full: they may share any prefix.
+  EXPECT_NE(report.text().find(sha256_file(target)), std::string::npos) << report.text();
+  EXPECT_NE(report.text().find(Manifest::load(v1).files.front().sha256.substr(0, 64)), std::string::npos);
   try {
     ArtifactSet::open(v1);
     FAIL() << "opened a corrupted version";
@@ -135,6 +138,32 @@ TEST(Verify, CatchesAFlippedByteAndExtraFiles) {
   report = verify(v2);
   EXPECT_FALSE(report.ok());
   EXPECT_NE(report.text().find("stray.txt"), std::string::npos);
+}
+
+TEST(Verify, ManifestPathsCannotLeaveTheVersionDirectory) {
+  Inputs in;
+  test::TempDir root;
+  const std::string v1 = publish(in.options(root.path(), "v1"));
+  const std::string manifest_path = v1 + "/" + kManifestFile;
+  fs::permissions(manifest_path, fs::perms::owner_write, fs::perm_options::add);
+  const std::vector<uint8_t> original = read_file(manifest_path);
+  for (const std::string bad : {"../../../../etc/hostname", "/etc/hostname", "corpus/../../v0/x"}) {
+    nlohmann::json manifest = nlohmann::json::parse(original.begin(), original.end());
+    manifest["files"][0]["path"] = bad;
+    write_file_atomic(manifest_path, manifest.dump());
+    VerifyReport report = verify(v1);
+    EXPECT_FALSE(report.ok()) << bad;
+    EXPECT_NE(report.text().find("not a relative path inside the version directory"), std::string::npos)
+        << report.text();
+    EXPECT_EQ(report.text().find("size and sha256 match"), std::string::npos) << "a file outside was read: " << bad;
+    try {
+      ArtifactSet::open(v1);
+      FAIL() << "loaded a manifest naming " << bad;
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.code() == ErrorCode::kCorruptFile || e.code() == ErrorCode::kChecksumMismatch) << e.what();
+    }
+    EXPECT_THROW(ArtifactSet::open(v1, /*verify=*/false), Error) << bad;  // loading alone refuses it too
+  }
 }
 
 TEST(Verify, CrossReferencesModels) {
@@ -231,6 +260,11 @@ TEST(Publish, CommandLineVerifyExitCodes) {
   write_file_atomic(target, bytes.data(), bytes.size());
   EXPECT_NE(test::run_command(indexer + " verify " + root.path() + "/v1", &out), 0);
   EXPECT_NE(out.find("MISMATCH"), std::string::npos) << out;
+  // A dangling `current`: exit 2 like every bad input, naming the link and its target.
+  fs::remove(root.path() + "/current");
+  fs::create_directory_symlink(root.path() + "/v9", root.path() + "/current");
+  EXPECT_EQ(test::run_command(indexer + " verify " + root.path() + "/current", &out), 2) << out;
+  EXPECT_NE(out.find("v9, which does not exist"), std::string::npos) << out;
 }
 
 }  // namespace
