@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/files.h"
+#include "service/curve_keys.h"
 
 namespace feu::service {
 namespace fs = std::filesystem;
@@ -30,53 +31,7 @@ std::string printable(const std::string& text) {
   return out;
 }
 
-std::string z85_encode(const uint8_t* data, size_t size) {
-  std::string out(size * 5 / 4 + 1, '\0');
-  if (!zmq_z85_encode(out.data(), data, size)) throw Error(ErrorCode::kInvalidArgument, "cannot Z85-encode key");
-  out.resize(size * 5 / 4);
-  return out;
-}
-
-std::string z85_decode_key(const std::string& text, const std::string& what) {
-  if (text.size() != 40)
-    throw Error(ErrorCode::kInvalidArgument, what + " must be a 40-character Z85 CURVE key, got " +
-                                                 std::to_string(text.size()) + " characters");
-  uint8_t key[32];
-  if (!zmq_z85_decode(key, text.c_str())) throw Error(ErrorCode::kInvalidArgument, what + " is not valid Z85");
-  return std::string(reinterpret_cast<char*>(key), 32);
-}
-
 }  // namespace
-
-std::pair<std::string, std::string> curve_keypair() {
-  char public_key[41], secret_key[41];
-  if (zmq_curve_keypair(public_key, secret_key) != 0)
-    throw Error(ErrorCode::kUnsupported, "this libzmq was built without CURVE support");
-  return {public_key, secret_key};
-}
-
-std::string curve_public_key(const std::string& secret_z85) {
-  z85_decode_key(secret_z85, "CURVE secret key");
-  char public_key[41];
-  if (zmq_curve_public(public_key, secret_z85.c_str()) != 0)
-    throw Error(ErrorCode::kInvalidArgument, "cannot derive a public key from the CURVE secret key");
-  return public_key;
-}
-
-std::string read_key_file(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file(path);
-  std::string text(bytes.begin(), bytes.end());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    std::string line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    pos = end == std::string::npos ? text.size() : end + 1;
-    line.erase(0, line.find_first_not_of(" \t\r"));
-    line.erase(line.find_last_not_of(" \t\r") + 1);
-    if (!line.empty() && line[0] != '#') return line;
-  }
-  throw Error(ErrorCode::kInvalidArgument, "key file " + path + " holds no key");
-}
 
 Server::Server(ServerConfig config, Backend& backend, std::function<std::string()> resolve_current)
     : config_(std::move(config)),

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "service/protocol.h"
@@ -33,8 +34,15 @@ struct ServerConfig {
   // Reads the `daemon` section (any key may be absent), resolving journal_dir
   // and key files against the config file; calls finish() on it.
   static ServerConfig from_config(const ConfigMap& daemon_section);
-  // Rejects inconsistent values (zero sizes, non-loopback bind without CURVE).
+  // Rejects inconsistent values (config_error): zero sizes, limits above the
+  // engine's, a bind ZeroMQ cannot bind (tcp://localhost), a non-loopback bind
+  // without CURVE, and with CURVE the key files: the secret key missing,
+  // marked public or not matching its .pub (read_secret_key_file), the
+  // allow-list missing or empty (read_allowed_clients).
   void validate() const;
+  // What is valid but unwise, one line each, for the daemon to log at start:
+  // a secret key file readable by group or others.
+  std::vector<std::string> warnings() const;
 };
 
 // True for tcp://127.0.0.1, localhost, [::1], ipc:// and inproc:// endpoints.
