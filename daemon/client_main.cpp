@@ -4,7 +4,7 @@
 //            [--alphas -3,0,3] [--method global --neutral "face"] [--grid] [--format jpeg]
 //   feu edit --local --config C "blond hair" --seed 42 -o out.png   (engine in-process)
 //   feu status | feu ping | feu retrieve TEXT -k N | feu result ID -o OUT | feu cancel ID
-//   feu keygen --out PREFIX      (CURVE keypair: PREFIX.key secret, PREFIX.pub public)
+//   feu keygen --out PREFIX [--force]   (CURVE keypair: PREFIX.key secret, PREFIX.pub public)
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
@@ -17,7 +17,7 @@
 #include "core/cli.h"
 #include "core/files.h"
 #include "service/client.h"
-#include "service/server.h"
+#include "service/curve_keys.h"
 #ifdef FEU_CLIENT_LOCAL
 #include "local_edit.h"
 #endif
@@ -41,10 +41,15 @@ struct Common {
     o.timeout_ms = static_cast<int>(timeout_s * 1000);
     o.retries = retries;
     if (!curve_server_key.empty()) {
-      o.curve_server_key = fs::exists(curve_server_key) ? service::read_key_file(curve_server_key) : curve_server_key;
+      if (fs::exists(curve_server_key)) {
+        o.curve_server_key = service::read_public_key_file(curve_server_key, "--curve-server-key");
+      } else {
+        service::z85_decode_key(curve_server_key, "--curve-server-key (a Z85 key or a .pub file)");
+        o.curve_server_key = curve_server_key;
+      }
       check(!curve_client_key.empty(), ErrorCode::kInvalidArgument,
             "--curve-server-key needs --curve-client-key (a secret key file from `feu keygen`)");
-      o.curve_secret_key = service::read_key_file(curve_client_key);
+      o.curve_secret_key = service::read_secret_key_file(curve_client_key, "--curve-client-key");
       o.curve_public_key = service::curve_public_key(o.curve_secret_key);
     }
     return o;
@@ -91,11 +96,18 @@ edit::ImageFormat format_for(const std::string& format, const std::string& outpu
   throw Error(ErrorCode::kInvalidArgument, "--format '" + f + "' is not png or jpeg");
 }
 
+// Checked before any work is sent: like other tools, an output in a missing
+// directory is an error, not a reason to create directories.
+void check_output_directory(const std::string& output) {
+  fs::path directory = fs::path(output).parent_path();
+  check(directory.empty() || fs::is_directory(directory), ErrorCode::kNotFound,
+        "-o " + output + ": the directory " + directory.string() + " does not exist");
+}
+
 // out.png for one image; out_alpha-3.png, out_alpha0.png, ... for several.
 std::vector<std::string> write_images(const edit::EditResult& result, const std::string& output) {
   std::vector<std::string> written;
   fs::path out(output);
-  if (out.has_parent_path()) fs::create_directories(out.parent_path());
   auto name_for = [&](const std::string& suffix) {
     return (out.parent_path() / (out.stem().string() + suffix + out.extension().string())).string();
   };
@@ -183,6 +195,7 @@ int main(int argc, char** argv) {
   edit_cmd->add_flag("--local", local, "run the engine in this process (needs --config), no daemon");
   edit_cmd->add_option("--config", config_path, "config file for --local");
   edit_cmd->callback([&] {
+    check_output_directory(output);
     edit::EditRequest request;
     request.instruction = instruction;
     request.method = method == "global" ? edit::Method::kGlobal : edit::Method::kFeu;
@@ -243,6 +256,7 @@ int main(int argc, char** argv) {
   result_cmd->add_option("id", result_id)->required();
   result_cmd->add_option("-o,--output", result_output, "write its images here");
   result_cmd->callback([&] {
+    if (!result_output.empty()) check_output_directory(result_output);
     service::Client client(common.options());
     service::Message reply = client.result(result_id);
     std::cout << service::dump_json(reply.header) << "\n";
@@ -291,13 +305,12 @@ int main(int argc, char** argv) {
 
   // ---- keygen
   std::string key_prefix;
+  bool key_force = false;
   auto* keygen_cmd = app.add_subcommand("keygen", "make a CURVE keypair: PREFIX.key (secret) and PREFIX.pub");
   keygen_cmd->add_option("--out", key_prefix, "file prefix")->required();
+  keygen_cmd->add_flag("--force", key_force, "replace an existing keypair (its holders lose access)");
   keygen_cmd->callback([&] {
-    auto [public_key, secret_key] = service::curve_keypair();
-    write_file_atomic(key_prefix + ".key", "# feu CURVE secret key: keep private\n" + secret_key + "\n");
-    fs::permissions(key_prefix + ".key", fs::perms::owner_read | fs::perms::owner_write);
-    write_file_atomic(key_prefix + ".pub", public_key + "\n");
+    std::string public_key = service::write_curve_keypair(key_prefix, key_force);
     std::cout << "wrote " << key_prefix << ".key (secret) and " << key_prefix << ".pub: " << public_key << "\n";
   });
 

@@ -85,6 +85,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     } catch (const Error& e) {
       throw Error(ErrorCode::kConfigError, std::string("command line: ") + e.what());
     }
+    for (const std::string& warning : config.warnings()) spdlog::warn("{}", warning);
     install_signal_handlers();  // before the (possibly long) model load
     BackendSetup setup = factory(root);
     root.finish();  // unknown top-level sections

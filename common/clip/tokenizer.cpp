@@ -22,6 +22,7 @@
 #include "clip/html_entities.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/text.h"
 
 namespace feu::clip {
 namespace {
@@ -776,10 +777,9 @@ std::vector<int64_t> Tokenizer::tokenize_row(const std::string& text, bool trunc
   const size_t max_ids = kContextLength - 2;
   if (ids.size() > max_ids) {
     if (!truncate) {
-      std::string shown = text.size() > 60 ? text.substr(0, 60) + "..." : text;
       throw Error(ErrorCode::kInvalidArgument,
                   "text is too long for CLIP's context length 77: " + std::to_string(ids.size()) +
-                      " tokens, at most 75 fit (\"" + shown + "\")");
+                      " tokens, at most 75 fit (" + quote_text(text) + ")");
     }
     ids.resize(max_ids);
   }

@@ -7,6 +7,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <memory>
 #include <set>
 #include <string>
@@ -40,6 +41,12 @@ class ConfigMap {
     try {
       return value.as<T>();
     } catch (const YAML::Exception&) {
+      if constexpr (std::is_integral_v<T> && std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
+        // yaml-cpp refuses "-1" for an unsigned type: a range error, not a type error.
+        int64_t signed_value = 0;
+        if (YAML::convert<int64_t>::decode(value, signed_value) && signed_value < 0)
+          fail(key, "must be a non-negative integer, got " + std::to_string(signed_value));
+      }
       throw Error(ErrorCode::kConfigError, file_ + ": key '" + prefix_ + key + "' has the wrong type (expected " +
                                                type_name<T>() + ")");
     }

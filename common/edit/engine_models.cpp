@@ -8,6 +8,7 @@
 #include "clip/model.h"
 #include "clip/tokenizer.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "edit/engine.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
@@ -117,8 +118,8 @@ class ClipTextEncoder : public TextEncoder {
     const int64_t limit = clip::Tokenizer::kContextLength - 2;
     const int64_t tokens = static_cast<int64_t>(tokenizer_.encode(prompt).size());
     check(tokens <= limit, ErrorCode::kInvalidArgument,
-          "the text is too long for CLIP: the prompt \"" + prompt + "\" has " + std::to_string(tokens) +
-              " tokens, CLIP reads at most " + std::to_string(limit));
+          "the text is too long for CLIP: the prompt " + quote_text(prompt) + " has " +
+              std::to_string(tokens) + " tokens, CLIP reads at most " + std::to_string(limit));
   }
 
   std::vector<float> encode(const std::vector<std::string>& prompts) override {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace feu::edit {
 namespace {
@@ -41,7 +42,7 @@ void check_beta(double beta, const std::string& where) {
 NegativeSampling parse_negative_sampling(const std::string& name) {
   if (name == "farthest") return NegativeSampling::kFarthest;
   if (name == "random") return NegativeSampling::kRandom;
-  throw Error(ErrorCode::kInvalidArgument, "unknown negatives '" + name + "' (expected farthest or random)");
+  throw Error(ErrorCode::kInvalidArgument, "unknown negatives " + quote_text(name) + " (expected farthest or random)");
 }
 
 const char* negative_sampling_name(NegativeSampling sampling) {
@@ -61,7 +62,7 @@ EditDefaults EditDefaults::from_config(const ConfigMap& edit) {
         out.beta = std::stod(beta, &used);
         if (used != beta.size()) throw std::invalid_argument(beta);
       } catch (const std::exception&) {
-        edit.fail("beta", "must be a number or auto, got '" + beta + "'");
+        edit.fail("beta", "must be a number or auto, got " + quote_text(beta));
       }
     }
   }
@@ -88,7 +89,6 @@ EditDefaults EditDefaults::from_config(const ConfigMap& edit) {
   out.direction_cache_size = edit.get<size_t>("direction_cache_size", out.direction_cache_size);
   out.top_channels = edit.get<int64_t>("top_channels", out.top_channels);
   out.retrieval_threads = edit.get<int>("retrieval_threads", out.retrieval_threads);
-  out.max_alphas = edit.get<int64_t>("max_alphas", out.max_alphas);
   out.png_compression = edit.get<int>("png_compression", out.png_compression);
   out.jpeg_quality = edit.get<int>("jpeg_quality", out.jpeg_quality);
   edit.finish();
@@ -101,7 +101,9 @@ void EditDefaults::validate(const std::string& origin) const {
     throw Error(ErrorCode::kConfigError, origin + ": key 'edit." + key + "' " + message);
   };
   if (alphas.empty()) fail("alphas", "must list at least one strength");
-  if (static_cast<int64_t>(alphas.size()) > max_alphas) fail("alphas", "lists more than max_alphas strengths");
+  if (alphas.size() > EditLimits::kMaxAlphas)
+    fail("alphas", "lists " + std::to_string(alphas.size()) + " strengths (at most " +
+                       std::to_string(EditLimits::kMaxAlphas) + ")");
   for (double alpha : alphas) {
     if (!(std::fabs(alpha) <= EditLimits::kMaxAbsAlpha)) fail("alphas", "has " + number(alpha) + " (expected |alpha| <= 50)");
   }
@@ -116,7 +118,6 @@ void EditDefaults::validate(const std::string& origin) const {
   if (retrieval_threads < 0 || retrieval_threads > 256) {
     fail("retrieval_threads", "must be in 0..256 (0: one per hardware thread)");
   }
-  if (max_alphas < 1) fail("max_alphas", "must be at least 1");
   if (png_compression < 0 || png_compression > 9) fail("png_compression", "must be in 0..9");
   if (jpeg_quality < 1 || jpeg_quality > 100) fail("jpeg_quality", "must be in 1..100");
 }
@@ -190,9 +191,9 @@ ResolvedEdit resolve_request(const EditRequest& request, const EditDefaults& def
         "psi " + number(out.psi) + " is out of range (expected |psi| <= 2)");
 
   out.alphas = request.alphas.empty() ? defaults.alphas : request.alphas;
-  check(static_cast<int64_t>(out.alphas.size()) <= defaults.max_alphas, ErrorCode::kInvalidArgument,
+  check(out.alphas.size() <= EditLimits::kMaxAlphas, ErrorCode::kInvalidArgument,
         "the request lists " + std::to_string(out.alphas.size()) + " strengths (at most " +
-            std::to_string(defaults.max_alphas) + ")");
+            std::to_string(EditLimits::kMaxAlphas) + ")");
   for (double alpha : out.alphas) check_alpha(alpha, "strength");
 
   out.beta_auto = request.beta_auto || (!request.beta && defaults.beta_auto);

@@ -21,15 +21,6 @@ enum class NegativeSampling {
 NegativeSampling parse_negative_sampling(const std::string& name);
 const char* negative_sampling_name(NegativeSampling sampling);
 
-// Ranges a request must respect.
-struct EditLimits {
-  static constexpr double kMaxAbsAlpha = 50.0;   // |α|; StyleCLIP's GUI stops at -15..25
-  static constexpr double kMaxBeta = 1.0;        // β in [0, 1): |r| are cosines, β >= 1 keeps nothing
-  static constexpr double kMaxAbsPsi = 2.0;      // truncation ψ
-  static constexpr size_t kMaxInstructionBytes = 1000;  // pre-check before CLIP's 75-token limit
-  static constexpr int64_t kMaxSeed = 4294967295;       // numpy RandomState accepts [0, 2^32 - 1]
-};
-
 struct EditDefaults {
   std::vector<double> alphas{4.1};     // StyleCLIP's notebook
   double beta = 0.15;                  // StyleCLIP's notebook
@@ -47,7 +38,6 @@ struct EditDefaults {
   size_t direction_cache_size = 256;   // LRU entries of FEU directions (retrieval + SVM results)
   int64_t top_channels = 10;           // channels listed in diagnostics
   int retrieval_threads = 0;           // threads scanning the corpus; 0: one per hardware thread, up to 8
-  int64_t max_alphas = 16;             // strengths per request
   int png_compression = 1;             // fast
   int jpeg_quality = 92;
 

@@ -1,6 +1,7 @@
 #include "edit/request.h"
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace feu::edit {
 
@@ -25,7 +26,7 @@ const char* image_format_name(ImageFormat format) {
 Method parse_method(const std::string& name) {
   if (name == "feu") return Method::kFeu;
   if (name == "global") return Method::kGlobal;
-  throw Error(ErrorCode::kInvalidArgument, "unknown method '" + name + "' (expected feu or global)");
+  throw Error(ErrorCode::kInvalidArgument, "unknown method " + quote_text(name) + " (expected feu or global)");
 }
 
 LatentKind parse_latent_kind(const std::string& name) {
@@ -33,13 +34,14 @@ LatentKind parse_latent_kind(const std::string& name) {
   if (name == "w") return LatentKind::kW;
   if (name == "wplus") return LatentKind::kWPlus;
   if (name == "s") return LatentKind::kS;
-  throw Error(ErrorCode::kInvalidArgument, "unknown latent kind '" + name + "' (expected seed, w, wplus or s)");
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown latent kind " + quote_text(name) + " (expected seed, w, wplus or s)");
 }
 
 ImageFormat parse_image_format(const std::string& name) {
   if (name == "png") return ImageFormat::kPng;
   if (name == "jpeg" || name == "jpg") return ImageFormat::kJpeg;
-  throw Error(ErrorCode::kInvalidArgument, "unknown image format '" + name + "' (expected png or jpeg)");
+  throw Error(ErrorCode::kInvalidArgument, "unknown image format " + quote_text(name) + " (expected png or jpeg)");
 }
 
 }  // namespace feu::edit

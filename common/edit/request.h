@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,17 @@ enum class LatentKind {
 };
 
 enum class ImageFormat { kPng, kJpeg };
+
+// Ranges a request must respect: the engine checks them, and the daemon
+// protocol derives its size limits from them (service::Limits).
+struct EditLimits {
+  static constexpr double kMaxAbsAlpha = 50.0;   // |α|; StyleCLIP's GUI stops at -15..25
+  static constexpr double kMaxBeta = 1.0;        // β in [0, 1): |r| are cosines, β >= 1 keeps nothing
+  static constexpr double kMaxAbsPsi = 2.0;      // truncation ψ
+  static constexpr size_t kMaxInstructionBytes = 1000;  // any text; pre-check before CLIP's 75-token limit
+  static constexpr size_t kMaxAlphas = 16;              // strengths per request
+  static constexpr int64_t kMaxSeed = 4294967295;       // numpy RandomState accepts [0, 2^32 - 1]
+};
 
 struct EditRequest {
   std::string instruction;                 // e.g. "blond hair"; non-empty

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/files.h"
+#include "core/text.h"
 
 namespace feu::service {
 namespace {
@@ -86,8 +87,8 @@ class HeaderReader {
       if (used_.count(it.key())) continue;
       std::string accepted;
       for (const auto& k : used_) accepted += (accepted.empty() ? "" : ", ") + k;
-      throw ProtocolError(codes::kUnknownField, "'" + type_ + "' request has unknown field '" + it.key() +
-                                                    "' (accepted: " + accepted + ")");
+      throw ProtocolError(codes::kUnknownField, "'" + type_ + "' request has unknown field " +
+                                                    quote_text(it.key()) + " (accepted: " + accepted + ")");
     }
   }
 
@@ -127,7 +128,7 @@ const char* format_wire_name(edit::ImageFormat format) {
 edit::ImageFormat format_from_wire(const std::string& name, const std::string& field) {
   if (name == "png") return edit::ImageFormat::kPng;
   if (name == "jpeg" || name == "jpg") return edit::ImageFormat::kJpeg;
-  bad("field '" + field + "' = '" + name + "' is not an image format (expected png or jpeg)");
+  bad("field '" + field + "' = " + quote_text(name) + " is not an image format (expected png or jpeg)");
 }
 
 void check_id(const std::string& id, const Limits& limits) {
@@ -158,7 +159,7 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   std::string method = reader.string("method", 16, false);
   if (method.empty() || method == "feu") e.method = edit::Method::kFeu;
   else if (method == "global") e.method = edit::Method::kGlobal;
-  else bad("field 'method' = '" + method + "' is not a method (expected feu or global)");
+  else bad("field 'method' = " + quote_text(method) + " is not a method (expected feu or global)");
   e.neutral = reader.string("neutral", limits.max_text_bytes, false);
 
   std::string latent = reader.string("latent", 16, false);
@@ -171,7 +172,7 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
                                         : edit::LatentKind::kS;
     expected_payloads = 1;
   } else {
-    bad("field 'latent' = '" + latent + "' is not a latent kind (expected seed, w, wplus or s)");
+    bad("field 'latent' = " + quote_text(latent) + " is not a latent kind (expected seed, w, wplus or s)");
   }
   if (auto seed = reader.integer("seed", INT64_MIN, INT64_MAX)) {
     if (e.latent_kind != edit::LatentKind::kSeed) bad("field 'seed' is only valid with latent 'seed'");
@@ -203,7 +204,8 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   if (reader.has("negatives")) {
     std::string negatives = reader.string("negatives", 16, true);
     if (negatives != "farthest" && negatives != "random")
-      bad("field 'negatives' = '" + negatives + "' is not a negative sampling (expected farthest or random)");
+      bad("field 'negatives' = " + quote_text(negatives) +
+          " is not a negative sampling (expected farthest or random)");
     e.negatives = negatives;
   }
   if (reader.has("format")) e.format = format_from_wire(reader.string("format", 16, true), "format");
@@ -211,19 +213,6 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   e.return_styles = reader.boolean("return_styles");
   e.grid = reader.boolean("grid");
   out->deadline_ms = reader.integer("deadline_ms", 1, limits.max_deadline_ms);
-}
-
-std::string edit_digest(const json& header, const std::vector<Frame>& frames) {
-  json canonical = header;
-  canonical.erase("id");
-  canonical.erase("deadline_ms");
-  canonical.erase("v");
-  std::string bytes = dump_json(canonical);  // object keys are sorted: a stable form
-  for (size_t i = 1; i < frames.size(); ++i) {
-    put_u64(&bytes, frames[i].size());
-    bytes += frames[i];
-  }
-  return sha256_bytes(bytes.data(), bytes.size());
 }
 
 }  // namespace
@@ -238,6 +227,32 @@ const char* request_type_name(RequestType type) {
     case RequestType::kPing: return "ping";
   }
   return "ping";
+}
+
+std::string edit_request_digest(const edit::EditRequest& e) {
+  auto optional = [](const auto& value) { return value ? json(*value) : json(); };
+  // Field names and value spellings are part of every stored digest: a change
+  // here turns retries of already finished jobs into id_conflicts.
+  json canonical = {{"instruction", e.instruction},
+                    {"method", edit::Method::kGlobal == e.method ? "global" : "feu"},
+                    {"neutral", e.neutral},
+                    {"latent", latent_wire_name(e.latent_kind)},
+                    {"seed", e.seed},
+                    {"psi", optional(e.psi)},
+                    {"alphas", e.alphas},
+                    {"beta", optional(e.beta)},
+                    {"beta_auto", e.beta_auto},
+                    {"k_pos", optional(e.k_pos)},
+                    {"k_neg", optional(e.k_neg)},
+                    {"negatives", optional(e.negatives)},
+                    {"format", format_wire_name(e.format)},
+                    {"return_original", e.return_original},
+                    {"return_styles", e.return_styles},
+                    {"grid", e.grid}};
+  std::string bytes = dump_json(canonical);  // object keys sorted, doubles in shortest round-trip form
+  put_u64(&bytes, e.latent.size());
+  bytes.append(reinterpret_cast<const char*>(e.latent.data()), e.latent.size() * sizeof(float));
+  return sha256_bytes(bytes.data(), bytes.size());
 }
 
 std::string dump_json(const nlohmann::json& value) {
@@ -261,7 +276,8 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
   try {
     header = json::parse(frames[0]);
   } catch (const json::exception& e) {
-    bad(std::string("header frame is not valid JSON: ") + e.what());
+    // The parser's message quotes the offending bytes as they came.
+    bad("header frame is not valid JSON: " + escape_text(e.what(), 200));
   }
   if (!header.is_object()) bad("header must be a JSON object, got " + std::string(json_type(header)));
 
@@ -270,8 +286,8 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
   std::string type_name = type_it->get<std::string>();
   auto type = type_from_name(type_name);
   if (!type)
-    throw ProtocolError(codes::kUnknownType, "unknown request type '" + type_name.substr(0, 64) +
-                                                 "' (expected edit, retrieve, result, cancel, status or ping)");
+    throw ProtocolError(codes::kUnknownType, "unknown request type " + quote_text(type_name) +
+                                                 " (expected edit, retrieve, result, cancel, status or ping)");
 
   HeaderReader reader(header, limits, type_name);
   reader.has("type");
@@ -287,7 +303,7 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
 
   if (*type == RequestType::kEdit) {
     parse_edit(reader, frames, &request);
-    request.digest = edit_digest(header, frames);
+    request.digest = edit_request_digest(request.edit);
   } else {
     if (frames.size() > 1)
       bad("'" + type_name + "' request takes no payload frames, got " + std::to_string(frames.size() - 1));

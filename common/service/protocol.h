@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "edit/options.h"
 #include "edit/request.h"
 #include "service/frames.h"
 
@@ -53,13 +54,16 @@ class ProtocolError : public std::runtime_error {
 };
 
 // Size limits applied to every request before anything else looks at it.
+// Those the engine also enforces start at the engine's own limits
+// (edit::EditLimits), so nothing the protocol accepts and journals fails the
+// engine's size checks later; a config may lower them, never raise them.
 struct Limits {
   size_t max_frames = 8;                   // header + payloads
   size_t max_header_bytes = 64 * 1024;     // frame 0
   size_t max_payload_bytes = 4u << 20;     // any binary frame (W+ at 1024² is 72 KiB)
   size_t max_id_bytes = 128;
-  size_t max_text_bytes = 1024;            // instruction, neutral, retrieve text
-  size_t max_alphas = 32;
+  size_t max_text_bytes = edit::EditLimits::kMaxInstructionBytes;  // instruction, neutral, retrieve text
+  size_t max_alphas = edit::EditLimits::kMaxAlphas;
   int64_t max_k = 100000;                  // k_pos, k_neg, retrieve k
   int64_t max_deadline_ms = 24LL * 3600 * 1000;
 };
@@ -75,13 +79,21 @@ struct Request {
   std::optional<int64_t> deadline_ms;      // kEdit: relative to acceptance
   std::string text;                        // kRetrieve
   int64_t k = 10;                          // kRetrieve
-  // kEdit: sha256 over the header (minus id/deadline/version) and payloads;
-  // the same id with a different digest is an id_conflict, not a duplicate.
+  // kEdit: sha256 of the parsed request (see edit_request_digest): the same
+  // id with a different digest is an id_conflict, not a duplicate.
   std::string digest;
 };
 
-// Parses a request's frames (header first). Throws ProtocolError.
+// Parses a request's frames (header first). Throws ProtocolError, whose
+// message shows any echoed request text escaped and cut (core/text.h).
 Request parse_request(const std::vector<Frame>& frames, const Limits& limits);
+
+// sha256 of a canonical encoding of every EditRequest field (the latent's
+// float32 bytes included), so wire spellings of one request share it: [3] and
+// [3.0], "method": "feu" and no method, "format": "jpg" and "jpeg". Fields
+// left to the engine's config (alphas, beta, psi, k, negatives) stay distinct
+// from a value spelled out, since the config may change between the two.
+std::string edit_request_digest(const edit::EditRequest& request);
 
 // The id of a request that failed to parse, when its header still names one
 // (so the error reply can carry it); "" otherwise.

@@ -11,6 +11,8 @@
 #include <set>
 
 #include "core/files.h"
+#include "core/text.h"
+#include "service/curve_keys.h"
 
 namespace feu::service {
 namespace fs = std::filesystem;
@@ -34,28 +36,9 @@ constexpr int64_t kStoreRetryMaxMs = 5000;
 
 std::string short_hash(const std::string& text) { return sha256_bytes(text.data(), text.size()).substr(0, 12); }
 
-// The id a log line may show: ids are client-chosen, keep lines one line.
-std::string printable(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text.substr(0, 128)) out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
-  return out;
-}
-
-std::string z85_encode(const uint8_t* data, size_t size) {
-  std::string out(size * 5 / 4 + 1, '\0');
-  if (!zmq_z85_encode(out.data(), data, size)) throw Error(ErrorCode::kInvalidArgument, "cannot Z85-encode key");
-  out.resize(size * 5 / 4);
-  return out;
-}
-
-std::string z85_decode_key(const std::string& text, const std::string& what) {
-  if (text.size() != 40)
-    throw Error(ErrorCode::kInvalidArgument, what + " must be a 40-character Z85 CURVE key, got " +
-                                                 std::to_string(text.size()) + " characters");
-  uint8_t key[32];
-  if (!zmq_z85_decode(key, text.c_str())) throw Error(ErrorCode::kInvalidArgument, what + " is not valid Z85");
-  return std::string(reinterpret_cast<char*>(key), 32);
-}
+// The id a log line or message may show: ids are client-chosen, so control
+// characters and invalid UTF-8 are escaped (one line, no forged lines).
+std::string printable(const std::string& id) { return escape_text(id, 128); }
 
 ServerConfig validated(ServerConfig config) {
   config.validate();
@@ -87,36 +70,6 @@ void Server::Pending::add_route(const Route& route) {
     if (known.identity == route.identity) return;
   if (routes.size() >= kMaxRoutesPerJob) routes.erase(routes.begin());
   routes.push_back(route);
-}
-
-std::pair<std::string, std::string> curve_keypair() {
-  char public_key[41], secret_key[41];
-  if (zmq_curve_keypair(public_key, secret_key) != 0)
-    throw Error(ErrorCode::kUnsupported, "this libzmq was built without CURVE support");
-  return {public_key, secret_key};
-}
-
-std::string curve_public_key(const std::string& secret_z85) {
-  z85_decode_key(secret_z85, "CURVE secret key");
-  char public_key[41];
-  if (zmq_curve_public(public_key, secret_z85.c_str()) != 0)
-    throw Error(ErrorCode::kInvalidArgument, "cannot derive a public key from the CURVE secret key");
-  return public_key;
-}
-
-std::string read_key_file(const std::string& path) {
-  std::vector<uint8_t> bytes = read_file(path);
-  std::string text(bytes.begin(), bytes.end());
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    std::string line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    pos = end == std::string::npos ? text.size() : end + 1;
-    line.erase(0, line.find_first_not_of(" \t\r"));
-    line.erase(line.find_last_not_of(" \t\r") + 1);
-    if (!line.empty() && line[0] != '#') return line;
-  }
-  throw Error(ErrorCode::kInvalidArgument, "key file " + path + " holds no key");
 }
 
 Server::Server(ServerConfig config, Backend& backend, std::function<std::string()> resolve_current)
@@ -177,17 +130,8 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
 
   router_ = zmq::socket_t(context_, zmq::socket_type::router);
   if (config_.curve.enabled) {
-    std::string secret = read_key_file(config_.curve.secret_key_file);
-    z85_decode_key(secret, "daemon.curve.secret_key_file");
-    std::vector<std::string> allowed;
-    std::ifstream in(config_.curve.allowed_clients_file);
-    if (!in) throw Error(ErrorCode::kNotFound, "CURVE allow-list not found: " + config_.curve.allowed_clients_file);
-    for (std::string line; std::getline(in, line);) {
-      line.erase(0, line.find_first_not_of(" \t\r"));
-      line.erase(line.find_last_not_of(" \t\r") + 1);
-      if (line.empty() || line[0] == '#') continue;
-      allowed.push_back(z85_decode_key(line, "client key in " + config_.curve.allowed_clients_file));
-    }
+    const std::string secret = read_secret_key_file(config_.curve.secret_key_file, "daemon.curve.secret_key_file");
+    std::vector<std::string> allowed = read_allowed_clients(config_.curve.allowed_clients_file);
     // The ZAP handler must exist before clients can connect.
     zap_ = zmq::socket_t(context_, zmq::socket_type::rep);
     zap_.bind("inproc://zeromq.zap.01");

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "service/backend.h"
+#include "service/curve_keys.h"
 #include "service/job_queue.h"
 #include "service/journal.h"
 #include "service/protocol.h"
@@ -167,12 +168,5 @@ class Server {
   std::string last_current_dir_;
   nlohmann::json reload_status_;
 };
-
-// Z85 keys for CURVE: {public, secret}, 40 characters each.
-std::pair<std::string, std::string> curve_keypair();
-// The Z85 public key of a Z85 secret key. Errors: invalid_argument.
-std::string curve_public_key(const std::string& secret_z85);
-// Reads a key file: the first non-empty, non-comment line (trimmed).
-std::string read_key_file(const std::string& path);
 
 }  // namespace feu::service

@@ -1,22 +1,56 @@
 #include "service/server_config.h"
 
+#include <algorithm>
+#include <cctype>
+
+#include "service/curve_keys.h"
+
 namespace feu::service {
+namespace {
+
+// Counts and sizes: read signed, so that -1 is named as out of range rather
+// than as a wrong type.
+size_t positive_size(const ConfigMap& map, const std::string& key, size_t fallback) {
+  if (!map.has(key)) return fallback;
+  int64_t value = map.require<int64_t>(key);
+  if (value <= 0) map.fail(key, "must be a positive integer, got " + std::to_string(value));
+  return static_cast<size_t>(value);
+}
+
+std::string tcp_host(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return "";
+  std::string rest = endpoint.substr(6);
+  size_t colon = rest.rfind(':');
+  return colon == std::string::npos ? rest : rest.substr(0, colon);
+}
+
+// Key file errors as config errors, keeping their message.
+template <typename Read>
+void check_key_file(const Read& read) {
+  try {
+    read();
+  } catch (const Error& e) {
+    throw Error(ErrorCode::kConfigError, e.what());
+  }
+}
+
+}  // namespace
 
 ServerConfig ServerConfig::from_config(const ConfigMap& d) {
   ServerConfig c;
   c.bind = d.get<std::string>("bind", c.bind);
-  c.max_queue = d.get<size_t>("max_queue", c.max_queue);
-  c.max_batch = d.get<size_t>("max_batch", c.max_batch);
+  c.max_queue = positive_size(d, "max_queue", c.max_queue);
+  c.max_batch = positive_size(d, "max_batch", c.max_batch);
   c.max_wait_ms = d.get<int>("max_wait_ms", c.max_wait_ms);
   c.default_deadline_ms = d.get<int64_t>("default_deadline_ms", c.default_deadline_ms);
   c.journal_dir = d.path("journal_dir", c.journal_dir);  // relative to the config file when set
   c.result_retention_s = d.get<int64_t>("result_retention_s", c.result_retention_s);
-  c.max_results = d.get<size_t>("max_results", c.max_results);
-  c.max_result_bytes = d.get<uint64_t>("max_result_bytes", c.max_result_bytes);
+  c.max_results = positive_size(d, "max_results", c.max_results);
+  c.max_result_bytes = positive_size(d, "max_result_bytes", c.max_result_bytes);
   c.drain_timeout_ms = d.get<int>("drain_timeout_ms", c.drain_timeout_ms);
   c.reload_poll_ms = d.get<int>("reload_poll_ms", c.reload_poll_ms);
   c.allow_insecure_remote = d.get<bool>("allow_insecure_remote", c.allow_insecure_remote);
-  c.max_queue_bytes = d.get<size_t>("max_queue_bytes", c.max_queue_bytes);
+  c.max_queue_bytes = positive_size(d, "max_queue_bytes", c.max_queue_bytes);
   if (d.has("curve")) {
     ConfigMap curve = d.child("curve");
     c.curve.enabled = curve.get<bool>("enabled", true);
@@ -26,12 +60,12 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
   }
   if (d.has("limits")) {
     ConfigMap l = d.child("limits");
-    c.limits.max_frames = l.get<size_t>("max_frames", c.limits.max_frames);
-    c.limits.max_header_bytes = l.get<size_t>("max_header_bytes", c.limits.max_header_bytes);
-    c.limits.max_payload_bytes = l.get<size_t>("max_payload_bytes", c.limits.max_payload_bytes);
-    c.limits.max_id_bytes = l.get<size_t>("max_id_bytes", c.limits.max_id_bytes);
-    c.limits.max_text_bytes = l.get<size_t>("max_text_bytes", c.limits.max_text_bytes);
-    c.limits.max_alphas = l.get<size_t>("max_alphas", c.limits.max_alphas);
+    c.limits.max_frames = positive_size(l, "max_frames", c.limits.max_frames);
+    c.limits.max_header_bytes = positive_size(l, "max_header_bytes", c.limits.max_header_bytes);
+    c.limits.max_payload_bytes = positive_size(l, "max_payload_bytes", c.limits.max_payload_bytes);
+    c.limits.max_id_bytes = positive_size(l, "max_id_bytes", c.limits.max_id_bytes);
+    c.limits.max_text_bytes = positive_size(l, "max_text_bytes", c.limits.max_text_bytes);
+    c.limits.max_alphas = positive_size(l, "max_alphas", c.limits.max_alphas);
     l.finish();
   }
   d.finish();
@@ -63,19 +97,43 @@ void ServerConfig::validate() const {
         "daemon.max_queue_bytes (" + std::to_string(max_queue_bytes) +
             ") must hold at least one request of the largest legal size (" +
             std::to_string(max_request_bytes()) + " bytes)");
+  // Above the engine's limits a request would be accepted and journaled, then fail.
+  check(limits.max_text_bytes <= edit::EditLimits::kMaxInstructionBytes, ErrorCode::kConfigError,
+        "daemon.limits.max_text_bytes = " + std::to_string(limits.max_text_bytes) + " is above the engine's " +
+            std::to_string(edit::EditLimits::kMaxInstructionBytes) + " bytes (it may only be lowered)");
+  check(limits.max_alphas <= edit::EditLimits::kMaxAlphas, ErrorCode::kConfigError,
+        "daemon.limits.max_alphas = " + std::to_string(limits.max_alphas) + " is above the engine's " +
+            std::to_string(edit::EditLimits::kMaxAlphas) + " strengths per request (it may only be lowered)");
   check(journal_dir != "", ErrorCode::kConfigError, "daemon.journal_dir must not be empty");
+  // ZeroMQ binds an interface or an address, never a host name: "localhost"
+  // would pass the loopback rule and then fail to bind with "No such device".
+  std::string host = tcp_host(bind);
+  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+  check(host != "localhost", ErrorCode::kConfigError,
+        "daemon.bind '" + bind + "' names a host, and ZeroMQ binds only addresses: use '" + "tcp://127.0.0.1" +
+            bind.substr(6 + host.size()) + "' (or tcp://[::1] for IPv6)");
   check(is_loopback_endpoint(bind) || curve.enabled || allow_insecure_remote, ErrorCode::kConfigError,
         "daemon.bind '" + bind +
             "' is not a loopback address: enable daemon.curve (encryption + client allow-list) or set "
             "daemon.allow_insecure_remote: true");
+  if (curve.enabled) {
+    check_key_file([&] { read_secret_key_file(curve.secret_key_file, "daemon.curve.secret_key_file"); });
+    check_key_file([&] { read_allowed_clients(curve.allowed_clients_file); });
+  }
+}
+
+std::vector<std::string> ServerConfig::warnings() const {
+  std::vector<std::string> out;
+  if (curve.enabled) {
+    std::string mode = secret_key_mode_warning(curve.secret_key_file, "daemon.curve.secret_key_file");
+    if (!mode.empty()) out.push_back(mode);
+  }
+  return out;
 }
 
 bool is_loopback_endpoint(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
-  if (endpoint.rfind("tcp://", 0) != 0) return false;
-  std::string rest = endpoint.substr(6);
-  size_t colon = rest.rfind(':');
-  std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  std::string host = tcp_host(endpoint);
   return host == "127.0.0.1" || host == "localhost" || host == "[::1]" || host == "::1" ||
          host.rfind("127.", 0) == 0;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "service/protocol.h"
@@ -43,8 +44,15 @@ struct ServerConfig {
   size_t max_request_bytes() const {
     return limits.max_header_bytes + (limits.max_frames - 1) * limits.max_payload_bytes;
   }
-  // Rejects inconsistent values (zero sizes, non-loopback bind without CURVE).
+  // Rejects inconsistent values (config_error): zero sizes, limits above the
+  // engine's, a bind ZeroMQ cannot bind (tcp://localhost), a non-loopback bind
+  // without CURVE, and with CURVE the key files: the secret key missing,
+  // marked public or not matching its .pub (read_secret_key_file), the
+  // allow-list missing or empty (read_allowed_clients).
   void validate() const;
+  // What is valid but unwise, one line each, for the daemon to log at start:
+  // a secret key file readable by group or others.
+  std::vector<std::string> warnings() const;
 };
 
 // True for tcp://127.0.0.1, localhost, [::1], ipc:// and inproc:// endpoints.

@@ -82,6 +82,20 @@ TEST(ClipTokenizer, TooLongTextIsANamedError) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(std::string(e.what()).find("too long"), std::string::npos) << e.what();
   }
+  // The message echoes a short, escaped prefix: a prompt cannot forge log lines.
+  std::string forged;
+  for (int i = 0; i < 200; ++i) forged += "a\n\x1b[2J ";
+  try {
+    tokenizer.tokenize_row(forged);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string message = e.what();
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_EQ(message.find('\x1b'), std::string::npos) << message;
+    EXPECT_NE(message.find("\"a\\n\\x1b[2J a\\n"), std::string::npos) << message;
+    EXPECT_NE(message.find("(" + std::to_string(forged.size()) + " bytes)"), std::string::npos) << message;
+    EXPECT_LT(message.size(), 250u) << message;
+  }
   std::vector<int64_t> row = tokenizer.tokenize_row(text, /*truncate=*/true);
   EXPECT_EQ(row[0], 49406);
   EXPECT_EQ(row[76], 49407);

@@ -57,5 +57,19 @@ TEST(Config, WrongTypeAndMissingKey) {
   EXPECT_THROW(ConfigMap::load_file("/nonexistent/feu.yaml"), Error);
 }
 
+TEST(Config, NegativeValueForAnUnsignedKeyIsARangeErrorNotAWrongType) {
+  ConfigMap root = ConfigMap::parse("max_queue: -1\n", "t.yaml");
+  try {
+    root.require<size_t>("max_queue");
+    FAIL();
+  } catch (const Error& e) {
+    std::string message = e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kConfigError);
+    EXPECT_NE(message.find("max_queue"), std::string::npos) << message;
+    EXPECT_NE(message.find("non-negative integer, got -1"), std::string::npos) << message;
+    EXPECT_EQ(message.find("wrong type"), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace feu

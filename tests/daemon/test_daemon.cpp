@@ -542,6 +542,145 @@ TEST(Daemon, CurveKeysFromFeuKeygenGateTheClient) {
   EXPECT_EQ(test::run_command(base + " --curve-client-key " + dir.file("client.key") + " ping", &out), 0) << out;
   EXPECT_NE(test::run_command(base + " --curve-client-key " + dir.file("stranger.key") + " ping", &out), 0);
   EXPECT_NE(test::run_command(feu + " --server " + endpoint + " --timeout 1 --retries 0 ping", &out), 0);
+  // Swapped key files are named, not left to time out.
+  EXPECT_EQ(test::run_command(base + " --curve-client-key " + dir.file("client.pub") + " ping", &out), 2);
+  EXPECT_NE(out.find("--curve-client-key " + dir.file("client.pub") + " is marked as a public key"),
+            std::string::npos)
+      << out;
+  std::string swapped = feu + " --server " + endpoint + " --timeout 1 --retries 0 --curve-server-key " +
+                        dir.file("server.key") + " --curve-client-key " + dir.file("client.key") + " ping";
+  EXPECT_EQ(test::run_command(swapped, &out), 2);
+  EXPECT_NE(out.find("is marked as a secret key"), std::string::npos) << out;
+  EXPECT_EQ(daemon.stop(), 0);
+  EXPECT_EQ(daemon.log().find("readable by group or others"), std::string::npos) << daemon.log();
+}
+
+TEST(Daemon, KeygenRefusesToReplaceAKeyWithoutForce) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  test::TempDir dir;
+  std::string keygen = test::program("feu") + " keygen --out " + dir.file("server"), out;
+  ASSERT_EQ(test::run_command(keygen, &out), 0) << out;
+  std::string secret = slurp(dir.file("server.key")), public_key = slurp(dir.file("server.pub"));
+  EXPECT_EQ(test::run_command(keygen, &out), 2);
+  EXPECT_NE(out.find("error [invalid_argument]: " + dir.file("server.key") + " already exists"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("--force"), std::string::npos) << out;
+  EXPECT_EQ(slurp(dir.file("server.key")), secret);
+  EXPECT_EQ(slurp(dir.file("server.pub")), public_key);
+  ASSERT_EQ(test::run_command(keygen + " --force", &out), 0) << out;
+  EXPECT_NE(slurp(dir.file("server.key")), secret);
+  EXPECT_NE(slurp(dir.file("server.pub")), public_key);
+}
+
+// Runs the daemon on a config that must be refused; returns its output.
+std::string refused_start(const std::string& config, const std::string& more_args = "") {
+  std::string out;
+  EXPECT_EQ(test::run_command(fake_daemon() + " --config " + config + " " + more_args, &out), 2) << out;
+  return out;
+}
+
+TEST(Daemon, ConfigMistakesAreRefusedAtStartWithTheirReason) {
+  test::TempDir dir;
+  std::string out = refused_start(write_config(dir, "  max_queue: -1\n"));
+  EXPECT_NE(out.find("daemon.max_queue' must be a positive integer, got -1"), std::string::npos) << out;
+  out = refused_start(write_config(dir, ""), "--bind 'tcp://localhost:*'");
+  EXPECT_NE(out.find("use 'tcp://127.0.0.1:*'"), std::string::npos) << out;
+  if (!zmq_has("curve")) return;
+  std::string feu = test::program("feu");
+  ASSERT_EQ(test::run_command(feu + " keygen --out " + dir.file("server"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(feu + " keygen --out " + dir.file("client"), &out), 0) << out;
+  // The public key as the secret: a daemon nobody could reach.
+  out = refused_start(
+      write_config(dir, "  curve:\n    secret_key_file: server.pub\n    allowed_clients_file: client.pub\n"));
+  EXPECT_NE(out.find("server.pub is marked as a public key"), std::string::npos) << out;
+  std::ofstream(dir.file("nobody.txt")) << "# add client keys here\n";
+  out = refused_start(
+      write_config(dir, "  curve:\n    secret_key_file: server.key\n    allowed_clients_file: nobody.txt\n"));
+  EXPECT_NE(out.find("lists no client key"), std::string::npos) << out;
+}
+
+TEST(Daemon, ASecretKeyOthersCanReadIsWarnedAtStart) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(test::run_command(test::program("feu") + " keygen --out " + dir.file("server"), &out), 0) << out;
+  ASSERT_EQ(test::run_command(test::program("feu") + " keygen --out " + dir.file("client"), &out), 0) << out;
+  fs::permissions(dir.file("server.key"), fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  DaemonProcess daemon(
+      fake_daemon(),
+      {"--config",
+       write_config(dir, "  curve:\n    secret_key_file: server.key\n    allowed_clients_file: client.pub\n")},
+      dir);
+  ASSERT_FALSE(daemon.endpoint().empty());
+  EXPECT_EQ(daemon.stop(), 0);
+  std::string warning = "is readable by group or others (mode 0644): run chmod 600 " + dir.file("server.key");
+  EXPECT_NE(daemon.log().find(warning), std::string::npos) << daemon.log();
+}
+
+TEST(Daemon, EditIntoAMissingDirectoryFailsBeforeSendingAnyWork) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 10 ", out;
+  std::string missing = dir.file("missing/sub");
+  EXPECT_EQ(test::run_command(feu + "edit smile --seed 1 -o " + missing + "/x.png", &out), 2);
+  EXPECT_NE(out.find("error [not_found]: -o " + missing + "/x.png: the directory " + missing + " does not exist"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(fs::exists(dir.file("missing")));
+  ASSERT_EQ(test::run_command(feu + "status", &out), 0) << out;
+  EXPECT_EQ(json::parse(out)["counters"].value("accepted", 0), 0) << out;
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, RequestTextCannotForgeLogLines) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint, 3000));
+  const std::string forged = "2026-01-01T00:00:00.000 info job id=forged type=edit outcome=done";
+  for (const std::string& header :
+       {R"({"type":"ping\n)" + forged + R"("})", R"({"type":"ping","x\n)" + forged + R"(":1})",
+        "{\"type\":\"ping\",\"\xff\n" + forged + "\"}"}) {
+    auto reply = client.call_raw({header});
+    ASSERT_TRUE(reply.has_value());
+    std::string message = reply->header["error"].value("message", std::string());
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+  EXPECT_EQ(daemon.stop(), 0);
+  std::istringstream lines(daemon.log());
+  int rejected = 0;
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_NE(line.rfind(forged.substr(0, 40), 0), 0u) << "forged log line: " << line;
+    if (line.find("rejected request") != std::string::npos) ++rejected;
+    for (unsigned char c : line) EXPECT_LT(c, 0x80u) << "raw non-ASCII byte in: " << line;
+  }
+  EXPECT_EQ(rejected, 3) << daemon.log();
+}
+
+TEST(Daemon, AResendSpelledDifferentlyIsADuplicateNotAnIdConflict) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint));
+  auto reply = client.call_raw({R"({"type":"edit","id":"same","instruction":"smile","alphas":[3]})"});
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->header["status"], "accepted");
+  EXPECT_EQ(wait_result(client, "same").header["status"], "done");
+  // Fresh connections: the first one also receives the job's own `done`.
+  reply = Client(client_for(endpoint))
+              .call_raw({R"({"v":1,"type":"edit","id":"same","instruction":"smile","alphas":[3.0],)"
+                         R"("method":"feu","format":"png","latent":"seed","seed":0})"});
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->header["status"], "done") << reply->header.dump();
+  EXPECT_EQ(reply->header.value("duplicate", false), true) << reply->header.dump();
+  reply = Client(client_for(endpoint))
+              .call_raw({R"({"type":"edit","id":"same","instruction":"smile","alphas":[4]})"});
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->header["error"]["code"], "id_conflict");
   EXPECT_EQ(daemon.stop(), 0);
 }
 

@@ -135,6 +135,18 @@ TEST(EngineModels, BadRequestsAreTypedErrors) {
   for (int i = 0; i < 70; ++i) r.instruction += "very ";
   // Fits alone but not inside "a photo of the hard to see {}." : CLIP's 75-token limit.
   EXPECT_EQ(code_of([&] { e->edit(r); }), ErrorCode::kInvalidArgument);
+  // The message echoes the prompt escaped and cut: it cannot forge log lines.
+  r.instruction.clear();
+  for (int i = 0; i < 70; ++i) r.instruction += "very\n";
+  try {
+    e->edit(r);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& error) {
+    std::string message = error.what();
+    EXPECT_NE(message.find("too long for CLIP"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_LT(message.size(), 250u) << message;
+  }
   r = ok;
   r.latent_kind = LatentKind::kWPlus;
   r.latent.assign(5, 0.0f);

@@ -140,6 +140,97 @@ TEST(Protocol, SizeLimitsApplyToEveryFrameAndField) {
   EXPECT_EQ(code_of({R"({"type":"result","id":")" + std::string(129, 'a') + R"("})"}), codes::kPayloadTooLarge);
 }
 
+// Every error message is one printable line: no control byte, valid UTF-8.
+void expect_one_clean_line(const std::string& message) {
+  for (unsigned char c : message) EXPECT_FALSE(c < 0x20 || c == 0x7f) << "control byte in: " << message;
+  EXPECT_NO_THROW(nlohmann::json(message).dump()) << "not UTF-8: " << message;  // strict by default
+}
+
+std::string message_of(const std::vector<Frame>& frames) {
+  try {
+    parse_request(frames, Limits());
+  } catch (const ProtocolError& e) {
+    return e.what();
+  }
+  return "ok";
+}
+
+TEST(Protocol, EchoedRequestTextIsEscapedAndCut) {
+  const std::string forged = R"(\n2026-01-01T00:00:00.000 info job id=x type=edit outcome=done)";
+  std::string type = message_of({R"({"type":"ping)" + forged + R"("})"});
+  expect_one_clean_line(type);
+  EXPECT_NE(type.find(R"("ping\n2026-01-01)"), std::string::npos) << type;
+
+  std::string field = message_of({R"({"type":"ping","colour)" + forged + R"(":1})"});
+  expect_one_clean_line(field);
+  EXPECT_NE(field.find(R"("colour\n2026)"), std::string::npos) << field;
+
+  std::string method = message_of({R"({"type":"edit","id":"x","instruction":"a","method":"\u001b[2J"})"});
+  expect_one_clean_line(method);
+  EXPECT_NE(method.find(R"("\x1b[2J")"), std::string::npos) << method;
+
+  // The JSON parser quotes the offending bytes: not UTF-8 here.
+  std::string json = message_of({"{\"type\":\"ping\", \xff\xfe\n}"});
+  expect_one_clean_line(json);
+  EXPECT_NE(json.find("\\xff"), std::string::npos) << json;
+
+  // A long value is shown as a prefix that names its size.
+  std::string long_type = message_of({R"({"type":")" + std::string(50000, 'p') + R"("})"});
+  expect_one_clean_line(long_type);
+  EXPECT_LT(long_type.size(), 200u);
+  EXPECT_NE(long_type.find("(50000 bytes)"), std::string::npos) << long_type;
+}
+
+TEST(Protocol, SizeLimitsAreTheEnginesOwn) {
+  // The engine refuses more strengths and longer texts than these: the
+  // protocol must not accept (and journal) what the engine will fail.
+  EXPECT_EQ(Limits().max_alphas, edit::EditLimits::kMaxAlphas);
+  EXPECT_EQ(Limits().max_text_bytes, edit::EditLimits::kMaxInstructionBytes);
+  auto alphas = [](size_t count) {
+    std::string list = "[";
+    for (size_t i = 0; i < count; ++i) list += (i ? ",1" : "1");
+    return R"({"type":"edit","id":"x","instruction":"a","alphas":)" + list + "]}";
+  };
+  EXPECT_EQ(code_of({alphas(edit::EditLimits::kMaxAlphas)}), "ok");
+  EXPECT_EQ(code_of({alphas(edit::EditLimits::kMaxAlphas + 1)}), codes::kPayloadTooLarge);
+  auto instruction = [](size_t bytes) {
+    return R"({"type":"edit","id":"x","instruction":")" + std::string(bytes, 'a') + "\"}";
+  };
+  EXPECT_EQ(code_of({instruction(edit::EditLimits::kMaxInstructionBytes)}), "ok");
+  EXPECT_EQ(code_of({instruction(edit::EditLimits::kMaxInstructionBytes + 1)}), codes::kPayloadTooLarge);
+}
+
+TEST(Protocol, EquivalentSpellingsOfARequestShareItsDigest) {
+  auto digest = [](const std::string& header, std::vector<Frame> payloads = {}) {
+    payloads.insert(payloads.begin(), header);
+    return parse_request(payloads, Limits()).digest;
+  };
+  std::string plain = digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3]})");
+  EXPECT_EQ(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3.0]})"), plain);
+  EXPECT_EQ(digest(R"({"v":1,"alphas":[3],"instruction":"smile","id":"b","type":"edit","deadline_ms":50})"), plain);
+  // Protocol defaults spelled out.
+  EXPECT_EQ(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"method":"feu",)"
+                   R"("latent":"seed","seed":0,"format":"png","return_original":false,"grid":false,)"
+                   R"("return_styles":false,"neutral":null})"),
+            plain);
+  EXPECT_EQ(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"format":"jpg"})"),
+            digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"format":"jpeg"})"));
+  EXPECT_EQ(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"psi":1})"),
+            digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"psi":1.0})"));
+
+  // Different requests stay different, including an engine default spelled
+  // out (the config may change between the two).
+  EXPECT_NE(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3.5]})"), plain);
+  EXPECT_NE(digest(R"({"type":"edit","id":"a","instruction":"smile"})"), plain);
+  EXPECT_NE(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"seed":1})"), plain);
+  EXPECT_NE(digest(R"({"type":"edit","id":"a","instruction":"smile","alphas":[3],"beta":"auto"})"), plain);
+  std::string w = R"({"type":"edit","id":"a","instruction":"smile","latent":"w"})";
+  EXPECT_EQ(digest(w, {floats({1, 2})}), digest(w, {floats({1, 2})}));
+  EXPECT_NE(digest(w, {floats({1, 2})}), digest(w, {floats({1, 3})}));
+  EXPECT_NE(digest(w, {floats({1, 2})}),
+            digest(R"({"type":"edit","id":"a","instruction":"smile","latent":"s"})", {floats({1, 2})}));
+}
+
 TEST(Protocol, SalvageIdNamesTheRequestOfAnError) {
   EXPECT_EQ(salvage_id(R"({"type":"edit","id":"j7","alphas":"x"})", Limits()), "j7");
   EXPECT_EQ(salvage_id("garbage", Limits()), "");
