@@ -74,6 +74,9 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
   app.callback([&] {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
     spdlog::set_level(spdlog::level::from_str(log_level));
+    // Every line reaches the log before the next event: a kill -9 must not
+    // take the last finished jobs' lines with it (stdout to a file is buffered).
+    spdlog::flush_on(spdlog::level::trace);
     ConfigMap root = ConfigMap::load_file(config_path);
     // (child() of an absent key is not usable: an absent section is an empty one.)
     service::ServerConfig config = service::ServerConfig::from_config(
