@@ -12,5 +12,7 @@ void register_stylegan2_commands(CLI::App& app);
 void register_clip_commands(CLI::App& app);
 // embed, stats, directions, import-styleclip, publish, verify (cmd_index.cpp)
 void register_index_commands(CLI::App& app);
+// encode-face (cmd_e4e.cpp)
+void register_e4e_commands(CLI::App& app);
 
 }  // namespace feu::indexer

@@ -9,5 +9,6 @@ int main(int argc, char** argv) {
   feu::indexer::register_stylegan2_commands(app);
   feu::indexer::register_clip_commands(app);
   feu::indexer::register_index_commands(app);
+  feu::indexer::register_e4e_commands(app);
   return feu::run_cli(app, argc, argv);
 }

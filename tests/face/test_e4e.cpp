@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/h5.h"
@@ -48,6 +50,40 @@ TEST(E4e, ReproducesTheReferenceWplusFromAlignedFacesAndFromItsInput) {
               error_faces);
   EXPECT_LE(error_input, 1e-4);
   EXPECT_LE(error_faces, 1e-4);
+}
+
+TEST(E4e, EncodeFaceCommandReproducesTheReferenceAndEncodesPhotos) {
+  FEU_SHARED_FILE_OR_SKIP(fixture, "parity/e4e_small.h5");
+  FEU_SHARED_FILE_OR_SKIP(checkpoint, "parity/e4e_small.pt");
+  FEU_SHARED_FILE_OR_SKIP(photo, "faces/2008_001009.jpg");
+  FEU_SHARED_FILE_OR_SKIP(dogs, "faces/dogs.jpg");
+  test::TempDir dir;
+  const std::string indexer = test::program("feu-indexer") + " encode-face --device cpu --e4e " + checkpoint;
+  std::string log;
+  ASSERT_EQ(test::run_command(indexer + " --aligned " + fixture + " --out " + dir.file("w.h5"), &log), 0) << log;
+  {
+    h5::File out = h5::File::open_read(dir.file("w.h5"));
+    h5::File f = h5::File::open_read(fixture);
+    EXPECT_LE(relative_max_error(read_tensor(out, "wplus"), read_tensor(f, "wplus")), 1e-4);
+  }
+  // Photos: every face found is aligned and encoded; a photo without one is a warning.
+  ASSERT_EQ(test::run_command(indexer + " --images " + photo + " " + dogs + " --out " + dir.file("p.h5"), &log), 0)
+      << log;
+  EXPECT_NE(log.find("no face"), std::string::npos) << log;
+  {
+    h5::File out = h5::File::open_read(dir.file("p.h5"));
+    const at::Tensor wplus = read_tensor(out, "wplus");
+    const std::vector<std::string> sources = out.read_strings("source");
+    ASSERT_GE(wplus.size(0), 1);
+    EXPECT_EQ(wplus.size(1), 10);
+    EXPECT_EQ(static_cast<int64_t>(sources.size()), wplus.size(0));
+    EXPECT_EQ(sources[0], "2008_001009.jpg#0");
+  }
+  // Only photos without faces, or both inputs given: exit 2 with the reason.
+  EXPECT_EQ(test::run_command(indexer + " --images " + dogs + " --out " + dir.file("n.h5"), &log), 2) << log;
+  EXPECT_NE(log.find("no face"), std::string::npos) << log;
+  EXPECT_EQ(test::run_command(indexer + " --aligned " + fixture + " --images " + photo + " --out " +
+                                  dir.file("n.h5"), &log), 2) << log;
 }
 
 TEST(E4e, RandomAtTheReleasedWidthsHasTheReleasedSize) {
