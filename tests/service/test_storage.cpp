@@ -206,6 +206,36 @@ TEST(Journal, AFailedAppendLeavesNoPartialRecordBehind) {
   EXPECT_EQ(journal.dropped_bytes(), 0u) << "a partial record was left in the file";
 }
 
+TEST(Journal, AFullDiskAtStartSaysWhy) {
+  test::TempDir dir;
+  const std::string state = dir.file("state");
+  std::filesystem::create_directories(state);
+  if (test::run_command("mount -t tmpfs -o size=64k tmpfs '" + state + "' 2>/dev/null") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root; CI runs as root)";
+  struct Unmount {
+    std::string path;
+    ~Unmount() { test::run_command("umount -l '" + path + "'"); }
+  } unmount{state};
+  {
+    std::vector<JournalEntry> unfinished;
+    Journal journal(state, &unfinished);
+    journal.append_accepted({entry("kept", std::string(2000, 'k'))});
+  }
+  test::run_command("dd if=/dev/zero of='" + state + "/filler' bs=4k 2>/dev/null");
+  try {
+    std::vector<JournalEntry> unfinished;
+    Journal journal(state, &unfinished);  // the compaction needs space for a copy
+    FAIL() << "a journal was rewritten on a full disk";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_NE(std::string(e.what()).find("No space left on device"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(state + "/filler");
+  std::vector<JournalEntry> unfinished;
+  Journal journal(state, &unfinished);
+  EXPECT_EQ(ids_of(unfinished), std::vector<std::string>{"kept"});  // nothing was lost by the failed start
+}
+
 TEST(Journal, AJournalThatIsADirectoryIsNamedInTheError) {
   test::TempDir dir;
   std::filesystem::create_directories(dir.file("journal.log"));
