@@ -3,9 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "core/error.h"
 
 namespace feu::test {
 
@@ -24,6 +27,10 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Runs `fn` and expects a feu::Error with `code` whose message contains every
+// one of `needles` (what was wrong, the file it concerns...).
+void expect_error(const std::function<void()>& fn, ErrorCode code, const std::vector<std::string>& needles);
 
 // Path of a built program (build/bin/<name>).
 std::string program(const std::string& name);

@@ -19,14 +19,7 @@ using Kind = Value::Kind;
 
 void expect_error(const std::function<void()>& fn, ErrorCode code, const std::string& path,
                   const std::string& needle) {
-  try {
-    fn();
-    FAIL() << "expected an error mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
-  }
+  test::expect_error(fn, code, {needle, path});
 }
 
 // Protocol-2 pickles written opcode by opcode, the way torch.save and torch.jit.save write them.
