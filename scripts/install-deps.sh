@@ -18,6 +18,7 @@ PACKAGES=(
   libpng-dev libjpeg-dev zlib1g-dev # images
   libutf8proc-dev libpcre2-dev      # CLIP tokenizer (Unicode NFC, regex)
   libssl-dev                        # sha256
+  libdlib-dev libdlib-data          # face detection, 68 landmarks (the model: iBUG 300-W, non-commercial)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-torch  # weight converter
 )
