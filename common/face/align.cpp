@@ -203,8 +203,8 @@ std::vector<float> gaussian_blur(const std::vector<float>& img, int h, int w, do
   const size_t row = static_cast<size_t>(w) * 3;
 
   // Axis 0 over the blended samples' neighbourhoods along axis 1, in column
-  // chunks so that the rows under the kernel stay in cache. Chunks and rows
-  // are independent: threads share them without changing a bit.
+  // chunks that threads share: every sample is computed alone, so the split
+  // changes no bit.
   constexpr size_t kChunk = 512;
   const bool parallel = img.size() * radius >= (size_t{1} << 22);
   std::vector<float> vertical(img.size());
