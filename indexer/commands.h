@@ -10,6 +10,8 @@ namespace feu::indexer {
 void register_stylegan2_commands(CLI::App& app);
 // tokenize, encode-text, encode-image (cmd_clip.cpp)
 void register_clip_commands(CLI::App& app);
+// align (cmd_face.cpp)
+void register_face_commands(CLI::App& app);
 // embed, stats, directions, import-styleclip, publish, verify (cmd_index.cpp)
 void register_index_commands(CLI::App& app);
 // encode-face (cmd_e4e.cpp)

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   feu::indexer::register_stylegan2_commands(app);
   feu::indexer::register_clip_commands(app);
+  feu::indexer::register_face_commands(app);
   feu::indexer::register_index_commands(app);
   feu::indexer::register_e4e_commands(app);
   return feu::run_cli(app, argc, argv);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -46,8 +47,10 @@ void AtomicFile::commit() {
 
 std::vector<uint8_t> read_file(const std::string& path) {
   if (!fs::exists(path)) throw Error(ErrorCode::kNotFound, "file not found: " + path);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw Error(ErrorCode::kIoError, "cannot read " + path + ": Is a directory");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kIoError, "cannot read " + path);
+  if (!in) throw Error(ErrorCode::kIoError, "cannot read " + path + ": " + std::strerror(errno));
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
@@ -68,9 +71,14 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 
 void fsync_path(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) throw Error(ErrorCode::kIoError, "cannot open for fsync: " + path);
-  ::fsync(fd);
+  if (fd < 0) throw Error(ErrorCode::kIoError, "cannot open for fsync: " + path + ": " + std::strerror(errno));
+  // A failed fsync means the data may not be on disk: callers that promise
+  // durability must hear it. EINVAL: the file system cannot sync this kind of file.
+  const int result = ::fsync(fd);
+  const int error = errno;
   ::close(fd);
+  if (result != 0 && error != EINVAL)
+    throw Error(ErrorCode::kIoError, "cannot fsync " + path + ": " + std::strerror(error));
 }
 
 namespace {

@@ -84,6 +84,7 @@ hid_t memory_type();
 template <> hid_t memory_type<float>() { return H5T_NATIVE_FLOAT; }
 template <> hid_t memory_type<double>() { return H5T_NATIVE_DOUBLE; }
 template <> hid_t memory_type<int64_t>() { return H5T_NATIVE_INT64; }
+template <> hid_t memory_type<int32_t>() { return H5T_NATIVE_INT32; }
 template <> hid_t memory_type<uint8_t>() { return H5T_NATIVE_UINT8; }
 
 }  // namespace
@@ -358,6 +359,9 @@ void File::write_float(const std::string& dataset, const float* data, const Shap
 }
 void File::write_int64(const std::string& dataset, const int64_t* data, const Shape& shape) {
   write_numeric<int64_t>(id_, path_, dataset, data, shape, 0);
+}
+void File::write_int32(const std::string& dataset, const int32_t* data, const Shape& shape) {
+  write_numeric<int32_t>(id_, path_, dataset, data, shape, 0);
 }
 void File::write_uint8(const std::string& dataset, const uint8_t* data, const Shape& shape) {
   write_numeric<uint8_t>(id_, path_, dataset, data, shape, 0);

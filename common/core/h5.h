@@ -60,6 +60,7 @@ class File {
   void write_float(const std::string& dataset, const float* data, const Shape& shape,
                    int64_t chunk_rows = 0);
   void write_int64(const std::string& dataset, const int64_t* data, const Shape& shape);
+  void write_int32(const std::string& dataset, const int32_t* data, const Shape& shape);
   void write_uint8(const std::string& dataset, const uint8_t* data, const Shape& shape);
   void write_strings(const std::string& dataset, const std::vector<std::string>& values);
   void create_group(const std::string& group);

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "core/cpu_clone.h"
 #include "core/error.h"
 #include "edit/vectors.h"
 
@@ -41,13 +42,7 @@ IndexDraw liblinear_lcg() {
   };
 }
 
-// On x86-64, built for x86-64-v3 (AVX2 + FMA) and the baseline, picked at
-// load time.
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FEU_X86_64_V3_CLONE __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define FEU_X86_64_V3_CLONE
-#endif
+// On x86-64, built for x86-64-v3 (AVX2 + FMA) and the baseline (core/cpu_clone.h).
 FEU_X86_64_V3_CLONE DualSolution solve_l2loss_svc_dual(
     const float* rows, const int8_t* labels, int64_t l, int64_t n, double C, double eps, const IndexDraw& draw) {
   check(l > 0 && n > 0, ErrorCode::kInvalidArgument, "the SVM dual needs samples and features");

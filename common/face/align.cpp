@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "core/cpu_clone.h"
 #include "core/error.h"
 #include "image/pillow_resample.h"
 
@@ -130,70 +132,177 @@ std::vector<double> gaussian_kernel(double sigma) {
   return phi;
 }
 
-// One pass of scipy's correlate1d with a symmetric kernel (NI_Correlate1D):
-// out = in[0] * w[0], then += (in[-j] + in[+j]) * w[j] from the outermost pair
-// in, in float64, stored as float32. `lines` lines of `length` samples, sample
-// k of line l at data[l * line_stride + k * sample_stride], `width` adjacent
-// lines (channels, columns) filtered together so the inner loop is contiguous.
-// Here: rows of an [h][w][3] float32 image, filtering along y (axis 0) or x (axis 1).
-void blur_axis0(const std::vector<float>& in, int h, int w, const std::vector<double>& kernel,
-                std::vector<float>* out) {
-  const int radius = static_cast<int>(kernel.size() / 2);
-  const size_t row = static_cast<size_t>(w) * 3;
-  std::vector<double> acc(row);
-  out->resize(in.size());
-  for (int y = 0; y < h; ++y) {
-    const float* center = in.data() + static_cast<size_t>(y) * row;
-    const double w0 = kernel[radius];
-    for (size_t i = 0; i < row; ++i) acc[i] = static_cast<double>(center[i]) * w0;
-    for (int j = -radius; j < 0; ++j) {
-      const float* before = in.data() + static_cast<size_t>(mirror_index(y + j, h)) * row;
-      const float* after = in.data() + static_cast<size_t>(mirror_index(y - j, h)) * row;
-      const double wj = kernel[radius + j];
-      for (size_t i = 0; i < row; ++i)
-        acc[i] += (static_cast<double>(before[i]) + static_cast<double>(after[i])) * wj;
+// scipy's correlate1d with a symmetric kernel (NI_Correlate1D) at one output
+// sample: acc = in[0] * w[0], then acc += (in[-d] + in[+d]) * w[d] for d from
+// the radius down to 1, in float64, stored as float32. Here for the elements
+// [begin, end) of a run: pair p (d = radius - p) reads before[p][i] and
+// after[p][i], weighted kernel[p]; the centre is center[i], weighted
+// kernel[radius]. Strips of kStrip elements keep their sums in registers.
+template <typename T>
+inline void correlate_body(const T* const* before, const T* const* after, const T* center, const double* kernel,
+                           int radius, size_t begin, size_t end, float* out) {
+  constexpr size_t kStrip = 16;
+  const double w0 = kernel[radius];
+  size_t i = begin;
+  for (; i + kStrip <= end; i += kStrip) {
+    double acc[kStrip];
+    for (size_t s = 0; s < kStrip; ++s) acc[s] = static_cast<double>(center[i + s]) * w0;
+    for (int p = 0; p < radius; ++p) {
+      const T* b = before[p] + i;
+      const T* a = after[p] + i;
+      const double wp = kernel[p];
+      for (size_t s = 0; s < kStrip; ++s) acc[s] += (static_cast<double>(b[s]) + static_cast<double>(a[s])) * wp;
     }
-    float* dst = out->data() + static_cast<size_t>(y) * row;
-    for (size_t i = 0; i < row; ++i) dst[i] = static_cast<float>(acc[i]);
+    for (size_t s = 0; s < kStrip; ++s) out[i + s] = static_cast<float>(acc[s]);
+  }
+  for (; i < end; ++i) {
+    double acc = static_cast<double>(center[i]) * w0;
+    for (int p = 0; p < radius; ++p)
+      acc += (static_cast<double>(before[p][i]) + static_cast<double>(after[p][i])) * kernel[p];
+    out[i] = static_cast<float>(acc);
   }
 }
+FEU_X86_64_V3_CLONE void correlate_run(const float* const* before, const float* const* after, const float* center,
+                                       const double* kernel, int radius, size_t begin, size_t end, float* out) {
+  correlate_body(before, after, center, kernel, radius, begin, end, out);
+}
+FEU_X86_64_V3_CLONE void correlate_run(const double* const* before, const double* const* after, const double* center,
+                                       const double* kernel, int radius, size_t begin, size_t end, float* out) {
+  correlate_body(before, after, center, kernel, radius, begin, end, out);
+}
 
-void blur_axis1(std::vector<float>* image, int h, int w, const std::vector<double>& kernel) {
+// Column spans [first, last) of one row (at most two: the pad band's left and
+// right parts, or the whole row).
+struct Spans {
+  int count = 0;
+  int first[2] = {0, 0};
+  int last[2] = {0, 0};
+};
+Spans row_spans(bool whole, int left_end, int right_begin, int w) {
+  Spans spans;
+  if (whole || left_end >= right_begin) {
+    spans.count = 1;
+    spans.last[0] = w;
+    return spans;
+  }
+  spans.count = 2;
+  spans.last[0] = left_end;
+  spans.first[1] = right_begin;
+  spans.last[1] = w;
+  return spans;
+}
+
+// scipy.ndimage.gaussian_filter(img, [sigma, sigma, 0]) on an [h][w][3] float32
+// image (mode 'reflect', truncate 4): axis 0, stored as float32, then axis 1.
+// Only the samples the blend reads are computed: those of rows with
+// row_blended[y], and columns [0, left_end) and [right_begin, w) of the others.
+std::vector<float> gaussian_blur(const std::vector<float>& img, int h, int w, double sigma,
+                                 const std::vector<bool>& row_blended, int left_end, int right_begin) {
+  const std::vector<double> kernel = gaussian_kernel(sigma);
   const int radius = static_cast<int>(kernel.size() / 2);
   const size_t row = static_cast<size_t>(w) * 3;
-  // The row extended by `radius` mirrored pixels each side, as scipy's line buffer.
-  std::vector<double> line(static_cast<size_t>(w + 2 * radius) * 3);
-  std::vector<double> acc(row);
-  for (int y = 0; y < h; ++y) {
-    float* pixels = image->data() + static_cast<size_t>(y) * row;
-    for (int x = -radius; x < w + radius; ++x)
-      for (int c = 0; c < 3; ++c)
-        line[static_cast<size_t>(x + radius) * 3 + c] = pixels[static_cast<size_t>(mirror_index(x, w)) * 3 + c];
-    const double* center = line.data() + static_cast<size_t>(radius) * 3;
-    const double w0 = kernel[radius];
-    for (size_t i = 0; i < row; ++i) acc[i] = center[i] * w0;
-    for (int j = -radius; j < 0; ++j) {
-      const double* before = center + static_cast<ptrdiff_t>(j) * 3;
-      const double* after = center - static_cast<ptrdiff_t>(j) * 3;
-      const double wj = kernel[radius + j];
-      for (size_t i = 0; i < row; ++i) acc[i] += (before[i] + after[i]) * wj;
+
+  // Axis 0 over the blended samples' neighbourhoods along axis 1, in column
+  // chunks that threads share: every sample is computed alone, so the split
+  // changes no bit.
+  constexpr size_t kChunk = 512;
+  const bool parallel = img.size() * radius >= (size_t{1} << 22);
+  std::vector<float> vertical(img.size());
+  const int dilated_left = std::min(w, left_end + radius), dilated_right = std::max(0, right_begin - radius);
+  const int chunks = static_cast<int>((row + kChunk - 1) / kChunk);
+#pragma omp parallel if (parallel)
+  {
+    std::vector<const float*> before(radius), after(radius);
+#pragma omp for schedule(dynamic)
+    for (int chunk = 0; chunk < chunks; ++chunk) {
+      const size_t chunk_begin = chunk * kChunk, chunk_end = std::min(row, chunk_begin + kChunk);
+      for (int y = 0; y < h; ++y) {
+        const Spans spans = row_spans(row_blended[y], dilated_left, dilated_right, w);
+        for (int p = 0; p < radius; ++p) {
+          const int d = radius - p;
+          before[p] = img.data() + static_cast<size_t>(mirror_index(y - d, h)) * row;
+          after[p] = img.data() + static_cast<size_t>(mirror_index(y + d, h)) * row;
+        }
+        for (int k = 0; k < spans.count; ++k) {
+          const size_t begin = std::max(chunk_begin, spans.first[k] * size_t{3});
+          const size_t end = std::min(chunk_end, spans.last[k] * size_t{3});
+          if (begin < end)
+            correlate_run(before.data(), after.data(), img.data() + static_cast<size_t>(y) * row, kernel.data(),
+                          radius, begin, end, vertical.data() + static_cast<size_t>(y) * row);
+        }
+      }
     }
-    for (size_t i = 0; i < row; ++i) pixels[i] = static_cast<float>(acc[i]);
   }
+
+  // Axis 1: each row in float64, extended by `radius` mirrored pixels each
+  // side: scipy's line buffer.
+  std::vector<float> blurred(img.size());
+#pragma omp parallel if (parallel)
+  {
+    std::vector<double> line(static_cast<size_t>(w + 2 * radius) * 3);
+    std::vector<const double*> before(radius), after(radius);
+    const double* center = line.data() + static_cast<size_t>(radius) * 3;
+    for (int p = 0; p < radius; ++p) {
+      const int d = radius - p;
+      before[p] = center - static_cast<ptrdiff_t>(d) * 3;
+      after[p] = center + static_cast<ptrdiff_t>(d) * 3;
+    }
+#pragma omp for schedule(static)
+    for (int y = 0; y < h; ++y) {
+      const float* pixels = vertical.data() + static_cast<size_t>(y) * row;
+      for (int x = -radius; x < w + radius; ++x) {
+        const float* src = pixels + static_cast<size_t>(mirror_index(x, w)) * 3;
+        double* dst = line.data() + static_cast<size_t>(x + radius) * 3;
+        dst[0] = src[0];
+        dst[1] = src[1];
+        dst[2] = src[2];
+      }
+      const Spans spans = row_spans(row_blended[y], left_end, right_begin, w);
+      for (int k = 0; k < spans.count; ++k)
+        correlate_run(before.data(), after.data(), center, kernel.data(), radius, spans.first[k] * size_t{3},
+                      spans.last[k] * size_t{3}, blurred.data() + static_cast<size_t>(y) * row);
+    }
+  }
+  return blurred;
+}
+
+// A float's bits turned into an unsigned key with the same order.
+inline uint32_t order_key(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return bits & 0x80000000u ? ~bits : bits | 0x80000000u;
 }
 
 // np.median over one channel of an [n][3] float32 image: the middle value, or
-// the float32 mean of the two middle values.
+// the float32 mean of the two middle values. A histogram of the keys' top 16
+// bits finds the bucket of each middle rank; only that bucket is sorted.
 float channel_median(const std::vector<float>& image, int channel) {
-  std::vector<float> values(image.size() / 3);
-  for (size_t i = 0; i < values.size(); ++i) values[i] = image[i * 3 + channel];
-  const size_t n = values.size();
-  const size_t half = n / 2;
-  std::nth_element(values.begin(), values.begin() + half, values.end());
-  const float upper = values[half];
+  const size_t n = image.size() / 3;
+  std::vector<uint32_t> histogram(1 << 16, 0);
+  for (size_t i = 0; i < n; ++i) ++histogram[order_key(image[i * 3 + channel]) >> 16];
+  auto value_of_rank = [&](size_t rank) {
+    uint32_t bucket = 0;
+    size_t below = 0;
+    while (below + histogram[bucket] <= rank) below += histogram[bucket++];
+    std::vector<float> members;
+    members.reserve(histogram[bucket]);
+    for (size_t i = 0; i < n; ++i) {
+      const float v = image[i * 3 + channel];
+      if (order_key(v) >> 16 == bucket) members.push_back(v);
+    }
+    std::nth_element(members.begin(), members.begin() + (rank - below), members.end());
+    return members[rank - below];
+  };
+  const float upper = value_of_rank(n / 2);
   if (n % 2 == 1) return upper;
-  const float lower = *std::max_element(values.begin(), values.begin() + half);
-  return (lower + upper) / 2.0f;
+  return (value_of_rank(n / 2 - 1) + upper) / 2.0f;
+}
+
+// np.rint in float32 (round half to even) for values in [0, 2^22]: adding and
+// removing 1.5 * 2^23 leaves the float rounded to an integer, and vectorizes.
+inline float rint_small(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (v + kMagic) - kMagic;
 }
 
 // The reflect pad, blur and median blend of FFHQ's "Pad" step, on the cropped
@@ -230,19 +339,29 @@ image::Image pad_and_blend(const image::Image& crop, const int pad[4], double qs
   for (int y = 0; y < h; ++y) mask_y[y] = edge_weight(y, h, pad_top, pad_bottom);
 
   // img += (gaussian_filter(img, [blur, blur, 0]) - img) * np.clip(mask * 3.0 + 1.0, 0.0, 1.0)
-  std::vector<float> blurred;
-  const std::vector<double> kernel = gaussian_kernel(qsize * 0.02);
-  blur_axis0(img, h, w, kernel, &blurred);
-  blur_axis1(&blurred, h, w, kernel);
+  // The weight is 0 inside the pad band (mask below -1/3), where the sum adds
+  // an exact zero: the blur is computed for the band only. mask is the larger
+  // of its row and column parts, so a row whose own part weighs is blended
+  // whole, and the others on a prefix and a suffix of columns (the column part
+  // falls, then rises: one minus the smaller of a rising and a falling ratio).
+  auto blend_weight = [](float mask) { return std::clamp(mask * 3.0f + 1.0f, 0.0f, 1.0f); };
+  std::vector<bool> row_blended(h);
+  for (int y = 0; y < h; ++y) row_blended[y] = blend_weight(mask_y[y]) > 0.0f;
+  int left_end = 0, right_begin = w;
+  while (left_end < w && blend_weight(mask_x[left_end]) > 0.0f) ++left_end;
+  while (right_begin > left_end && blend_weight(mask_x[right_begin - 1]) > 0.0f) --right_begin;
+  const std::vector<float> blurred =
+      gaussian_blur(img, h, w, qsize * 0.02, row_blended, left_end, right_begin);
   for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      const float mask = std::max(mask_x[x], mask_y[y]);
-      const float weight = std::clamp(mask * 3.0f + 1.0f, 0.0f, 1.0f);
-      const size_t i = (static_cast<size_t>(y) * w + x) * 3;
-      for (int c = 0; c < 3; ++c) img[i + c] += (blurred[i + c] - img[i + c]) * weight;
+    const Spans spans = row_spans(row_blended[y], left_end, right_begin, w);
+    for (int k = 0; k < spans.count; ++k) {
+      for (int x = spans.first[k]; x < spans.last[k]; ++x) {
+        const float weight = blend_weight(std::max(mask_x[x], mask_y[y]));
+        const size_t i = (static_cast<size_t>(y) * w + x) * 3;
+        for (int c = 0; c < 3; ++c) img[i + c] += (blurred[i + c] - img[i + c]) * weight;
+      }
     }
   }
-  blurred = std::vector<float>();
 
   // img += (np.median(img, axis=(0, 1)) - img) * np.clip(mask, 0.0, 1.0)
   float median[3];
@@ -258,7 +377,8 @@ image::Image pad_and_blend(const image::Image& crop, const int pad[4], double qs
       for (int c = 0; c < 3; ++c) {
         const float v = img[i + c] + (median[c] - img[i + c]) * weight;
         // np.uint8(np.clip(np.rint(img), 0, 255))
-        out.rgb[i + c] = static_cast<uint8_t>(std::clamp(std::nearbyint(v), 0.0f, 255.0f));
+        // (v is a convex combination of 0..255 values, well inside rint_small's range.)
+        out.rgb[i + c] = static_cast<uint8_t>(std::clamp(rint_small(v), 0.0f, 255.0f));
       }
     }
   }
@@ -285,6 +405,8 @@ image::Image quad_transform(const image::Image& in, int size, const double data[
   out.rgb.assign(static_cast<size_t>(size) * size * 3, 0);
   const int width = in.width, height = in.height;
   const size_t stride = static_cast<size_t>(width) * 3;
+  // Output rows are independent (FFHQ's 4096 x 4096 is worth two threads).
+#pragma omp parallel for schedule(static) if (size >= 1024)
   for (int oy = 0; oy < size; ++oy) {
     uint8_t* dst = out.rgb.data() + static_cast<size_t>(oy) * size * 3;
     const double yin = oy + 0.5;

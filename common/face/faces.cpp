@@ -11,7 +11,7 @@ std::vector<Face> align_faces(FaceDetector& detector, const image::Image& photo,
     faces.push_back({found.box, found.landmarks, align_face(photo, found.landmarks, settings)});
   check(!faces.empty(), ErrorCode::kNoFace,
         "no face found in " + name + " (" + std::to_string(photo.width) + "x" + std::to_string(photo.height) +
-            "; expected a frontal face about 40 px or larger between the eyes and the chin)");
+            " pixels; expected at least one roughly frontal face)");
   return faces;
 }
 

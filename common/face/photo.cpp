@@ -48,8 +48,6 @@ int tiff_orientation(const uint8_t* tiff, size_t size) {
 // What the header says before decoding: the pixel size (0 x 0 when not found)
 // and the EXIF orientation.
 struct Header {
-  int64_t width = 0;
-  int64_t height = 0;
   int orientation = 1;
 };
 
@@ -61,7 +59,7 @@ bool is_jpeg(const uint8_t* data, size_t size) {
   return size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff;
 }
 
-// PNG chunks: IHDR first (width, height), eXIf anywhere (a TIFF structure).
+// PNG chunks: eXIf anywhere (a TIFF structure).
 Header png_header(const uint8_t* data, size_t size) {
   Header header;
   size_t offset = 8;
@@ -70,10 +68,7 @@ Header png_header(const uint8_t* data, size_t size) {
     const uint8_t* type = data + offset + 4;
     const uint8_t* body = data + offset + 8;
     if (length > size - offset - 8) break;
-    if (std::memcmp(type, "IHDR", 4) == 0 && length >= 8) {
-      header.width = read_u32(body, true);
-      header.height = read_u32(body + 4, true);
-    } else if (std::memcmp(type, "eXIf", 4) == 0) {
+    if (std::memcmp(type, "eXIf", 4) == 0) {
       header.orientation = tiff_orientation(body, length);
     } else if (std::memcmp(type, "IEND", 4) == 0) {
       break;
@@ -83,7 +78,7 @@ Header png_header(const uint8_t* data, size_t size) {
   return header;
 }
 
-// JPEG markers up to the scan: SOFn (height, width) and APP1 "Exif\0\0".
+// JPEG markers up to the scan: APP1 "Exif\0\0".
 Header jpeg_header(const uint8_t* data, size_t size) {
   Header header;
   size_t offset = 2;
@@ -103,12 +98,7 @@ Header jpeg_header(const uint8_t* data, size_t size) {
     if (length < 2 || length > size - offset - 2) break;
     const uint8_t* body = data + offset + 4;
     const size_t body_size = length - 2;
-    const bool start_of_frame = marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 &&
-                                marker != 0xc8 && marker != 0xcc;
-    if (start_of_frame && body_size >= 5) {
-      header.height = read_u16(body + 1, true);
-      header.width = read_u16(body + 3, true);
-    } else if (marker == 0xe1 && body_size >= 6 && std::memcmp(body, "Exif\0\0", 6) == 0) {
+    if (marker == 0xe1 && body_size >= 6 && std::memcmp(body, "Exif\0\0", 6) == 0) {
       header.orientation = tiff_orientation(body + 6, body_size - 6);
     }
     offset += 2 + length;
@@ -122,12 +112,6 @@ Header read_header(const uint8_t* data, size_t size) {
   return {};
 }
 
-void check_pixels(int64_t width, int64_t height, int64_t max_pixels, const std::string& name) {
-  check(width * height <= max_pixels, ErrorCode::kInvalidArgument,
-        "image " + name + " is " + std::to_string(width) + "x" + std::to_string(height) + " = " +
-            std::to_string(width * height) + " pixels, over the limit of " + std::to_string(max_pixels) +
-            " (a decompression bomb or an unusually large photo; expected at most that many pixels)");
-}
 
 }  // namespace
 
@@ -170,15 +154,10 @@ image::Image apply_orientation(const image::Image& in, int orientation) {
 }
 
 image::Image decode_photo(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
-  check(max_pixels > 0, ErrorCode::kInvalidArgument,
-        "the pixel limit must be positive, got " + std::to_string(max_pixels));
-  const Header header = read_header(data, size);
-  check_pixels(header.width, header.height, max_pixels, name);
-  image::Image decoded = image::decode_bytes(data, size, name);
-  // The header walk may not find the size (a JPEG with its height in a DNL
-  // marker): the decoded image is held to the limit as well.
-  check_pixels(decoded.width, decoded.height, max_pixels, name);
-  return apply_orientation(decoded, header.orientation);
+  // The codec refuses a header declaring more than max_pixels before decoding
+  // anything (decompression bombs): the one place of that rule.
+  const image::Image decoded = image::decode_bytes(data, size, name, max_pixels);
+  return apply_orientation(decoded, exif_orientation(data, size));
 }
 
 image::Image load_photo(const std::string& path, int64_t max_pixels) {

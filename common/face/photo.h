@@ -12,18 +12,14 @@
 
 namespace feu::face {
 
-// Pillow's decompression-bomb error threshold (2 * Image.MAX_IMAGE_PIXELS):
-// 179 MP, above the largest phone sensors' 12-50 MP output.
-constexpr int64_t kDefaultMaxPixels = 2 * 89478485;
-
 // Decodes a photo upright. Errors: not_found / io_error (file); corrupt_file
 // naming the file (not an image, truncated); invalid_argument naming the file
 // when it holds more than `max_pixels` pixels; unsupported where the codec
 // refuses the colour model.
-image::Image load_photo(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);
+image::Image load_photo(const std::string& path, int64_t max_pixels = image::kDefaultMaxPixels);
 // The same for bytes in memory; `name` is used in error messages.
 image::Image decode_photo(const uint8_t* data, size_t size, const std::string& name,
-                          int64_t max_pixels = kDefaultMaxPixels);
+                          int64_t max_pixels = image::kDefaultMaxPixels);
 
 // The EXIF orientation (1..8) of a JPEG (APP1 "Exif") or PNG (eXIf chunk);
 // 1 (as stored) when there is none or it cannot be read.

@@ -30,8 +30,6 @@ struct PngReadSource {
   size_t size;
   size_t offset;
   char message[256];
-  int64_t max_pixels = kDefaultMaxPixels;
-  uint64_t declared_width = 0, declared_height = 0;  // set when over max_pixels
 };
 
 [[noreturn]] void too_many_pixels(const std::string& name, uint64_t width, uint64_t height, int64_t max_pixels) {
@@ -78,11 +76,6 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
   png_read_info(png, info);
   const png_uint_32 w = png_get_image_width(png, info);
   const png_uint_32 h = png_get_image_height(png, info);
-  if (static_cast<uint64_t>(w) * h > static_cast<uint64_t>(source->max_pixels)) {
-    source->declared_width = w;
-    source->declared_height = h;
-    png_error(png, "over the pixel limit");
-  }
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
   // Everything becomes RGB8 the way Pillow's convert("RGB") sees it: palette
@@ -111,14 +104,19 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
 }
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
-  PngReadSource source{data, size, 0, {0}};
-  source.max_pixels = max_pixels;
-  Image image;
-  if (!decode_png_raw(&source, &image.rgb, &image.width, &image.height)) {
-    if (source.declared_width > 0)
-      too_many_pixels(name, source.declared_width, source.declared_height, max_pixels);
-    corrupt(name, std::string("PNG: ") + source.message);
+  // IHDR is the first chunk of every PNG (signature, length, "IHDR", width,
+  // height): the size is known before libpng reads or allocates anything.
+  if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t at) {
+      return uint64_t(data[at]) << 24 | uint64_t(data[at + 1]) << 16 | uint64_t(data[at + 2]) << 8 | data[at + 3];
+    };
+    const uint64_t width = be32(16), height = be32(20);
+    if (width * height > static_cast<uint64_t>(max_pixels)) too_many_pixels(name, width, height, max_pixels);
   }
+  PngReadSource source{data, size, 0, {0}};
+  Image image;
+  if (!decode_png_raw(&source, &image.rgb, &image.width, &image.height))
+    corrupt(name, std::string("PNG: ") + source.message);
   return image;
 }
 

@@ -20,6 +20,8 @@ TEST(H5, RoundTripsDatasetsAndAttributes) {
     f.write_float("weights/synthesis.b4.conv1.noise_strength", &scalar, {});
     std::vector<int64_t> ids = {10, -20};
     f.write_int64("ids", ids.data(), {2});
+    std::vector<int32_t> points = {3, -4, 5, 6};
+    f.write_int32("group/points", points.data(), {2, 2});
     f.write_strings("paths", {"00000/00000.png", "b/ü.jpg"});
     f.set_attr("/", "name", std::string("feu"));
     f.set_attr("/", "count", int64_t{42});
@@ -34,6 +36,8 @@ TEST(H5, RoundTripsDatasetsAndAttributes) {
   EXPECT_FLOAT_EQ(f.read_float("weights/synthesis.b4.conv1.noise_strength")[0], 7.5f);
   EXPECT_EQ(f.read_int64("ids"), (std::vector<int64_t>{10, -20}));
   EXPECT_EQ(f.read_double("ids")[1], -20.0);
+  EXPECT_EQ(f.read_int64("group/points", &shape), (std::vector<int64_t>{3, -4, 5, 6}));
+  EXPECT_EQ(shape, (h5::Shape{2, 2}));
   EXPECT_EQ(f.read_strings("paths")[1], "b/ü.jpg");
   EXPECT_EQ(f.attr_string("/", "name"), "feu");
   EXPECT_EQ(f.attr_int("/", "count"), 42);
