@@ -145,6 +145,7 @@ class ClipTextEncoder : public TextEncoder {
 }  // namespace
 
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
+  use_compute_threads();
   const at::Device device = resolve_device(config.device);
   auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device));
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),

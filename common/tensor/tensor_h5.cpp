@@ -1,5 +1,10 @@
 #include "tensor/tensor_h5.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <thread>
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
@@ -34,6 +39,11 @@ void write_tensor(h5::File& file, const std::string& dataset, const at::Tensor& 
     cpu = cpu.to(at::kFloat);
     file.write_float(dataset, cpu.data_ptr<float>(), shape, chunk_rows);
   }
+}
+
+void use_compute_threads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(threads);
 }
 
 at::Device resolve_device(const std::string& name) {

@@ -23,6 +23,7 @@
 #include "index/corpus.h"
 #include "index/pipeline.h"
 #include "index/progress.h"
+#include "tensor/tensor_h5.h"
 #include "stylegan2/generator.h"
 #include "stylegan2/seed.h"
 #include "test_support.h"
@@ -243,6 +244,7 @@ TEST_F(Pipeline, EmbedKilledWithSigkillResumes) {
   test::TempDir work;
   EmbedOptions reference = embed_options(images_, work.path());
   reference.batch_size = 4;  // the batch size of the command below (CLIP numerics depend on it)
+  use_compute_threads();     // and its thread count (feu-indexer uses every core)
   embed_corpus(reference);
   test::TempDir out;
   const std::string cmd = indexer + " embed --quiet --device cpu --batch 4 --threads 1 --checkpoint-every 4 --images " +
