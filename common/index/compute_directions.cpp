@@ -14,6 +14,7 @@
 #include "clip/model.h"
 #include "clip/preprocess.h"
 #include "core/error.h"
+#include "index/checkpoint.h"
 #include "core/files.h"
 #include "core/h5.h"
 #include "index/artifacts.h"
@@ -104,11 +105,19 @@ struct Checkpoint {
   std::vector<uint8_t> dead;  // [covered]
 };
 
+// What a resume takes from the checkpoint (index/checkpoint.h).
+std::string digest(const Checkpoint& cp) {
+  return checkpoint_digest({{cp.done.data(), cp.done.size()},
+                            {cp.dead.data(), cp.dead.size()},
+                            {cp.fs3.data(), cp.fs3.size() * sizeof(float)}});
+}
+
 void write_checkpoint(const std::string& path, const std::string& job, const Checkpoint& cp, int64_t dim) {
   AtomicFile out(path);
   {
     h5::File file = h5::File::create(out.temp_path());
     file.set_attr("/", "job", job);
+    file.set_attr("/", "sha256", digest(cp));
     const int64_t n = static_cast<int64_t>(cp.done.size());
     file.write_uint8("done", cp.done.data(), {n});
     file.write_uint8("dead", cp.dead.data(), {n});
@@ -126,9 +135,16 @@ bool read_checkpoint(const std::string& path, const std::string& job, int64_t ro
     cp->done = file.read_uint8("done");
     cp->dead = file.read_uint8("dead");
     cp->fs3 = file.read_float("fs3");
-    return int64_t(cp->done.size()) == rows && int64_t(cp->dead.size()) == rows &&
-           int64_t(cp->fs3.size()) == rows * dim;
-  } catch (const Error&) {
+    if (int64_t(cp->done.size()) != rows || int64_t(cp->dead.size()) != rows || int64_t(cp->fs3.size()) != rows * dim ||
+        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != digest(*cp)) {
+      std::fprintf(stderr, "directions: warning: checkpoint %s fails its checksum (damaged); discarding it and "
+                   "redoing its channels\n", path.c_str());
+      return false;
+    }
+    return true;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "directions: warning: cannot read checkpoint %s (%s); discarding it and redoing its work\n",
+                 path.c_str(), e.what());
     return false;
   }
 }

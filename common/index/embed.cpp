@@ -24,6 +24,7 @@
 #include "image/codec.h"
 #include "index/artifacts.h"
 #include "index/pipeline.h"
+#include "index/checkpoint.h"
 #include "index/progress.h"
 #include "tensor/tensor_h5.h"
 
@@ -67,13 +68,13 @@ struct Checkpoint {
   std::vector<std::string> reasons;       // [done] ("" where ok)
 };
 
-// sha256 over everything a resume takes from the checkpoint: a damaged file
-// would otherwise resume into wrong embeddings without a word.
+// What a resume takes from the checkpoint (index/checkpoint.h).
 std::string checkpoint_digest(const Checkpoint& cp) {
-  std::string bytes(reinterpret_cast<const char*>(cp.ok.data()), cp.ok.size());
-  bytes.append(reinterpret_cast<const char*>(cp.embeddings.data()), cp.embeddings.size() * sizeof(float));
-  for (const std::string& reason : cp.reasons) bytes += reason + '\0';
-  return sha256_bytes(bytes.data(), bytes.size());
+  std::string reasons;
+  for (const std::string& reason : cp.reasons) reasons += reason + '\0';
+  return index::checkpoint_digest({{cp.ok.data(), cp.ok.size()},
+                                   {cp.embeddings.data(), cp.embeddings.size() * sizeof(float)},
+                                   {reasons.data(), reasons.size()}});
 }
 
 void write_checkpoint(const std::string& path, const std::string& fingerprint, const Checkpoint& cp, int64_t dim) {

@@ -386,6 +386,33 @@ TEST_F(Pipeline, InterruptedDirectionsResumeToIdenticalRows) {
   EXPECT_EQ(resumed.dead, full.dead);
 }
 
+TEST_F(Pipeline, ADamagedDirectionsCheckpointIsDiscardedAndItsWorkRedone) {
+  test::TempDir work;
+  DirectionsOptions o = directions_options(work.file("full.h5"));
+  o.coverage = "8";
+  o.channels_per_block = 4;
+  compute_directions(o);
+  Directions full = Directions::load(o.out_path);
+  DirectionsOptions r = directions_options(work.file("resumed.h5"));
+  r.coverage = "8";
+  r.channels_per_block = 4;
+  r.stop_after = 9;
+  compute_directions(r);
+  const std::string checkpoint = r.out_path + ".checkpoint.h5";
+  ASSERT_TRUE(fs::exists(checkpoint));
+  {
+    h5::File f = h5::File::open_rw(checkpoint);
+    h5::Shape shape;
+    std::vector<float> values = f.read_float("fs3", &shape);
+    values[3] += 0.5f;
+    f.write_float("fs3", values.data(), shape);
+  }
+  r.stop_after = -1;
+  DirectionsReport second = compute_directions(r);
+  EXPECT_EQ(second.resumed, 0) << "a damaged checkpoint was resumed";
+  EXPECT_EQ(Directions::load(r.out_path).fs3, full.fs3);
+}
+
 TEST_F(Pipeline, ZeroSigmaChannelIsDeadNotNan) {
   test::TempDir work;
   StyleStats stats = StyleStats::load(stats_path_);

@@ -1,0 +1,19 @@
+// Checkpoints of the long indexer jobs (embed, directions): a damaged one must
+// be discarded and its work redone, never resumed into wrong results.
+#pragma once
+
+#include <cstddef>
+#include <initializer_list>
+#include <string>
+
+namespace feu::index {
+
+struct ByteSpan {
+  const void* data;
+  size_t size;
+};
+
+// sha256 over the parts a resume takes from a checkpoint, in order.
+std::string checkpoint_digest(std::initializer_list<ByteSpan> parts);
+
+}  // namespace feu::index
