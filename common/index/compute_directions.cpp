@@ -136,16 +136,11 @@ bool read_checkpoint(const std::string& path, const std::string& job, int64_t ro
     cp->dead = file.read_uint8("dead");
     cp->fs3 = file.read_float("fs3");
     if (int64_t(cp->done.size()) != rows || int64_t(cp->dead.size()) != rows || int64_t(cp->fs3.size()) != rows * dim ||
-        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != digest(*cp)) {
-      std::fprintf(stderr, "directions: warning: checkpoint %s fails its checksum (damaged); discarding it and "
-                   "redoing its channels\n", path.c_str());
-      return false;
-    }
+        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != digest(*cp))
+      return discard_checkpoint("directions", path, "it fails its checksum: damaged");
     return true;
   } catch (const Error& e) {
-    std::fprintf(stderr, "directions: warning: cannot read checkpoint %s (%s); discarding it and redoing its work\n",
-                 path.c_str(), e.what());
-    return false;
+    return discard_checkpoint("directions", path, e.what());
   }
 }
 

@@ -104,16 +104,11 @@ bool read_checkpoint(const std::string& path, const std::string& fingerprint, in
     cp->embeddings = file.read_float("embeddings");
     cp->reasons = file.read_strings("reasons");
     if (int64_t(cp->ok.size()) != cp->done || int64_t(cp->embeddings.size()) != cp->done * dim ||
-        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != checkpoint_digest(*cp)) {
-      std::fprintf(stderr, "embed: warning: checkpoint %s fails its checksum (damaged); discarding it and redoing "
-                   "its %ld images\n", path.c_str(), long(cp->done));
-      return false;
-    }
+        !file.has_attr("/", "sha256") || file.attr_string("/", "sha256") != checkpoint_digest(*cp))
+      return discard_checkpoint("embed", path, "it fails its checksum: damaged");
     return true;
   } catch (const Error& e) {
-    std::fprintf(stderr, "embed: warning: cannot read checkpoint %s (%s); discarding it and redoing its work\n",
-                 path.c_str(), e.what());
-    return false;
+    return discard_checkpoint("embed", path, e.what());
   }
 }
 
