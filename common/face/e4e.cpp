@@ -23,7 +23,10 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/files.h"
+#include "core/h5.h"
 #include "tensor/conv.h"
+#include "tensor/tensor_h5.h"
 #include "tensor/torch_file.h"
 
 namespace feu::face {
@@ -357,7 +360,43 @@ E4eEncoder E4eEncoder::from_state_dict(const std::map<std::string, at::Tensor>& 
   return E4eEncoder(std::move(impl));
 }
 
+namespace {
+
+// feu's own e4e file (write_random): HDF5 with the widths as attributes.
+constexpr const char* kH5Format = "feu-e4e-1";
+
+bool is_hdf5_file(const std::string& path) {
+  static const char kSignature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+  char head[8] = {};
+  FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) return false;
+  const size_t got = std::fread(head, 1, sizeof head, file);
+  std::fclose(file);
+  return got == sizeof head && std::equal(head, head + sizeof head, kSignature);
+}
+
+E4eEncoder load_h5(const std::string& path, at::Device device) {
+  const h5::File file = h5::File::open_read(path);
+  check(file.has_attr("/", "format") && file.attr_string("/", "format") == kH5Format, ErrorCode::kCorruptFile,
+        path + ": an HDF5 file but not an e4e encoder (expected attribute format = " + kH5Format +
+            ", written by feu-indexer demo-assets)");
+  E4eConfig config;
+  const std::vector<double> widths = file.attr_doubles("/", "stage_widths");
+  check(widths.size() == 4, ErrorCode::kCorruptFile, path + ": stage_widths must list 4 widths");
+  for (size_t i = 0; i < 4; ++i) config.stage_widths[i] = static_cast<int64_t>(widths[i]);
+  config.w_dim = file.attr_int("/", "w_dim");
+  config.n_styles = static_cast<int>(file.attr_int("/", "n_styles"));
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& entry : config.expected_shapes()) {
+    tensors[entry.first] = read_tensor(file, "state_dict/" + entry.first);
+  }
+  return E4eEncoder::from_state_dict(tensors, read_tensor(file, "latent_avg"), path, device);
+}
+
+}  // namespace
+
 E4eEncoder E4eEncoder::load(const std::string& path, at::Device device) {
+  if (is_hdf5_file(path)) return load_h5(path, device);
   // The restricted reader: nothing in the file is executed.
   const torch_file::ValuePtr root = torch_file::read(path);
   const torch_file::Value* state_dict = root->find("state_dict");
@@ -370,7 +409,9 @@ E4eEncoder E4eEncoder::load(const std::string& path, at::Device device) {
   return from_state_dict(torch_file::named_tensors(*state_dict, path), latent_avg->as_tensor(), path, device);
 }
 
-E4eEncoder E4eEncoder::random(const E4eConfig& config, uint64_t seed, at::Device device) {
+namespace {
+
+std::pair<std::map<std::string, at::Tensor>, at::Tensor> random_e4e_weights(const E4eConfig& config, uint64_t seed) {
   at::NoGradGuard no_grad;
   config.validate();
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -404,7 +445,30 @@ E4eEncoder E4eEncoder::random(const E4eConfig& config, uint64_t seed, at::Device
     tensors[key] = t;
   }
   at::Tensor latent_avg = at::randn({config.n_styles, config.w_dim}, gen, opts);
+  return {std::move(tensors), std::move(latent_avg)};
+}
+
+}  // namespace
+
+E4eEncoder E4eEncoder::random(const E4eConfig& config, uint64_t seed, at::Device device) {
+  auto [tensors, latent_avg] = random_e4e_weights(config, seed);
   return from_state_dict(tensors, latent_avg, "random e4e", device);
+}
+
+void E4eEncoder::write_random(const E4eConfig& config, uint64_t seed, const std::string& path) {
+  auto [tensors, latent_avg] = random_e4e_weights(config, seed);
+  AtomicFile out(path);
+  {
+    h5::File file = h5::File::create(out.temp_path());
+    file.set_attr("/", "format", kH5Format);
+    file.set_attr("/", "stage_widths", std::vector<double>(config.stage_widths.begin(), config.stage_widths.end()));
+    file.set_attr("/", "w_dim", config.w_dim);
+    file.set_attr("/", "n_styles", static_cast<int64_t>(config.n_styles));
+    file.create_group("state_dict");
+    for (const auto& [key, tensor] : tensors) write_tensor(file, "state_dict/" + key, tensor);
+    write_tensor(file, "latent_avg", latent_avg);
+  }
+  out.commit();
 }
 
 const E4eConfig& E4eEncoder::config() const { return impl_->config; }

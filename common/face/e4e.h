@@ -50,13 +50,17 @@ class E4eEncoder {
                                     const at::Tensor& latent_avg,
                                     const std::string& origin,
                                     at::Device device = at::kCPU);
-  // Reads a torch.save checkpoint ({state_dict, latent_avg, opts}).
+  // Reads a torch.save checkpoint ({state_dict, latent_avg, opts}), or an
+  // HDF5 file written by write_random (told apart by the file's signature).
   // Errors: not_found, corrupt_file, shape_mismatch naming the file.
   static E4eEncoder load(const std::string& path, at::Device device = at::kCPU);
   // Random weights (conv/linear ~ PyTorch's default-like scaled normals,
   // BatchNorm statistics and affines near identity, latent_avg ~ N(0, 1)):
   // deterministic for a seed; for demos and benchmarks at real widths.
   static E4eEncoder random(const E4eConfig& config, uint64_t seed, at::Device device = at::kCPU);
+  // Writes the weights random(config, seed) has to an HDF5 file load() reads
+  // (the demo's encoder), atomically.
+  static void write_random(const E4eConfig& config, uint64_t seed, const std::string& path);
 
   const E4eConfig& config() const;
   at::Device device() const;

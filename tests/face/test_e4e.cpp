@@ -99,6 +99,35 @@ TEST(E4e, RandomAtTheReleasedWidthsHasTheReleasedSize) {
   EXPECT_NEAR(parameters / 1e6, 267.1, 0.1);
 }
 
+TEST(E4e, WrittenRandomWeightsLoadAsTheSameEncoder) {
+  // The demo's encoder file: write_random's HDF5 must give the encoder random() gives.
+  E4eConfig small;
+  small.stage_widths = {16, 16, 32, 32};
+  small.w_dim = 32;
+  small.n_styles = 10;
+  test::TempDir dir;
+  const std::string path = dir.path() + "/e4e.h5";
+  E4eEncoder::write_random(small, 7, path);
+  const E4eEncoder loaded = E4eEncoder::load(path);
+  const E4eEncoder direct = E4eEncoder::random(small, 7);
+  EXPECT_EQ(loaded.config().stage_widths, small.stage_widths);
+  EXPECT_EQ(loaded.config().n_styles, 10);
+  const at::Tensor faces = at::randint(0, 256, {2, 256, 256, 3}, at::TensorOptions().dtype(at::kByte));
+  const at::Tensor a = loaded.encode_aligned(faces);
+  const at::Tensor b = direct.encode_aligned(faces);
+  ASSERT_EQ(a.sizes(), (at::IntArrayRef{2, 10, 32}));
+  EXPECT_TRUE(at::equal(a, b));
+  // Another seed is another encoder.
+  EXPECT_FALSE(at::allclose(E4eEncoder::random(small, 8).encode_aligned(faces), b));
+  // An HDF5 file that is not an encoder is named as such.
+  {
+    h5::File other = h5::File::create(dir.path() + "/other.h5");
+    other.set_attr("/", "format", "something-else");
+  }
+  test::expect_error([&] { E4eEncoder::load(dir.path() + "/other.h5"); }, ErrorCode::kCorruptFile,
+                     {"other.h5", "not an e4e encoder"});
+}
+
 TEST(E4e, CheckpointsThatAreNotE4eAreNamedErrors) {
   FEU_SHARED_FILE_OR_SKIP(clip, "parity/clip_small.pt");
   try {
