@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "edit/retrieval.h"
 #include "edit/svm.h"
+#include "face/paste.h"
 #include "index/artifacts.h"
 #include "index/directions.h"
 
@@ -41,6 +42,7 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.clip_path = models.require_path("clip");
   out.vocab_path = models.require_path("vocab");
   out.clip_fp16 = models.get<bool>("clip_fp16", false);
+  out.e4e_path = models.path("e4e");
   models.finish();
   const ConfigMap artifacts = root.child("artifacts");
   out.artifacts_root = artifacts.path("root");
@@ -51,6 +53,18 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
     root.fail("artifacts", "needs exactly one of root (serves <root>/current) or version (a version directory)");
   }
   out.edit = EditDefaults::from_config(root.child("edit"));
+  const ConfigMap face = root.child("face");
+  out.face_detector.predictor_path = face.path("predictor", out.face_detector.predictor_path);
+  out.face_detector.upsample = face.get<int>("upsample", out.face_detector.upsample);
+  out.face_detector.detect_max_pixels = face.get<int64_t>("detect_max_pixels", out.face_detector.detect_max_pixels);
+  const int64_t cache_size = face.get<int64_t>("inversion_cache_size", static_cast<int64_t>(out.inversion_cache_size));
+  if (cache_size < 0) face.fail("inversion_cache_size", "must be >= 0 (0 disables the cache)");
+  out.inversion_cache_size = static_cast<size_t>(cache_size);
+  out.paste_feather = face.get<double>("paste_feather", out.paste_feather);
+  if (!(out.paste_feather > 0 && out.paste_feather <= 0.5)) face.fail("paste_feather", "must be in (0, 0.5]");
+  if (out.face_detector.upsample < 0 || out.face_detector.upsample > 3) face.fail("upsample", "must be in 0..3");
+  if (out.face_detector.detect_max_pixels < 0) face.fail("detect_max_pixels", "must be >= 0 (0: detect on the photo itself)");
+  face.finish();
   return out;
 }
 
@@ -117,14 +131,19 @@ struct Engine::Prepared {
   std::vector<float> delta;       // [total]
   std::vector<float> codes;       // [num_codes, total]: original (if shown) then one per alpha
   bool has_original = false;
+  std::optional<PhotoInversion> inversion;  // kPhoto
+  std::optional<image::Image> photo;        // kPhoto with paste: the upright photo
   nlohmann::json diagnostics;
   std::optional<Error> error;
 };
 
 Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
-               std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device)
+               std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device,
+               std::shared_ptr<PhotoInverter> photos, double paste_feather)
     : generator_(std::move(generator)),
       text_(std::move(text)),
+      photos_(std::move(photos)),
+      paste_feather_(paste_feather),
       defaults_(std::move(defaults)),
       verify_(verify),
       device_(std::move(device)),
@@ -134,6 +153,13 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
   check(generator_ && text_ && artifacts_, ErrorCode::kInternal, "engine needs a generator, a text encoder and artifacts");
   defaults_.validate("engine defaults");
   check_artifacts(*artifacts_, *generator_, *text_);
+  if (photos_) {
+    const FaceEncoder& encoder = photos_->encoder();
+    check(encoder.num_ws() == generator_->num_ws() && encoder.w_dim() == generator_->w_dim(), ErrorCode::kConfigError,
+          "models.e4e encodes faces to W+ [" + std::to_string(encoder.num_ws()) + ", " +
+              std::to_string(encoder.w_dim()) + "] but the generator takes [" + std::to_string(generator_->num_ws()) +
+              ", " + std::to_string(generator_->w_dim()) + "]: the encoder was trained for another generator");
+  }
   if (!artifacts_->scanner) {
     auto completed = std::make_shared<Artifacts>(*artifacts_);
     completed->scanner = std::make_shared<CorpusScanner>(completed->corpus);
@@ -142,9 +168,10 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
 }
 
 std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
-                                           std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults) {
-  return std::unique_ptr<Engine>(
-      new Engine(std::move(generator), std::move(text), std::move(artifacts), std::move(defaults), true, "cpu"));
+                                           std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults,
+                                           std::shared_ptr<PhotoInverter> photos, double paste_feather) {
+  return std::unique_ptr<Engine>(new Engine(std::move(generator), std::move(text), std::move(artifacts),
+                                            std::move(defaults), true, "cpu", std::move(photos), paste_feather));
 }
 
 std::shared_ptr<const Artifacts> Engine::artifacts(uint64_t* generation) const {
@@ -161,6 +188,7 @@ ModelLimits Engine::limits(const Artifacts& artifacts) const {
   limits.num_ws = generator_->num_ws();
   limits.total_channels = generator_->total_channels();
   limits.corpus_size = artifacts.corpus->size();
+  limits.photos = photos_ != nullptr;
   return limits;
 }
 
@@ -298,11 +326,26 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
     case LatentKind::kW: out.base = generator_->styles_from_ws(edit.latent, false); break;
     case LatentKind::kWPlus: out.base = generator_->styles_from_ws(edit.latent, true); break;
     case LatentKind::kS: out.base = edit.latent; break;
+    case LatentKind::kPhoto: {
+      const auto invert_start = Clock::now();
+      bool cache_hit = false;
+      image::Image photo;
+      out.inversion = photos_->invert(request.photo, edit.face, edit.paste ? &photo : nullptr, &cache_hit);
+      if (edit.paste) out.photo = std::move(photo);
+      timings["inversion"] = ms_since(invert_start);
+      diag["face"] = out.inversion->describe();
+      diag["face"]["inversion_cache"] = cache_hit ? "hit" : "miss";
+      diag["face"]["pasted"] = edit.paste;
+      out.base = generator_->styles_from_ws(out.inversion->wplus, true);
+      break;
+    }
   }
   diag["latent_kind"] = latent_kind_name(edit.latent_kind);
   const int64_t total = generator_->total_channels();
   check(static_cast<int64_t>(out.base.size()) == total, ErrorCode::kInternal, "generator returned a style code of the wrong size");
-  out.has_original = edit.return_original || edit.grid;
+  // A photo's edits come with its reconstruction: what the edits change is
+  // judged against it, not against the photo the generator cannot reproduce.
+  out.has_original = edit.return_original || edit.grid || edit.latent_kind == LatentKind::kPhoto;
   const int64_t codes = static_cast<int64_t>(edit.alphas.size()) + (out.has_original ? 1 : 0);
   out.codes.resize(static_cast<size_t>(codes * total));
   int64_t next = 0;
@@ -374,12 +417,24 @@ std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& reques
     const int64_t codes = static_cast<int64_t>(p.codes.size()) / total;
     std::vector<image::Image> mine(images.begin() + next_image, images.begin() + next_image + codes);
     next_image += codes;
+    const bool photo = edit.latent_kind == LatentKind::kPhoto;
+    if (photo && edit.paste) {
+      const auto paste_start = Clock::now();
+      for (image::Image& face_image : mine)
+        face_image = face::paste_face(*p.photo, face_image, p.inversion->quad, paste_feather_);
+      p.diagnostics["timings_ms"]["paste"] = ms_since(paste_start);
+      start = Clock::now();  // encoding is timed on its own
+    }
+    if (photo) {
+      result.wplus = p.inversion->wplus;
+      result.wplus_rows = generator_->num_ws();
+    }
     if (edit.grid) {
       result.images.push_back(encode(image::hstack(mine), edit.alphas.front()));
     } else {
       size_t first_edit = 0;
       if (p.has_original) {
-        if (edit.return_original) result.original = encode(mine[0], 0.0);
+        if (edit.return_original || photo) result.original = encode(mine[0], 0.0);
         first_edit = 1;
       }
       for (size_t a = 0; a < edit.alphas.size(); ++a) result.images.push_back(encode(mine[first_edit + a], edit.alphas[a]));
@@ -452,7 +507,8 @@ nlohmann::json Engine::info() const {
                         {"psi", defaults_.psi}}},
           {"text_cache", {{"size", cache_.size()}, {"hits", cache_.hits()}, {"misses", cache_.misses()}}},
           {"direction_cache",
-           {{"size", directions_.size()}, {"hits", directions_.hits()}, {"misses", directions_.misses()}}}};
+           {{"size", directions_.size()}, {"hits", directions_.hits()}, {"misses", directions_.misses()}}},
+          {"photos", photos_ ? photos_->info() : nlohmann::json(nullptr)}};
 }
 
 }  // namespace feu::edit

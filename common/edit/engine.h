@@ -28,6 +28,7 @@
 #include "edit/mapping.h"
 #include "edit/models.h"
 #include "edit/options.h"
+#include "edit/photo_inversion.h"
 #include "edit/request.h"
 #include "edit/retrieval.h"
 #include "edit/text_direction.h"
@@ -37,9 +38,12 @@ namespace feu::edit {
 
 // The config file's device/models/artifacts/edit sections.
 //   device: auto | cpu | cuda
-//   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false}
+//   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false,
+//            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it)}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true
 //   edit: see EditDefaults
+//   face: {predictor: dlib 68-landmark model, upsample: 1, detect_max_pixels: 0,
+//          inversion_cache_size: 256, paste_feather: 0.1}
 struct EngineConfig {
   std::string device = "auto";
   std::string generator_path;
@@ -50,6 +54,10 @@ struct EngineConfig {
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload
   EditDefaults edit;
+  std::string e4e_path;           // "" = no photo editing
+  face::DetectorOptions face_detector;
+  size_t inversion_cache_size = 256;  // photos' inversions kept (LRU)
+  double paste_feather = 0.1;     // paste's blend border, a fraction of the face square's side
 
   // Reads the four sections (finish() on each; the daemon reads `daemon:`).
   static EngineConfig from_config(const ConfigMap& root);
@@ -84,9 +92,13 @@ class Engine {
  public:
   // Loads generator, CLIP + tokenizer and the artifact version of `config`.
   static std::unique_ptr<Engine> create(const EngineConfig& config);
+  // `photos` (optional) inverts photo requests; its encoder must give the
+  // generator's W+ shape (config_error otherwise).
   static std::unique_ptr<Engine> from_parts(std::shared_ptr<StyleGenerator> generator,
                                             std::shared_ptr<TextEncoder> text,
-                                            std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults);
+                                            std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults,
+                                            std::shared_ptr<PhotoInverter> photos = nullptr,
+                                            double paste_feather = 0.1);
 
   // One request; errors are feu::Error with codes.
   EditResult edit(const EditRequest& request);
@@ -115,7 +127,8 @@ class Engine {
 
  private:
   Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
-         std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device);
+         std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults, bool verify, std::string device,
+         std::shared_ptr<PhotoInverter> photos, double paste_feather);
   std::shared_ptr<const Artifacts> artifacts(uint64_t* generation = nullptr) const;
   ModelLimits limits(const Artifacts& artifacts) const;
   struct Prepared;
@@ -134,6 +147,8 @@ class Engine {
 
   std::shared_ptr<StyleGenerator> generator_;
   std::shared_ptr<TextEncoder> text_;
+  std::shared_ptr<PhotoInverter> photos_;  // null: photo requests are unsupported
+  double paste_feather_ = 0.1;
   EditDefaults defaults_;
   bool verify_ = true;
   std::string device_;  // where the models run ("cpu", "cuda:0")

@@ -9,7 +9,9 @@
 #include "clip/tokenizer.h"
 #include "core/error.h"
 #include "core/text.h"
+#include "core/files.h"
 #include "edit/engine.h"
+#include "face/e4e.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
 #include "stylegan2/seed.h"
@@ -142,6 +144,35 @@ class ClipTextEncoder : public TextEncoder {
   clip::Tokenizer tokenizer_;
 };
 
+class E4eFaceEncoder : public FaceEncoder {
+ public:
+  E4eFaceEncoder(face::E4eEncoder encoder, std::string fingerprint)
+      : encoder_(std::move(encoder)), fingerprint_(std::move(fingerprint)) {}
+
+  int64_t num_ws() const override { return encoder_.config().n_styles; }
+  int64_t w_dim() const override { return encoder_.config().w_dim; }
+  const std::string& fingerprint() const override { return fingerprint_; }
+
+  std::vector<float> encode(const std::vector<image::Image>& faces) override {
+    return guarded("e4e", [&] {
+      c10::InferenceMode guard;
+      const int64_t count = static_cast<int64_t>(faces.size());
+      at::Tensor batch = at::empty({count, 256, 256, 3}, at::kByte);
+      for (int64_t i = 0; i < count; ++i) {
+        check(faces[i].width == 256 && faces[i].height == 256, ErrorCode::kShapeMismatch,
+              "e4e encodes 256x256 aligned faces, got " + std::to_string(faces[i].width) + "x" +
+                  std::to_string(faces[i].height));
+        std::copy(faces[i].rgb.begin(), faces[i].rgb.end(), batch[i].data_ptr<uint8_t>());
+      }
+      return to_vector(encoder_.encode_aligned(batch));
+    });
+  }
+
+ private:
+  face::E4eEncoder encoder_;
+  std::string fingerprint_;
+};
+
 }  // namespace
 
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
@@ -151,9 +182,15 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
                                                 clip::Tokenizer::load(config.vocab_path));
   auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);
-  return std::unique_ptr<Engine>(
-      new Engine(std::move(generator), std::move(text), std::move(artifacts), config.edit, config.verify_artifacts,
-                 device.str()));
+  std::shared_ptr<PhotoInverter> photos;
+  if (!config.e4e_path.empty()) {
+    auto encoder = std::make_shared<E4eFaceEncoder>(face::E4eEncoder::load(config.e4e_path, device),
+                                                    sha256_file(config.e4e_path));
+    photos = std::make_shared<PhotoInverter>(std::move(encoder), config.face_detector, config.inversion_cache_size);
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(generator), std::move(text), std::move(artifacts), config.edit,
+                                            config.verify_artifacts, device.str(), std::move(photos),
+                                            config.paste_feather));
 }
 
 }  // namespace feu::edit

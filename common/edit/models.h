@@ -46,4 +46,16 @@ class StyleGenerator {
   virtual std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) = 0;
 };
 
+// A face encoder into the generator's W+ (e4e): FFHQ-aligned faces in.
+class FaceEncoder {
+ public:
+  virtual ~FaceEncoder() = default;
+  virtual int64_t num_ws() const = 0;
+  virtual int64_t w_dim() const = 0;
+  // Identifies the weights (sha256 of the file; "" for in-memory weights).
+  virtual const std::string& fingerprint() const = 0;
+  // Aligned 256x256 RGB faces -> W+ [faces.size(), num_ws, w_dim] row-major.
+  virtual std::vector<float> encode(const std::vector<image::Image>& faces) = 0;
+};
+
 }  // namespace feu::edit

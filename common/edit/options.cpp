@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/text.h"
+#include "image/codec.h"
 
 namespace feu::edit {
 namespace {
@@ -181,9 +182,33 @@ ResolvedEdit resolve_request(const EditRequest& request, const EditDefaults& def
       }
       break;
     }
+    case LatentKind::kPhoto:
+      check(limits.photos, ErrorCode::kUnsupported,
+            "this engine has no face encoder, so it cannot edit photos (set models.e4e in its config)");
+      check(request.latent.empty(), ErrorCode::kInvalidArgument, "a photo request carries no latent values");
+      check(!request.photo.empty(), ErrorCode::kInvalidArgument, "the photo is empty (expected a PNG or JPEG file)");
+      check(request.photo.size() <= EditLimits::kMaxPhotoBytes, ErrorCode::kInvalidArgument,
+            "the photo is " + std::to_string(request.photo.size()) + " bytes (at most " +
+                std::to_string(EditLimits::kMaxPhotoBytes) + ")");
+      check(image::sniff_format(request.photo.data(), request.photo.size()) != nullptr, ErrorCode::kCorruptFile,
+            "the photo is not a PNG or JPEG file (its first bytes are neither signature)");
+      if (request.face) {
+        check(*request.face >= 0 && *request.face <= EditLimits::kMaxFaceIndex, ErrorCode::kInvalidArgument,
+              "face " + std::to_string(*request.face) + " is out of range (expected 0.." +
+                  std::to_string(EditLimits::kMaxFaceIndex) + ", in the detector's order)");
+      }
+      break;
     default:
-      throw Error(ErrorCode::kInvalidArgument, "unknown latent kind (expected seed, w, wplus or s)");
+      throw Error(ErrorCode::kInvalidArgument, "unknown latent kind (expected seed, w, wplus, s or photo)");
   }
+  if (request.latent_kind != LatentKind::kPhoto) {
+    check(request.photo.empty(), ErrorCode::kInvalidArgument,
+          std::string("a ") + latent_kind_name(request.latent_kind) + " request carries no photo");
+    check(!request.face, ErrorCode::kInvalidArgument, "face selects a face of a photo: it needs a photo");
+    check(!request.paste, ErrorCode::kInvalidArgument, "paste puts the edit back into a photo: it needs a photo");
+  }
+  out.face = request.face;
+  out.paste = request.paste;
   out.seed = request.seed;
   out.latent = request.latent;
   out.psi = request.psi.value_or(defaults.psi);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,7 @@ struct ModelLimits {
   int64_t num_ws = 0;
   int64_t total_channels = 0;
   int64_t corpus_size = 0;  // images in the retrieval index
+  bool photos = false;      // a face encoder is loaded (photo requests can be served)
 };
 
 // A request with every default filled in and every value checked.
@@ -69,6 +71,8 @@ struct ResolvedEdit {
   int64_t seed = 0;
   double psi = 0.7;
   std::vector<float> latent;
+  std::optional<int64_t> face;  // kPhoto (the photo's bytes stay in the request)
+  bool paste = false;           // kPhoto
   std::vector<double> alphas;
   double beta = 0.15;
   bool beta_auto = false;
@@ -85,7 +89,10 @@ struct ResolvedEdit {
 // global without neutral (or feu with one), no/too many alphas, |α| > 50,
 // β outside [0, 1), |ψ| > 2, seed outside numpy's range, k_pos/k_neg < 1 or
 // more than the corpus holds, unknown negatives, latent of the wrong size
-// (shape_mismatch, naming the expected shape), NaN/inf in the latent.
+// (shape_mismatch, naming the expected shape), NaN/inf in the latent; a photo
+// that is empty, over EditLimits::kMaxPhotoBytes or neither PNG nor JPEG
+// (corrupt_file), a photo where no face encoder is loaded (unsupported), face
+// or paste without a photo.
 ResolvedEdit resolve_request(const EditRequest& request, const EditDefaults& defaults, const ModelLimits& limits);
 
 }  // namespace feu::edit

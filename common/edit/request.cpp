@@ -15,6 +15,7 @@ const char* latent_kind_name(LatentKind kind) {
     case LatentKind::kW: return "w";
     case LatentKind::kWPlus: return "wplus";
     case LatentKind::kS: return "s";
+    case LatentKind::kPhoto: return "photo";
   }
   return "seed";
 }
@@ -34,8 +35,9 @@ LatentKind parse_latent_kind(const std::string& name) {
   if (name == "w") return LatentKind::kW;
   if (name == "wplus") return LatentKind::kWPlus;
   if (name == "s") return LatentKind::kS;
+  if (name == "photo") return LatentKind::kPhoto;
   throw Error(ErrorCode::kInvalidArgument,
-              "unknown latent kind " + quote_text(name) + " (expected seed, w, wplus or s)");
+              "unknown latent kind " + quote_text(name) + " (expected seed, w, wplus, s or photo)");
 }
 
 ImageFormat parse_image_format(const std::string& name) {

@@ -23,6 +23,7 @@ enum class LatentKind {
   kW,      // latent = W, [w_dim]
   kWPlus,  // latent = W+, [num_ws, w_dim] row-major
   kS,      // latent = all style layers concatenated in synthesis order, [total_channels]
+  kPhoto,  // photo = an encoded PNG/JPEG: a face found, aligned and inverted to W+ (e4e)
 };
 
 enum class ImageFormat { kPng, kJpeg };
@@ -36,6 +37,8 @@ struct EditLimits {
   static constexpr size_t kMaxInstructionBytes = 1000;  // any text; pre-check before CLIP's 75-token limit
   static constexpr size_t kMaxAlphas = 16;              // strengths per request
   static constexpr int64_t kMaxSeed = 4294967295;       // numpy RandomState accepts [0, 2^32 - 1]
+  static constexpr size_t kMaxPhotoBytes = 32u << 20;   // an encoded photo (a 12 MP JPEG is 4-8 MB)
+  static constexpr int64_t kMaxFaceIndex = 999;         // `face`: index in the detector's order
 };
 
 struct EditRequest {
@@ -46,6 +49,9 @@ struct EditRequest {
   int64_t seed = 0;                        // for kSeed
   std::optional<double> psi;               // truncation for kSeed; default from config
   std::vector<float> latent;               // for kW / kWPlus / kS, flat float32
+  std::vector<uint8_t> photo;              // for kPhoto: the file's bytes (PNG or JPEG)
+  std::optional<int64_t> face;             // for kPhoto: which face (detector order); unset = the largest
+  bool paste = false;                      // for kPhoto: return the edits pasted back into the photo
   std::vector<double> alphas;              // strengths; empty = config default
   std::optional<double> beta;              // threshold; unset = config default
   bool beta_auto = false;                  // pick the largest beta keeping min_channels
@@ -75,7 +81,13 @@ struct EditError {
 
 struct EditResult {
   std::vector<EncodedImage> images;        // one per alpha (or one grid)
+  // The unedited image; for a photo always present: the reconstruction (the
+  // inversion rendered, α = 0), pasted like the edits when they are.
   std::optional<EncodedImage> original;
+  // For a photo: the W+ it was inverted to, [wplus_rows, w_dim] row-major, so
+  // a client can edit it again (latent kWPlus) without sending the photo.
+  std::vector<float> wplus;
+  int64_t wplus_rows = 0;
   std::vector<float> edited_styles;        // [alphas, total_channels] when asked
   int64_t total_channels = 0;
   // Retrieved ids/scores, SVM accuracy/margin, beta used, channels changed,
@@ -90,7 +102,7 @@ const char* method_name(Method method);
 const char* latent_kind_name(LatentKind kind);
 const char* image_format_name(ImageFormat format);
 
-// Inverses of the names above ("feu"/"global", "seed"/"w"/"wplus"/"s",
+// Inverses of the names above ("feu"/"global", "seed"/"w"/"wplus"/"s"/"photo",
 // "png"/"jpeg"|"jpg"); anything else is an invalid_argument error naming the
 // accepted values.
 Method parse_method(const std::string& name);

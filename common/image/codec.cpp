@@ -245,12 +245,18 @@ bool has_extension(const std::string& path, const std::string& ext) {
 
 }  // namespace
 
+const char* sniff_format(const uint8_t* data, size_t size) {
+  static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return "png";
+  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff) return "jpeg";
+  return nullptr;
+}
+
 Image decode_bytes(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   check(max_pixels > 0, ErrorCode::kInvalidArgument, "the pixel limit must be positive");
-  static const uint8_t kPngSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (size >= 8 && std::memcmp(data, kPngSignature, 8) == 0) return decode_png(data, size, name, max_pixels);
-  if (size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
-    return decode_jpeg(data, size, name, max_pixels);
+  const char* format = sniff_format(data, size);
+  if (format && format[0] == 'p') return decode_png(data, size, name, max_pixels);
+  if (format) return decode_jpeg(data, size, name, max_pixels);
   corrupt(name, size == 0 ? "file is empty" : "not a PNG or JPEG file (unknown signature)");
 }
 

@@ -33,6 +33,10 @@ Image decode_file(const std::string& path, int64_t max_pixels = kDefaultMaxPixel
 Image decode_bytes(const uint8_t* data, size_t size, const std::string& name,
                    int64_t max_pixels = kDefaultMaxPixels);
 
+// "png" or "jpeg" by the file's signature (what decode_bytes goes by);
+// nullptr for anything else. Reads at most 8 bytes: a cheap admission check.
+const char* sniff_format(const uint8_t* data, size_t size);
+
 // PNG, 8-bit RGB; zlib level 0..9 (1 = fast, what generated images need).
 std::vector<uint8_t> encode_png(const Image& image, int compression_level = 1);
 // Baseline JPEG, 4:2:0 chroma subsampling, quality 1..100.

@@ -1,5 +1,6 @@
 #include "service/protocol.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -117,6 +118,7 @@ const char* latent_wire_name(edit::LatentKind kind) {
     case edit::LatentKind::kW: return "w";
     case edit::LatentKind::kWPlus: return "wplus";
     case edit::LatentKind::kS: return "s";
+    case edit::LatentKind::kPhoto: return "photo";
   }
   return "seed";
 }
@@ -171,8 +173,11 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
                     : latent == "wplus" ? edit::LatentKind::kWPlus
                                         : edit::LatentKind::kS;
     expected_payloads = 1;
+  } else if (latent == "photo") {
+    e.latent_kind = edit::LatentKind::kPhoto;
+    expected_payloads = 1;
   } else {
-    bad("field 'latent' = " + quote_text(latent) + " is not a latent kind (expected seed, w, wplus or s)");
+    bad("field 'latent' = " + quote_text(latent) + " is not a latent kind (expected seed, w, wplus, s or photo)");
   }
   if (auto seed = reader.integer("seed", INT64_MIN, INT64_MAX)) {
     if (e.latent_kind != edit::LatentKind::kSeed) bad("field 'seed' is only valid with latent 'seed'");
@@ -182,7 +187,26 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   if (frames.size() - 1 != expected_payloads)
     bad("edit with latent '" + std::string(latent_wire_name(e.latent_kind)) + "' takes " +
         std::to_string(expected_payloads) + " payload frame(s), got " + std::to_string(frames.size() - 1));
-  if (expected_payloads == 1) e.latent = floats_from_frame(frames[1], "latent");
+  if (e.latent_kind == edit::LatentKind::kPhoto) {
+    const Frame& photo = frames[1];
+    if (photo.size() > limits.max_photo_bytes)
+      throw ProtocolError(codes::kPayloadTooLarge, "photo frame is " + std::to_string(photo.size()) +
+                                                       " bytes (limit " + std::to_string(limits.max_photo_bytes) + ")");
+    if (photo.empty()) bad("photo payload frame is empty (expected a PNG or JPEG file)");
+    e.photo.assign(photo.begin(), photo.end());
+  } else if (expected_payloads == 1) {
+    if (frames[1].size() > limits.max_payload_bytes)
+      throw ProtocolError(codes::kPayloadTooLarge, "latent frame is " + std::to_string(frames[1].size()) +
+                                                       " bytes (limit " + std::to_string(limits.max_payload_bytes) +
+                                                       ")");
+    e.latent = floats_from_frame(frames[1], "latent");
+  }
+  if (auto face = reader.integer("face", 0, edit::EditLimits::kMaxFaceIndex)) {
+    if (e.latent_kind != edit::LatentKind::kPhoto) bad("field 'face' is only valid with latent 'photo'");
+    e.face = *face;
+  }
+  e.paste = reader.boolean("paste");
+  if (e.paste && e.latent_kind != edit::LatentKind::kPhoto) bad("field 'paste' is only valid with latent 'photo'");
 
   if (reader.has("alphas")) {
     const json& alphas = reader.raw("alphas");
@@ -249,6 +273,12 @@ std::string edit_request_digest(const edit::EditRequest& e) {
                     {"return_original", e.return_original},
                     {"return_styles", e.return_styles},
                     {"grid", e.grid}};
+  // Photo fields only for photos, so every earlier request keeps its digest.
+  if (e.latent_kind == edit::LatentKind::kPhoto) {
+    canonical["face"] = optional(e.face);
+    canonical["paste"] = e.paste;
+    canonical["photo_sha256"] = sha256_bytes(e.photo.data(), e.photo.size());
+  }
   std::string bytes = dump_json(canonical);  // object keys sorted, doubles in shortest round-trip form
   put_u64(&bytes, e.latent.size());
   bytes.append(reinterpret_cast<const char*>(e.latent.data()), e.latent.size() * sizeof(float));
@@ -267,11 +297,14 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
   if (frames[0].size() > limits.max_header_bytes)
     throw ProtocolError(codes::kPayloadTooLarge, "header frame is " + std::to_string(frames[0].size()) +
                                                      " bytes (limit " + std::to_string(limits.max_header_bytes) + ")");
+  // The largest frame any request may carry; edits check each frame against
+  // its own limit (a photo's or a latent's) once they know what it is.
+  const size_t max_frame = std::max(limits.max_payload_bytes, limits.max_photo_bytes);
   for (size_t i = 1; i < frames.size(); ++i)
-    if (frames[i].size() > limits.max_payload_bytes)
+    if (frames[i].size() > max_frame)
       throw ProtocolError(codes::kPayloadTooLarge, "payload frame " + std::to_string(i) + " is " +
                                                        std::to_string(frames[i].size()) + " bytes (limit " +
-                                                       std::to_string(limits.max_payload_bytes) + ")");
+                                                       std::to_string(max_frame) + ")");
   json header;
   try {
     header = json::parse(frames[0]);
@@ -356,6 +389,10 @@ Message make_edit_request(const std::string& id, const edit::EditRequest& e, std
   h["latent"] = latent_wire_name(e.latent_kind);
   if (e.latent_kind == edit::LatentKind::kSeed) {
     h["seed"] = e.seed;
+  } else if (e.latent_kind == edit::LatentKind::kPhoto) {
+    m.payloads.emplace_back(reinterpret_cast<const char*>(e.photo.data()), e.photo.size());
+    if (e.face) h["face"] = *e.face;
+    if (e.paste) h["paste"] = true;
   } else {
     m.payloads.emplace_back(reinterpret_cast<const char*>(e.latent.data()), e.latent.size() * sizeof(float));
   }
@@ -453,6 +490,11 @@ Message edit_done_reply(const std::string& id, const edit::EditResult& result, c
     m.header["styles"] = {{"frame", frame},
                           {"shape", {static_cast<int64_t>(result.edited_styles.size()) / channels, channels}}};
   }
+  if (!result.wplus.empty()) {
+    size_t frame = add_frame(result.wplus.data(), result.wplus.size() * sizeof(float));
+    const int64_t rows = result.wplus_rows > 0 ? result.wplus_rows : 1;
+    m.header["wplus"] = {{"frame", frame}, {"shape", {rows, static_cast<int64_t>(result.wplus.size()) / rows}}};
+  }
   m.header["diagnostics"] = result.diagnostics.is_null() ? json::object() : result.diagnostics;
   m.header["timings_ms"] = timings_ms;
   return m;
@@ -474,6 +516,15 @@ edit::EditResult decode_edit_result(const Message& reply) {
     std::memcpy(result.edited_styles.data(), bytes.data(), result.edited_styles.size() * sizeof(float));
     const json& shape = (*it)["shape"];
     if (shape.is_array() && shape.size() == 2) result.total_channels = shape[1].get<int64_t>();
+  }
+  if (auto it = h.find("wplus"); it != h.end() && it->is_object()) {
+    size_t frame = it->value("frame", size_t(0));
+    if (frame < 1 || frame > reply.payloads.size()) bad("wplus entry names a missing frame");
+    const Frame& bytes = reply.payloads[frame - 1];
+    result.wplus.resize(bytes.size() / sizeof(float));
+    std::memcpy(result.wplus.data(), bytes.data(), result.wplus.size() * sizeof(float));
+    const json& shape = (*it)["shape"];
+    if (shape.is_array() && shape.size() == 2) result.wplus_rows = shape[0].get<int64_t>();
   }
   result.diagnostics = h.value("diagnostics", json::object());
   return result;

@@ -60,7 +60,8 @@ class ProtocolError : public std::runtime_error {
 struct Limits {
   size_t max_frames = 8;                   // header + payloads
   size_t max_header_bytes = 64 * 1024;     // frame 0
-  size_t max_payload_bytes = 4u << 20;     // any binary frame (W+ at 1024² is 72 KiB)
+  size_t max_payload_bytes = 4u << 20;     // a latent frame (W+ at 1024² is 72 KiB)
+  size_t max_photo_bytes = edit::EditLimits::kMaxPhotoBytes;  // an encoded photo frame
   size_t max_id_bytes = 128;
   size_t max_text_bytes = edit::EditLimits::kMaxInstructionBytes;  // instruction, neutral, retrieve text
   size_t max_alphas = edit::EditLimits::kMaxAlphas;

@@ -63,6 +63,7 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
     c.limits.max_frames = positive_size(l, "max_frames", c.limits.max_frames);
     c.limits.max_header_bytes = positive_size(l, "max_header_bytes", c.limits.max_header_bytes);
     c.limits.max_payload_bytes = positive_size(l, "max_payload_bytes", c.limits.max_payload_bytes);
+    c.limits.max_photo_bytes = positive_size(l, "max_photo_bytes", c.limits.max_photo_bytes);
     c.limits.max_id_bytes = positive_size(l, "max_id_bytes", c.limits.max_id_bytes);
     c.limits.max_text_bytes = positive_size(l, "max_text_bytes", c.limits.max_text_bytes);
     c.limits.max_alphas = positive_size(l, "max_alphas", c.limits.max_alphas);
@@ -91,6 +92,7 @@ void ServerConfig::validate() const {
   positive(drain_timeout_ms >= 0, "drain_timeout_ms (or 0)");
   positive(reload_poll_ms >= 0, "reload_poll_ms (or 0)");
   positive(limits.max_frames >= 2 && limits.max_header_bytes > 0 && limits.max_payload_bytes > 0 &&
+               limits.max_photo_bytes > 0 &&
                limits.max_id_bytes > 0 && limits.max_text_bytes > 0 && limits.max_alphas > 0,
            "limits.* (max_frames at least 2)");
   check(max_queue_bytes >= max_request_bytes(), ErrorCode::kConfigError,
@@ -104,6 +106,9 @@ void ServerConfig::validate() const {
   check(limits.max_alphas <= edit::EditLimits::kMaxAlphas, ErrorCode::kConfigError,
         "daemon.limits.max_alphas = " + std::to_string(limits.max_alphas) + " is above the engine's " +
             std::to_string(edit::EditLimits::kMaxAlphas) + " strengths per request (it may only be lowered)");
+  check(limits.max_photo_bytes <= edit::EditLimits::kMaxPhotoBytes, ErrorCode::kConfigError,
+        "daemon.limits.max_photo_bytes = " + std::to_string(limits.max_photo_bytes) + " is above the engine's " +
+            std::to_string(edit::EditLimits::kMaxPhotoBytes) + " bytes (it may only be lowered)");
   check(journal_dir != "", ErrorCode::kConfigError, "daemon.journal_dir must not be empty");
   // ZeroMQ binds an interface or an address, never a host name: "localhost"
   // would pass the loopback rule and then fail to bind with "No such device".

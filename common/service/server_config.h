@@ -39,10 +39,14 @@ struct ServerConfig {
   static ServerConfig from_config(const ConfigMap& daemon_section);
   // The largest frame a legal request has: ZeroMQ drops a connection that
   // sends a bigger one before buffering it (ZMQ_MAXMSGSIZE).
-  size_t max_frame_bytes() const { return std::max(limits.max_header_bytes, limits.max_payload_bytes); }
-  // The largest legal request: its header and max_frames - 1 payloads.
+  size_t max_frame_bytes() const {
+    return std::max({limits.max_header_bytes, limits.max_payload_bytes, limits.max_photo_bytes});
+  }
+  // The largest legal request: its header and max_frames - 1 payloads, or a
+  // header and one photo.
   size_t max_request_bytes() const {
-    return limits.max_header_bytes + (limits.max_frames - 1) * limits.max_payload_bytes;
+    return limits.max_header_bytes +
+           std::max((limits.max_frames - 1) * limits.max_payload_bytes, limits.max_photo_bytes);
   }
   // Rejects inconsistent values (config_error): zero sizes, limits above the
   // engine's, a bind ZeroMQ cannot bind (tcp://localhost), a non-loopback bind

@@ -270,3 +270,70 @@ TEST(Protocol, DoneReplyCarriesImagesAndStylesAsFrames) {
 
 }  // namespace
 }  // namespace feu::service
+
+namespace feu::service {
+namespace {
+
+TEST(Protocol, APhotoTravelsAsItsOwnFrameWithItsOwnLimit) {
+  edit::EditRequest e;
+  e.instruction = "smiling";
+  e.latent_kind = edit::LatentKind::kPhoto;
+  e.photo = {0xff, 0xd8, 0xff, 0xe0, 1, 2, 3};
+  e.face = 2;
+  e.paste = true;
+  Request r = parse_request(to_frames(make_edit_request("p", e)), Limits());
+  EXPECT_EQ(r.edit.latent_kind, edit::LatentKind::kPhoto);
+  EXPECT_EQ(r.edit.photo, e.photo);
+  EXPECT_EQ(*r.edit.face, 2);
+  EXPECT_TRUE(r.edit.paste);
+  EXPECT_TRUE(r.edit.latent.empty());
+
+  // The digest covers the photo's bytes, the face and paste.
+  auto digest_of = [](const edit::EditRequest& request) {
+    return parse_request(to_frames(make_edit_request("p", request)), Limits()).digest;
+  };
+  edit::EditRequest other_photo = e;
+  other_photo.photo.back() = 4;
+  edit::EditRequest other_face = e;
+  other_face.face.reset();
+  edit::EditRequest unpasted = e;
+  unpasted.paste = false;
+  EXPECT_NE(digest_of(other_photo), r.digest);
+  EXPECT_NE(digest_of(other_face), r.digest);
+  EXPECT_NE(digest_of(unpasted), r.digest);
+
+  // A photo may exceed the latent limit, not its own.
+  Limits limits;
+  limits.max_payload_bytes = 16;
+  limits.max_photo_bytes = 64;
+  const std::string photo = R"({"type":"edit","id":"x","instruction":"a","latent":"photo"})";
+  EXPECT_EQ(code_of({photo, std::string(40, 'j')}, limits), "ok");
+  EXPECT_EQ(code_of({photo, std::string(65, 'j')}, limits), codes::kPayloadTooLarge);
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"x","instruction":"a","latent":"w"})", floats(std::vector<float>(8))},
+                    limits),
+            codes::kPayloadTooLarge);
+  EXPECT_EQ(code_of({photo}), codes::kBadRequest);                 // no photo frame
+  EXPECT_EQ(code_of({photo, std::string()}), codes::kBadRequest);  // an empty one
+  // face and paste belong to photos.
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"x","instruction":"a","face":1})"}), codes::kBadRequest);
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"x","instruction":"a","paste":true})"}), codes::kBadRequest);
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"x","instruction":"a","latent":"photo","face":-1})", "j"}),
+            codes::kBadRequest);
+}
+
+TEST(Protocol, DoneReplyOfAPhotoCarriesItsWplus) {
+  edit::EditResult result;
+  edit::EncodedImage image;
+  image.bytes = {1, 2};
+  result.images.push_back(image);
+  result.wplus = {1, 2, 3, 4, 5, 6};
+  result.wplus_rows = 3;
+  Message reply = edit_done_reply("j", result, nlohmann::json::object());
+  EXPECT_EQ(reply.header["wplus"]["shape"], nlohmann::json::array({3, 2}));
+  edit::EditResult back = decode_edit_result(from_frames(to_frames(reply)));
+  EXPECT_EQ(back.wplus, result.wplus);
+  EXPECT_EQ(back.wplus_rows, 3);
+}
+
+}  // namespace
+}  // namespace feu::service

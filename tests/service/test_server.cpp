@@ -339,6 +339,7 @@ TEST(Server, MalformedInputNeverCrashesOrStalls) {
   FakeBackend backend({});
   ServerConfig config = config_in(dir);
   config.limits.max_payload_bytes = 1 << 20;
+  config.limits.max_photo_bytes = 1 << 20;
   RunningServer server(config, backend);
   Client client(client_for(server.endpoint(), 3000));
   auto code_of = [&](const std::vector<Frame>& frames) -> std::string {
@@ -671,6 +672,7 @@ TEST(Server, TheQueueIsBoundedByBytesAsWellAsJobs) {
   config.max_batch = 1;
   config.limits.max_frames = 2;
   config.limits.max_payload_bytes = 64 << 10;
+  config.limits.max_photo_bytes = 64 << 10;
   config.max_queue_bytes = 200 << 10;  // room for three 60 KiB requests
   RunningServer server(config, backend);
   RawPeer peer(server.endpoint());
