@@ -1,6 +1,7 @@
 // feu: the command-line client of feu-daemon.
 //
 //   feu edit "blond hair" --seed 42 -o out.png [--server ADDR] [--timeout S] [--retries N]
+//   feu edit "smiling" --image photo.jpg [--face K] [--paste] -o out.png   (a photo: e4e inversion)
 //            [--alphas -3,0,3] [--method global --neutral "face"] [--grid] [--format jpeg]
 //   feu edit --local --config C "blond hair" --seed 42 -o out.png   (engine in-process)
 //   feu status | feu ping | feu retrieve TEXT -k N | feu result ID -o OUT | feu cancel ID
@@ -8,7 +9,10 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +20,8 @@
 
 #include "core/cli.h"
 #include "core/files.h"
+#include "core/h5.h"
+#include "core/text.h"
 #include "service/client.h"
 #include "service/curve_keys.h"
 #ifdef FEU_CLIENT_LOCAL
@@ -66,34 +72,50 @@ void throw_reply_error(const service::Message& reply) {
   }
 }
 
+// One number of option `flag`, e.g. --beta 0.1; the message names the flag.
+double parse_number(const std::string& text, const std::string& flag, const std::string& example) {
+  try {
+    size_t used = 0;
+    double value = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(value)) return value;
+  } catch (const std::exception&) {
+  }
+  throw Error(ErrorCode::kInvalidArgument, flag + ": " + quote_text(text) + " is not a number (expected e.g. " +
+                                               example + ")");
+}
+
 std::vector<double> parse_alphas(const std::string& text) {
   std::vector<double> alphas;
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
     std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    try {
-      size_t used = 0;
-      alphas.push_back(std::stod(item, &used));
-      if (used != item.size()) throw std::invalid_argument(item);
-    } catch (const std::exception&) {
-      throw Error(ErrorCode::kInvalidArgument, "--alphas: '" + item + "' is not a number (expected e.g. -3,0,3)");
-    }
+    alphas.push_back(parse_number(item, "--alphas", "-3,0,3"));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
   return alphas;
 }
 
+// The output's extension decides the format (.png, .jpg, .jpeg, any case);
+// --format, when given, must agree with it: a file never holds bytes its name
+// does not promise.
 edit::ImageFormat format_for(const std::string& format, const std::string& output) {
-  std::string f = format;
-  if (f.empty()) {
-    std::string ext = fs::path(output).extension().string();
-    f = (ext == ".jpg" || ext == ".jpeg") ? "jpeg" : "png";
+  std::string ext = fs::path(output).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  edit::ImageFormat by_name;
+  if (ext == ".png") by_name = edit::ImageFormat::kPng;
+  else if (ext == ".jpg" || ext == ".jpeg") by_name = edit::ImageFormat::kJpeg;
+  else
+    throw Error(ErrorCode::kInvalidArgument, "-o " + output + ": unknown image extension " + quote_text(ext) +
+                                                 " (expected .png, .jpg or .jpeg)");
+  if (!format.empty()) {
+    const edit::ImageFormat asked = edit::parse_image_format(format);
+    check(asked == by_name, ErrorCode::kInvalidArgument,
+          "--format " + format + " disagrees with -o " + output + " (its extension says " +
+              edit::image_format_name(by_name) + ")");
   }
-  if (f == "png") return edit::ImageFormat::kPng;
-  if (f == "jpeg" || f == "jpg") return edit::ImageFormat::kJpeg;
-  throw Error(ErrorCode::kInvalidArgument, "--format '" + f + "' is not png or jpeg");
+  return by_name;
 }
 
 // Checked before any work is sent: like other tools, an output in a missing
@@ -122,30 +144,62 @@ std::vector<std::string> write_images(const edit::EditResult& result, const std:
     written.push_back(path);
   }
   if (result.original) {
-    std::string path = name_for("_original");
+    // A photo's unedited image is the generator's reconstruction of it.
+    std::string path = name_for(result.wplus.empty() ? "_original" : "_reconstruction");
     write_file_atomic(path, result.original->bytes.data(), result.original->bytes.size());
     written.push_back(path);
   }
   return written;
 }
 
-void print_edit_summary(const edit::EditResult& result, const std::vector<std::string>& written, double seconds,
-                        bool grid) {
+// `seconds`: the client's wait, when it made the request (not for `result`).
+void print_edit_summary(const edit::EditResult& result, const std::vector<std::string>& written,
+                        std::optional<double> seconds) {
+  const json& d = result.diagnostics;
+  const bool grid = d.is_object() && d.value("grid", false);
+  const bool photo = !result.wplus.empty();
   for (size_t i = 0; i < written.size(); ++i) {
     const auto& image = i < result.images.size() ? result.images[i] : *result.original;
-    char what[64];
-    if (i >= result.images.size()) snprintf(what, sizeof what, "original");
-    else if (grid) snprintf(what, sizeof what, "grid: original and edits");
+    char what[96];
+    if (i >= result.images.size()) snprintf(what, sizeof what, photo ? "reconstruction" : "original");
+    else if (grid) snprintf(what, sizeof what, photo ? "grid: reconstruction and edits" : "grid: original and edits");
     else snprintf(what, sizeof what, "alpha %g", image.alpha);
     std::cout << "wrote " << fs::absolute(written[i]).string() << " (" << image.width << "x" << image.height << ", "
               << what << ")\n";
   }
-  const json& d = result.diagnostics;
   if (d.is_object()) {
+    if (d.contains("face")) {
+      const json& f = d["face"];
+      std::cout << "face: " << f.value("face", 0) << " of " << f.value("faces_found", 0) << " found (inversion "
+                << f.value("inversion_cache", std::string("?")) << ")\n";
+    }
     if (d.contains("channels_changed")) std::cout << "channels changed: " << d["channels_changed"] << "\n";
-    if (d.contains("artifact_version")) std::cout << "artifact version: " << d["artifact_version"] << "\n";
+    if (d.contains("artifact_version") && d["artifact_version"].is_string())
+      std::cout << "artifact version: " << d["artifact_version"].get<std::string>() << "\n";
   }
-  std::printf("%.3f s\n", seconds);
+  if (seconds) std::printf("elapsed: %.3f s\n", *seconds);
+}
+
+// --save-latents: the edited S codes ([alphas, channels], kind s) and, for a
+// photo, the W+ it was inverted to (kind wplus), each with its kind named.
+void save_latents(const std::string& path, const edit::EditResult& result) {
+  AtomicFile out(path);
+  {
+    h5::File file = h5::File::create(out.temp_path());
+    const uint64_t channels = static_cast<uint64_t>(result.total_channels);
+    check(channels > 0 && !result.edited_styles.empty(), ErrorCode::kInternal, "the result carries no style codes");
+    file.write_float("s", result.edited_styles.data(), {result.edited_styles.size() / channels, channels});
+    file.set_attr("s", "kind", "s");
+    std::vector<double> alphas;
+    for (const auto& image : result.images) alphas.push_back(image.alpha);
+    if (alphas.size() * channels == result.edited_styles.size()) file.set_attr("s", "alphas", alphas);
+    if (!result.wplus.empty()) {
+      const uint64_t rows = static_cast<uint64_t>(std::max<int64_t>(result.wplus_rows, 1));
+      file.write_float("wplus", result.wplus.data(), {rows, result.wplus.size() / rows});
+      file.set_attr("wplus", "kind", "wplus");
+    }
+  }
+  out.commit();
 }
 
 }  // namespace
@@ -179,6 +233,14 @@ int main(int argc, char** argv) {
   edit_cmd->add_option("--latent-file", latent_file, "raw little-endian float32 latent instead of a seed");
   edit_cmd->add_option("--latent-kind", latent_kind, "w, wplus or s (with --latent-file)")
       ->check(CLI::IsMember({"w", "wplus", "s"}));
+  std::string image_path, save_latents_path;
+  int64_t face_index = -1;
+  bool paste = false;
+  edit_cmd->add_option("--image", image_path, "a photo (PNG or JPEG): its face is found, aligned and inverted (e4e)");
+  edit_cmd->add_option("--face", face_index, "with --image: which face, in the detector's order (default: the largest)");
+  edit_cmd->add_flag("--paste", paste, "with --image: the edited face pasted back into the photo, at its size");
+  edit_cmd->add_option("--save-latents", save_latents_path,
+                       "write the edited S codes (and a photo's W+) to this HDF5 file");
   edit_cmd->add_option("--alphas", alphas_text, "strengths, e.g. -3,0,3 (default from config)");
   edit_cmd->add_option("--method", method, "feu (retrieval + SVM) or global (StyleCLIP)")
       ->check(CLI::IsMember({"feu", "global"}));
@@ -200,8 +262,25 @@ int main(int argc, char** argv) {
     request.instruction = instruction;
     request.method = method == "global" ? edit::Method::kGlobal : edit::Method::kFeu;
     request.neutral = neutral;
+    const int faces_given = int(edit_cmd->count("--seed") > 0) + int(!latent_file.empty()) + int(!image_path.empty());
+    check(faces_given <= 1, ErrorCode::kInvalidArgument,
+          "give one face to edit: --seed, --latent-file or --image, not several");
+    if (faces_given == 0) std::cerr << "feu: no --seed, --latent-file or --image given: editing seed 0\n";
+    check(image_path.empty() ? (edit_cmd->count("--face") == 0 && !paste) : true, ErrorCode::kInvalidArgument,
+          "--face and --paste work on a photo: add --image PHOTO");
+    for (const char* flag : {"--k-pos", "--k-neg"}) {
+      const int64_t value = std::string(flag) == "--k-pos" ? k_pos : k_neg;
+      check(edit_cmd->count(flag) == 0 || value >= 1, ErrorCode::kInvalidArgument,
+            std::string(flag) + " " + std::to_string(value) + " is out of range (expected at least 1)");
+    }
     request.seed = seed;
     if (!std::isnan(psi)) request.psi = psi;
+    if (!image_path.empty()) {
+      request.latent_kind = edit::LatentKind::kPhoto;
+      request.photo = read_file(image_path);
+      if (edit_cmd->count("--face")) request.face = face_index;
+      request.paste = paste;
+    }
     if (!latent_file.empty()) {
       std::vector<uint8_t> bytes = read_file(latent_file);
       check(bytes.size() % 4 == 0 && !bytes.empty(), ErrorCode::kInvalidArgument,
@@ -214,19 +293,24 @@ int main(int argc, char** argv) {
     }
     if (!alphas_text.empty()) request.alphas = parse_alphas(alphas_text);
     if (beta_text == "auto") request.beta_auto = true;
-    else if (!beta_text.empty()) request.beta = parse_alphas(beta_text).at(0);
+    else if (!beta_text.empty()) request.beta = parse_number(beta_text, "--beta", "0.15 or auto");
     if (k_pos > 0) request.k_pos = k_pos;
     if (k_neg > 0) request.k_neg = k_neg;
     if (!negatives.empty()) request.negatives = negatives;
     request.format = format_for(format, output);
     request.grid = grid;
     request.return_original = original;
+    if (!save_latents_path.empty()) {
+      check_output_directory(save_latents_path);
+      request.return_styles = true;
+    }
     auto t0 = std::chrono::steady_clock::now();
     edit::EditResult result;
     if (local) {
 #ifdef FEU_CLIENT_LOCAL
       check(!config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
       result = daemon::run_local_edit(config_path, request);
+      if (common.json_output) std::cout << service::dump_json(service::edit_done_reply("local", result, json::object()).header) << "\n";
 #else
       // The engine (libtorch) lives in the sibling program feu-local, so that
       // plain client calls start in milliseconds instead of seconds.
@@ -247,7 +331,12 @@ int main(int argc, char** argv) {
       result = service::decode_edit_result(reply);
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    print_edit_summary(result, write_images(result, output), seconds, grid);
+    print_edit_summary(result, write_images(result, output), seconds);
+    if (!save_latents_path.empty()) {
+      save_latents(save_latents_path, result);
+      std::cout << "wrote " << fs::absolute(save_latents_path).string() << " (latents: s"
+                << (result.wplus.empty() ? "" : ", wplus") << ")\n";
+    }
   });
 
   // ---- result, cancel
@@ -263,7 +352,7 @@ int main(int argc, char** argv) {
     throw_reply_error(reply);
     if (!result_output.empty() && reply.header.value("status", "") == "done")
       print_edit_summary(service::decode_edit_result(reply),
-                         write_images(service::decode_edit_result(reply), result_output), 0, false);
+                         write_images(service::decode_edit_result(reply), result_output), std::nullopt);
   });
   std::string cancel_id;
   auto* cancel_cmd = app.add_subcommand("cancel", "cancel a queued job");

@@ -224,6 +224,7 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
   diag["templates"] = template_set_name(defaults_.templates);
   diag["artifact_version"] = artifacts.version;
   diag["alphas"] = edit.alphas;
+  diag["grid"] = edit.grid;
 
   // text
   auto start = Clock::now();

@@ -11,6 +11,7 @@
 #include "clip/tokenizer.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "face/e4e.h"
 #include "image/codec.h"
 #include "image/tensor_image.h"
 #include "index/artifacts.h"
@@ -33,6 +34,16 @@ stylegan2::GeneratorConfig demo_generator_config() {
   c.mapping_layers = 2;
   c.channel_base = 512;  // 32 channels up to 16², 16 at 32², 8 at 64²
   c.channel_max = 32;
+  return c;
+}
+
+// A small e4e for the demo's photos: IR-SE50's 24 units at narrow widths,
+// one W+ row per style input of the generator.
+face::E4eConfig demo_e4e_config(const stylegan2::GeneratorConfig& generator) {
+  face::E4eConfig c;
+  c.stage_widths = {16, 16, 32, 32};
+  c.w_dim = generator.w_dim;
+  c.n_styles = static_cast<int>(generator.num_ws());
   return c;
 }
 
@@ -103,6 +114,8 @@ std::string build_real_size_assets(const DemoOptions& o, const std::string& root
   const std::string generator_path = models + "/generator.h5", clip_path = models + "/clip.h5";
   stylegan2::Generator::random(stylegan2::GeneratorConfig::config_f(), o.seed, at::kCPU).save(generator_path);
   clip::ClipModel::random(clip_config, o.seed + 1, at::kCPU).save_h5(clip_path);
+  say("random e4e at the released widths (267 M parameters)");
+  face::E4eEncoder::write_random(face::E4eConfig::ffhq(), o.seed + 2, models + "/e4e.h5");
   const std::string generator_sha = sha256_file(generator_path), clip_sha = sha256_file(clip_path);
   const int64_t dim = clip_config.embed_dim;
 
@@ -194,7 +207,7 @@ std::string build_demo_assets(const DemoOptions& o) {
     if (o.progress) std::fprintf(stderr, "demo-assets: %s\n", text.c_str());
   };
 
-  say("random generator (64x64) and CLIP (small), demo vocabulary");
+  say("random generator (64x64), CLIP (small) and e4e (small), demo vocabulary");
   const std::string vocab_path = models + "/vocab.txt.gz";
   clip::Tokenizer::write_demo_vocab(vocab_path);
   const int64_t vocab_size = clip::Tokenizer::load(vocab_path).vocab_size();
@@ -202,6 +215,7 @@ std::string build_demo_assets(const DemoOptions& o) {
   stylegan2::Generator generator = stylegan2::Generator::random(demo_generator_config(), o.seed, at::kCPU);
   generator.save(generator_path);
   clip::ClipModel::random(clip::ClipConfig::small(vocab_size), o.seed + 1, at::kCPU).save_h5(clip_path);
+  face::E4eEncoder::write_random(demo_e4e_config(generator.config()), o.seed + 2, models + "/e4e.h5");
 
   say("rendering a synthetic corpus of " + std::to_string(o.images) + " PNGs");
   fs::remove_all(corpus_images);

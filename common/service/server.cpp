@@ -805,10 +805,12 @@ void Server::finish(const JobPtr& job, Message reply) {
     if (diagnostics.is_object() && diagnostics.contains("timings_ms") && diagnostics["timings_ms"].is_object())
       for (const auto& [stage, ms] : diagnostics["timings_ms"].items())
         if (ms.is_number()) stats_.observe("engine." + stage, ms.get<double>());
-    spdlog::info("job id={} type=edit instr={} method={} alphas={} batch={} queue_ms={} run_ms={} total_ms={} "
+    spdlog::info("job id={} type=edit instr={} method={} latent={} alphas={} batch={} queue_ms={} run_ms={} total_ms={} "
                  "replayed={} outcome={}",
                  printable(job->id), short_hash(job->edit.instruction), edit::Method::kGlobal == job->edit.method ? "global" : "feu",
-                 job->edit.alphas.size(), all_timings.value("batch_size", 0), all_timings.value("queue_ms", 0.0),
+                 edit::latent_kind_name(job->edit.latent_kind),
+                 job->edit.alphas.empty() ? std::string("default") : std::to_string(job->edit.alphas.size()),
+                 all_timings.value("batch_size", 0), all_timings.value("queue_ms", 0.0),
                  all_timings.value("run_ms", 0.0), all_timings.value("total_ms", 0.0), job->replayed, outcome);
   } else {
     stats_.count(outcome == "done" ? "retrieves.done" : "retrieves.error." + outcome);

@@ -711,7 +711,8 @@ class ProductionDaemon : public ::testing::Test {
     std::string demo = assets_->file("demo");
     return write_config(dir, daemon_section,
                         "device: cpu\nmodels:\n  generator: " + demo + "/models/generator.h5\n  clip: " + demo +
-                            "/models/clip.h5\n  vocab: " + demo + "/models/vocab.txt.gz\nartifacts:\n  root: " +
+                            "/models/clip.h5\n  vocab: " + demo + "/models/vocab.txt.gz\n  e4e: " + demo +
+                            "/models/e4e.h5\nartifacts:\n  root: " +
                             demo + "/artifacts\nedit:\n  beta: auto\n  k_pos: 10\n  k_neg: 10\n");
   }
   // How many times the daemon's per-job log lines say each id finished.
@@ -761,6 +762,70 @@ TEST_F(ProductionDaemon, ServesTheEmbeddedDefaultThroughTheClient) {
   EXPECT_EQ(status["counters"]["jobs.done"], 1);
   EXPECT_FALSE(status["artifact_version"].get<std::string>().empty());
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+// Width and height from a PNG's IHDR (bytes 16-23, big-endian).
+std::pair<int, int> png_size(const std::string& png) {
+  if (png.size() < 24 || png.substr(1, 3) != "PNG") return {0, 0};
+  auto be32 = [&](size_t at) {
+    return (uint32_t(uint8_t(png[at])) << 24) | (uint32_t(uint8_t(png[at + 1])) << 16) |
+           (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
+  };
+  return {int(be32(16)), int(be32(20))};
+}
+
+TEST_F(ProductionDaemon, EditsARealPhotoThroughTheDaemonAndInProcess) {
+  FEU_SHARED_FILE_OR_SKIP(photo, "faces/Tom_Cruise_avp_2014_4.jpg");
+  test::TempDir dir;
+  DaemonProcess daemon(test::program("feu-daemon"), {"--config", config(dir)}, dir);
+  std::string endpoint = daemon.endpoint(120000);
+  ASSERT_FALSE(endpoint.empty());
+  std::string out;
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 60 ";
+  ASSERT_EQ(test::run_command(feu + "edit 'blond hair' --image " + photo + " --alphas=-3,3 --save-latents " +
+                                  dir.file("latents.h5") + " -o " + dir.file("face.png"),
+                              &out),
+            0)
+      << out << daemon.log();
+  EXPECT_NE(out.find("face: 0 of 1 found (inversion miss)"), std::string::npos) << out;
+  // The edits and the reconstruction at the generator's size (the demo's 64²).
+  for (const char* name : {"face_alpha-3.png", "face_alpha3.png", "face_reconstruction.png"})
+    EXPECT_EQ(png_size(slurp(dir.file(name))), std::make_pair(64, 64)) << name;
+  EXPECT_NE(slurp(dir.file("face_alpha-3.png")), slurp(dir.file("face_alpha3.png")));
+  EXPECT_TRUE(fs::exists(dir.file("latents.h5")));
+
+  // --paste: the edits at the photo's own (upright) size, which the reply states.
+  ASSERT_EQ(test::run_command(feu + "--json edit 'blond hair' --image " + photo + " --paste --alphas=3 -o " +
+                                  dir.file("pasted.png"),
+                              &out),
+            0)
+      << out << daemon.log();
+  const json header = json::parse(out.substr(0, out.find('\n')));
+  const json photo_size = header["diagnostics"]["face"]["photo_size"];
+  EXPECT_EQ(header["diagnostics"]["face"]["inversion_cache"], "hit") << "the second edit of a photo reuses its inversion";
+  EXPECT_EQ(header["wplus"]["shape"], json::array({10, 32}));
+  EXPECT_EQ(png_size(slurp(dir.file("pasted.png"))),
+            std::make_pair(photo_size[0].get<int>(), photo_size[1].get<int>()));
+  EXPECT_EQ(png_size(slurp(dir.file("pasted_reconstruction.png"))), png_size(slurp(dir.file("pasted.png"))));
+
+  // A photo without a face is a typed error naming what is missing.
+  {
+    std::ofstream grey(dir.file("grey.png"), std::ios::binary);
+    grey << slurp(dir.file("face_alpha3.png"));  // a 64x64 random render: no face dlib can find
+  }
+  EXPECT_EQ(test::run_command(feu + "edit 'blond hair' --image " + dir.file("grey.png") + " -o " + dir.file("x.png"),
+                              &out),
+            2);
+  EXPECT_NE(out.find("error [no_face]"), std::string::npos) << out;
+  EXPECT_EQ(daemon.stop(), 0);
+
+  // The same photo in-process (--local): the same reconstruction.
+  ASSERT_EQ(test::run_command(test::program("feu") + " edit --local --config " + config(dir) + " 'blond hair' --image " +
+                                  photo + " --alphas=3 -o " + dir.file("local.png"),
+                              &out),
+            0)
+      << out;
+  EXPECT_EQ(slurp(dir.file("local_reconstruction.png")), slurp(dir.file("face_reconstruction.png")));
 }
 
 TEST_F(ProductionDaemon, EightConcurrentClientsTimes25AllAnsweredOnce) {
