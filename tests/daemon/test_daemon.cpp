@@ -634,6 +634,44 @@ TEST(Daemon, EditIntoAMissingDirectoryFailsBeforeSendingAnyWork) {
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST(Daemon, MisusedEditFlagsAreNamedBeforeAnyWorkIsSent) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 10 ", out;
+  {
+    std::ofstream latent(dir.file("w.bin"), std::ios::binary);
+    latent << std::string(16, '\0');
+  }
+  const std::string o = " -o " + dir.file("x.png");
+  struct Case {
+    std::string args;
+    std::string needle;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"edit smile --seed 1 --beta abc" + o, "--beta: \"abc\" is not a number"},
+           {"edit smile --seed 1 --alphas 1,x" + o, "--alphas: \"x\" is not a number"},
+           {"edit smile --seed 1 --k-pos 0" + o, "--k-pos 0 is out of range"},
+           {"edit smile --seed 1 --k-neg -5" + o, "--k-neg -5 is out of range"},
+           {"edit smile --seed 1 --latent-file " + dir.file("w.bin") + o, "not several"},
+           {"edit smile --seed 1 -o " + dir.file("x.webp"), "unknown image extension \".webp\""},
+           {"edit smile --seed 1 --format jpeg" + o, "--format jpeg disagrees with -o"},
+           {"edit smile --seed 1 --paste" + o, "--face and --paste work on a photo"},
+       }) {
+    EXPECT_EQ(test::run_command(feu + c.args, &out), 2) << c.args;
+    EXPECT_NE(out.find(c.needle), std::string::npos) << c.args << "\n" << out;
+  }
+  EXPECT_FALSE(fs::exists(dir.file("x.webp")));
+  // No face given at all: said, not silent.
+  EXPECT_EQ(test::run_command(feu + "edit smile" + o, &out), 0) << out;
+  EXPECT_NE(out.find("editing seed 0"), std::string::npos) << out;
+  EXPECT_NE(out.find("elapsed: "), std::string::npos) << out;
+  ASSERT_EQ(test::run_command(feu + "status", &out), 0) << out;
+  EXPECT_EQ(json::parse(out)["counters"].value("accepted", 0), 1) << "only the well-formed edit was sent: " << out;
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
 TEST(Daemon, RequestTextCannotForgeLogLines) {
   test::TempDir dir;
   DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
