@@ -24,6 +24,7 @@
 #include "core/text.h"
 #include "service/client.h"
 #include "service/curve_keys.h"
+#include "service/endpoint_probe.h"
 #ifdef FEU_CLIENT_LOCAL
 #include "local_edit.h"
 #endif
@@ -59,6 +60,14 @@ struct Common {
       o.curve_public_key = service::curve_public_key(o.curve_secret_key);
     }
     return o;
+  }
+
+  // A client of the daemon, after a quick check that something listens there
+  // (a stopped daemon fails in seconds, not after every timeout and retry).
+  service::Client connect() const {
+    service::ClientOptions o = options();
+    service::probe_endpoint(o.server, std::min(2000, o.timeout_ms));
+    return service::Client(o);
   }
 };
 
@@ -322,7 +331,7 @@ int main(int argc, char** argv) {
       throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
 #endif
     } else {
-      service::Client client(common.options());
+      service::Client client = common.connect();
       std::string request_id = id.empty() ? service::Client::new_id() : id;
       service::Message reply =
           client.edit(request_id, request, deadline_ms > 0 ? std::optional<int64_t>(deadline_ms) : std::nullopt);
@@ -346,7 +355,7 @@ int main(int argc, char** argv) {
   result_cmd->add_option("-o,--output", result_output, "write its images here");
   result_cmd->callback([&] {
     if (!result_output.empty()) check_output_directory(result_output);
-    service::Client client(common.options());
+    service::Client client = common.connect();
     service::Message reply = client.result(result_id);
     std::cout << service::dump_json(reply.header) << "\n";
     throw_reply_error(reply);
@@ -358,7 +367,7 @@ int main(int argc, char** argv) {
   auto* cancel_cmd = app.add_subcommand("cancel", "cancel a queued job");
   cancel_cmd->add_option("id", cancel_id)->required();
   cancel_cmd->callback([&] {
-    service::Client client(common.options());
+    service::Client client = common.connect();
     service::Message reply = client.cancel(cancel_id);
     throw_reply_error(reply);
     std::cout << service::dump_json(reply.header) << "\n";
@@ -366,13 +375,13 @@ int main(int argc, char** argv) {
 
   // ---- status, ping, retrieve
   app.add_subcommand("status", "daemon status: version, queue, counters, latency percentiles")->callback([&] {
-    service::Client client(common.options());
+    service::Client client = common.connect();
     service::Message reply = client.status();
     throw_reply_error(reply);
     std::cout << reply.header.dump(2) << "\n";
   });
   app.add_subcommand("ping", "check that the daemon answers")->callback([&] {
-    service::Client client(common.options());
+    service::Client client = common.connect();
     auto t0 = std::chrono::steady_clock::now();
     service::Message reply = client.ping();
     throw_reply_error(reply);
@@ -386,7 +395,7 @@ int main(int argc, char** argv) {
   retrieve_cmd->add_option("text", retrieve_text)->required();
   retrieve_cmd->add_option("-k", retrieve_k, "how many")->capture_default_str();
   retrieve_cmd->callback([&] {
-    service::Client client(common.options());
+    service::Client client = common.connect();
     service::Message reply = client.retrieve(retrieve_text, retrieve_k);
     throw_reply_error(reply);
     std::cout << reply.header["result"].dump(2) << "\n";

@@ -152,7 +152,7 @@ TEST(Daemon, ClientRoundTripAndGracefulSigterm) {
   EXPECT_EQ(test::run_command(test::program("feu") + " --server " + endpoint + " --timeout 0.3 --retries 1 ping",
                               &out),
             2);
-  EXPECT_NE(out.find("no reply"), std::string::npos) << out;
+  EXPECT_NE(out.find("nothing answers at " + endpoint), std::string::npos) << out;
 }
 
 TEST(Daemon, EightConcurrentClientsTimes25AllAnsweredOnce) {
@@ -670,6 +670,26 @@ TEST(Daemon, MisusedEditFlagsAreNamedBeforeAnyWorkIsSent) {
   ASSERT_EQ(test::run_command(feu + "status", &out), 0) << out;
   EXPECT_EQ(json::parse(out)["counters"].value("accepted", 0), 1) << "only the well-formed edit was sent: " << out;
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
+  // A port nobody listens on: the one a daemon used before it stopped.
+  test::TempDir dir;
+  std::string endpoint;
+  {
+    DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+    endpoint = daemon.endpoint();
+    ASSERT_FALSE(endpoint.empty());
+    EXPECT_EQ(daemon.stop(), 0);
+  }
+  // Long timeouts and retries: only the probe can end these calls early.
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 600 --retries 5 ", out;
+  for (const std::string& call : {std::string("ping"), std::string("status"),
+                                  "edit smile --seed 1 -o " + dir.file("x.png")}) {
+    EXPECT_EQ(test::run_command(feu + call, &out), 2) << call;
+    EXPECT_NE(out.find("nothing answers at " + endpoint), std::string::npos) << call << "\n" << out;
+    EXPECT_NE(out.find("is feu-daemon running"), std::string::npos) << out;
+  }
 }
 
 TEST(Daemon, RequestTextCannotForgeLogLines) {
