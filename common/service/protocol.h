@@ -61,7 +61,11 @@ struct Limits {
   size_t max_frames = 8;                   // header + payloads
   size_t max_header_bytes = 64 * 1024;     // frame 0
   size_t max_payload_bytes = 4u << 20;     // a latent frame (W+ at 1024² is 72 KiB)
-  size_t max_photo_bytes = edit::EditLimits::kMaxPhotoBytes;  // an encoded photo frame
+  // An encoded photo frame. Below the engine's ceiling: it is also the largest
+  // frame ZeroMQ buffers per message (ZMQ_MAXMSGSIZE), so it bounds what a
+  // flood of big frames can pin in memory; raise it in the config for
+  // photos above 12 MiB (PNG scans, 50 MP cameras).
+  size_t max_photo_bytes = 12u << 20;
   size_t max_id_bytes = 128;
   size_t max_text_bytes = edit::EditLimits::kMaxInstructionBytes;  // instruction, neutral, retrieve text
   size_t max_alphas = edit::EditLimits::kMaxAlphas;

@@ -356,11 +356,14 @@ TEST(Daemon, MalformedInputSuiteThenStillAnswersPing) {
             "bad_request");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t6","instruction":"x","mystery":true})"}), "unknown_field");
   EXPECT_EQ(code_of({R"({"type":"teleport","id":"t7"})"}), "unknown_type");
-  // Frames over the largest legal frame (4 MiB payloads) drop the connection
+  // Frames over the largest legal frame (a 12 MiB photo) drop the connection
   // before libzmq buffers them: no reply; the client reconnects for the next.
-  EXPECT_EQ(code_of({std::string(10 << 20, '{')}), "no reply");
-  EXPECT_EQ(code_of({R"({"type":"edit","id":"t8","instruction":"x","latent":"w"})", std::string(5 << 20, '\0')}),
+  EXPECT_EQ(code_of({std::string(13 << 20, '{')}), "no reply");
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t8","instruction":"x","latent":"w"})", std::string(13 << 20, '\0')}),
             "no reply");
+  // Within it, each frame meets its own limit: a 5 MiB latent is over the 4 MiB for latents.
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"t8","instruction":"x","latent":"w"})", std::string(5 << 20, '\0')}),
+            "payload_too_large");
   EXPECT_EQ(code_of({R"({"type":"edit","id":"t9","instruction":")" + std::string(5000, 'a') + "\"}"}),
             "payload_too_large");
   EXPECT_EQ(code_of({"null"}), "bad_request");
