@@ -2,8 +2,9 @@
 # The quickstart, end to end on a fresh Debian 12:
 #   installs dependencies, builds feu, creates the embedded default (small
 #   random models, a synthetic corpus, published artifacts), starts
-#   feu-daemon, runs one edit through the `feu` client, writes the image,
-#   prints where, and stops the daemon.
+#   feu-daemon, runs one edit of a generated face and one of a real photo
+#   through the `feu` client, writes the images, prints where, and stops the
+#   daemon.
 # Usage: scripts/demo.sh ["instruction"]     (default "blond hair")
 # Environment: FEU_BUILD_DIR (default build), FEU_DEMO_DIR (default out/demo).
 set -euo pipefail
@@ -23,7 +24,7 @@ cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD_DIR" --target feu-indexer feu-daemon feu-client -j "$JOBS"
 
 # configs/demo.yaml reads the embedded default from out/demo (relative to configs/).
-if [ ! -e "$DEMO_DIR/artifacts/current" ]; then
+if [ ! -e "$DEMO_DIR/artifacts/current" ] || [ ! -e "$DEMO_DIR/models/e4e.h5" ]; then
   step "embedded default: random models, synthetic corpus, published artifacts in $DEMO_DIR"
   "$BUILD_DIR/bin/feu-indexer" demo-assets --out "$DEMO_DIR"
 else
@@ -66,11 +67,21 @@ OUT="$DEMO_DIR/$(echo "$INSTRUCTION" | tr -c 'A-Za-z0-9\n' '_').png"
 step "edit \"$INSTRUCTION\" (seed 42) through the client"
 "$BUILD_DIR/bin/feu" --server "$ENDPOINT" --timeout 120 edit "$INSTRUCTION" --seed 42 --alphas=-4,0,4 --grid -o "$OUT"
 
+# A real photo (NASA's public-domain astronaut portrait, as scikit-image ships
+# it): its face is found and aligned by dlib, inverted by the (random) e4e,
+# edited, and pasted back into the photo at its own size.
+PHOTO=scripts/demo-data/astronaut.jpg
+PHOTO_OUT="$DEMO_DIR/astronaut_$(echo "$INSTRUCTION" | tr -c 'A-Za-z0-9\n' '_').png"
+step "edit \"$INSTRUCTION\" on a photo ($PHOTO) through the client, pasted back"
+"$BUILD_DIR/bin/feu" --server "$ENDPOINT" --timeout 120 edit "$INSTRUCTION" --image "$PHOTO" --alphas=4 --paste \
+  -o "$PHOTO_OUT"
+
 step "stopping feu-daemon"
 trap - EXIT
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID"
 echo
 echo "Edited image (original | alpha -4 | 0 | +4): $OUT"
+echo "Edited photo (alpha 4, pasted into the photo): $PHOTO_OUT (its reconstruction: ${PHOTO_OUT%.png}_reconstruction.png)"
 echo "Daemon log: $LOG"
 step "done"
