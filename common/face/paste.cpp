@@ -36,6 +36,8 @@ image::Image paste_face(const image::Image& photo, const image::Image& face, con
     y = std::clamp(y, 0, side - 1);
     return face.rgb[(static_cast<size_t>(y) * side + x) * 3 + c];
   };
+  // Rows are independent; a close-up's square covers most of a 12 MP photo.
+#pragma omp parallel for schedule(static)
   for (int py = y0; py <= y1; ++py) {
     for (int px = x0; px <= x1; ++px) {
       const double dx = px - q[0], dy = py - q[1];
