@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <atomic>
 #include <cmath>
+#include <mutex>
+#include <thread>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -81,6 +84,49 @@ void throw_reply_error(const service::Message& reply) {
   }
 }
 
+struct Job {
+  edit::EditRequest request;
+  std::string output;   // image path (write_images adds alpha suffixes)
+  std::string latents;  // --save-latents path, or ""
+};
+
+// "Blond hair!" -> "blond_hair": file-name safe, for batch outputs.
+std::string slug(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c)) out += static_cast<char>(std::tolower(c));
+    else if (!out.empty() && out.back() != '_') out += '_';
+    if (out.size() >= 48) break;
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out.empty() ? "edit" : out;
+}
+
+std::string with_suffix(const std::string& path, const std::string& suffix) {
+  const fs::path p(path);
+  return (p.parent_path() / (p.stem().string() + suffix + p.extension().string())).string();
+}
+
+// One instruction per line; blank lines and lines starting with # skipped.
+std::vector<std::string> read_instructions(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  std::vector<std::string> out;
+  std::string line;
+  auto flush = [&] {
+    const size_t first = line.find_first_not_of(" \t\r");
+    const size_t last = line.find_last_not_of(" \t\r");
+    if (first != std::string::npos && line[first] != '#') out.push_back(line.substr(first, last - first + 1));
+    line.clear();
+  };
+  for (uint8_t byte : bytes) {
+    if (byte == '\n') flush();
+    else line += static_cast<char>(byte);
+  }
+  flush();
+  check(!out.empty(), ErrorCode::kInvalidArgument, "--instructions " + path + " lists no instruction");
+  return out;
+}
+
 // One number of option `flag`, e.g. --beta 0.1; the message names the flag.
 double parse_number(const std::string& text, const std::string& flag, const std::string& example) {
   try {
@@ -95,6 +141,20 @@ double parse_number(const std::string& text, const std::string& flag, const std:
 
 std::vector<double> parse_alphas(const std::string& text) {
   std::vector<double> alphas;
+  // A sweep FROM:TO:COUNT, evenly spaced with both ends included (numpy's linspace).
+  if (const size_t colon = text.find(':'); colon != std::string::npos) {
+    const size_t second = text.find(':', colon + 1);
+    check(second != std::string::npos && text.find(':', second + 1) == std::string::npos, ErrorCode::kInvalidArgument,
+          "--alphas " + quote_text(text) + ": a sweep is FROM:TO:COUNT, e.g. -4:4:9");
+    const double from = parse_number(text.substr(0, colon), "--alphas", "-4:4:9");
+    const double to = parse_number(text.substr(colon + 1, second - colon - 1), "--alphas", "-4:4:9");
+    const std::vector<int64_t> count = parse_int_list(text.substr(second + 1), "--alphas COUNT");
+    check(count.size() == 1 && count[0] >= 1 && count[0] <= 16, ErrorCode::kInvalidArgument,
+          "--alphas " + quote_text(text) + ": COUNT must be one number in 1..16");
+    for (int64_t i = 0; i < count[0]; ++i)
+      alphas.push_back(count[0] == 1 ? from : from + (to - from) * static_cast<double>(i) / (count[0] - 1));
+    return alphas;
+  }
   size_t start = 0;
   while (start <= text.size()) {
     size_t comma = text.find(',', start);
@@ -235,10 +295,18 @@ int main(int argc, char** argv) {
   int64_t seed = 0, k_pos = 0, k_neg = 0, deadline_ms = 0;
   double psi = NAN;
   bool grid = false, original = false, local = false;
-  edit_cmd->add_option("instruction", instruction, "e.g. \"blond hair\"")->required();
-  edit_cmd->add_option("-o,--output", output, "output image (.png or .jpg)")->required();
+  std::string instructions_file, seeds_text, outdir;
+  int in_flight = 8;
+  edit_cmd->add_option("instruction", instruction, "e.g. \"blond hair\"");
+  edit_cmd->add_option("-o,--output", output,
+                       "output image (.png or .jpg); a batch adds _<instruction>_seed<N> before the extension");
+  edit_cmd->add_option("--outdir", outdir, "write into this directory (created; edit.png unless -o names the file)");
+  edit_cmd->add_option("--instructions", instructions_file, "a file of instructions, one per line (# comments)");
+  edit_cmd->add_option("--seeds", seeds_text, "many faces: e.g. 1-100 or 1,5,7-9 (one job per seed and instruction)");
+  edit_cmd->add_option("--in-flight", in_flight, "a batch's jobs sent at once to the daemon (it batches them)")
+      ->check(CLI::Range(1, 64));
   edit_cmd->add_option("--seed", seed, "face from numpy RandomState(seed)");
-  edit_cmd->add_option("--psi", psi, "truncation for the seed's W (default from config)");
+  edit_cmd->add_option("--psi,--trunc", psi, "truncation psi for the seed's W (default from config: 0.7)");
   edit_cmd->add_option("--latent-file", latent_file, "raw little-endian float32 latent instead of a seed");
   edit_cmd->add_option("--latent-kind", latent_kind, "w, wplus or s (with --latent-file)")
       ->check(CLI::IsMember({"w", "wplus", "s"}));
@@ -250,7 +318,8 @@ int main(int argc, char** argv) {
   edit_cmd->add_flag("--paste", paste, "with --image: the edited face pasted back into the photo, at its size");
   edit_cmd->add_option("--save-latents", save_latents_path,
                        "write the edited S codes (and a photo's W+) to this HDF5 file");
-  edit_cmd->add_option("--alphas", alphas_text, "strengths, e.g. -3,0,3 (default from config)");
+  edit_cmd->add_option("--alphas", alphas_text,
+                       "strengths, e.g. -3,0,3, or a sweep FROM:TO:COUNT such as -4:4:9 (default from config)");
   edit_cmd->add_option("--method", method, "feu (retrieval + SVM) or global (StyleCLIP)")
       ->check(CLI::IsMember({"feu", "global"}));
   edit_cmd->add_option("--neutral", neutral, "neutral text for --method global, e.g. \"face\"");
@@ -266,15 +335,24 @@ int main(int argc, char** argv) {
   edit_cmd->add_flag("--local", local, "run the engine in this process (needs --config), no daemon");
   edit_cmd->add_option("--config", config_path, "config file for --local");
   edit_cmd->callback([&] {
+    check(!instruction.empty() || !instructions_file.empty(), ErrorCode::kInvalidArgument,
+          "feu edit needs an instruction (e.g. \"blond hair\") or --instructions FILE");
+    if (output.empty() && !outdir.empty()) output = (fs::path(outdir) / "edit.png").string();
+    check(!output.empty(), ErrorCode::kInvalidArgument, "feu edit needs -o OUT.png (or --outdir DIR)");
+    if (!outdir.empty()) {
+      std::error_code error;
+      fs::create_directories(outdir, error);
+      check(!error, ErrorCode::kIoError, "--outdir " + outdir + ": " + error.message());
+    }
     check_output_directory(output);
     edit::EditRequest request;
-    request.instruction = instruction;
     request.method = method == "global" ? edit::Method::kGlobal : edit::Method::kFeu;
     request.neutral = neutral;
-    const int faces_given = int(edit_cmd->count("--seed") > 0) + int(!latent_file.empty()) + int(!image_path.empty());
+    const int faces_given = int(edit_cmd->count("--seed") > 0) + int(!seeds_text.empty()) +
+                            int(!latent_file.empty()) + int(!image_path.empty());
     check(faces_given <= 1, ErrorCode::kInvalidArgument,
-          "give one face to edit: --seed, --latent-file or --image, not several");
-    if (faces_given == 0) std::cerr << "feu: no --seed, --latent-file or --image given: editing seed 0\n";
+          "give one face source to edit: --seed, --seeds, --latent-file or --image, not several");
+    if (faces_given == 0) std::cerr << "feu: no --seed, --seeds, --latent-file or --image given: editing seed 0\n";
     check(image_path.empty() ? (edit_cmd->count("--face") == 0 && !paste) : true, ErrorCode::kInvalidArgument,
           "--face and --paste work on a photo: add --image PHOTO");
     for (const char* flag : {"--k-pos", "--k-neg"}) {
@@ -313,13 +391,48 @@ int main(int argc, char** argv) {
       check_output_directory(save_latents_path);
       request.return_styles = true;
     }
+
+    // Every instruction x every seed: one job each, models and templates
+    // loaded once (--local) or kept warm in the daemon, which batches them.
+    std::vector<std::string> instructions;
+    if (!instruction.empty()) instructions.push_back(instruction);
+    if (!instructions_file.empty()) {
+      const std::vector<std::string> listed = read_instructions(instructions_file);
+      instructions.insert(instructions.end(), listed.begin(), listed.end());
+    }
+    std::vector<int64_t> seeds = {request.seed};
+    if (!seeds_text.empty()) seeds = parse_int_list(seeds_text, "--seeds");
+    std::vector<Job> jobs;
+    const bool several = instructions.size() * seeds.size() > 1;
+    for (const std::string& text : instructions) {
+      for (int64_t face_seed : seeds) {
+        Job job;
+        job.request = request;
+        job.request.instruction = text;
+        if (!seeds_text.empty()) job.request.seed = face_seed;
+        job.output = output;
+        job.latents = save_latents_path;
+        if (several) {
+          std::string suffix = instructions.size() > 1 ? "_" + slug(text) : "";
+          if (!seeds_text.empty()) suffix += "_seed" + std::to_string(face_seed);
+          job.output = with_suffix(output, suffix);
+          if (!job.latents.empty()) job.latents = with_suffix(save_latents_path, suffix);
+        }
+        jobs.push_back(std::move(job));
+      }
+    }
+
     auto t0 = std::chrono::steady_clock::now();
-    edit::EditResult result;
+    std::vector<edit::EditResult> results(jobs.size());
     if (local) {
 #ifdef FEU_CLIENT_LOCAL
       check(!config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
-      result = daemon::run_local_edit(config_path, request);
-      if (common.json_output) std::cout << service::dump_json(service::edit_done_reply("local", result, json::object()).header) << "\n";
+      std::vector<edit::EditRequest> requests;
+      for (const Job& job : jobs) requests.push_back(job.request);
+      results = daemon::run_local_edits(config_path, requests);
+      if (common.json_output)
+        for (const edit::EditResult& result : results)
+          std::cout << service::dump_json(service::edit_done_reply("local", result, json::object()).header) << "\n";
 #else
       // The engine (libtorch) lives in the sibling program feu-local, so that
       // plain client calls start in milliseconds instead of seconds.
@@ -330,22 +443,70 @@ int main(int argc, char** argv) {
       execv(local_program.c_str(), argv);
       throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
 #endif
-    } else {
+    } else if (jobs.size() == 1) {
       service::Client client = common.connect();
       std::string request_id = id.empty() ? service::Client::new_id() : id;
       service::Message reply =
-          client.edit(request_id, request, deadline_ms > 0 ? std::optional<int64_t>(deadline_ms) : std::nullopt);
+          client.edit(request_id, jobs[0].request, deadline_ms > 0 ? std::optional<int64_t>(deadline_ms) : std::nullopt);
       if (common.json_output) std::cout << service::dump_json(reply.header) << "\n";
       throw_reply_error(reply);
-      result = service::decode_edit_result(reply);
+      results[0] = service::decode_edit_result(reply);
+    } else {
+      check(id.empty(), ErrorCode::kInvalidArgument, "--id names one job; a batch gets one random id per job");
+      common.connect();  // fail fast when nothing listens
+      // Several jobs in flight, so the daemon batches them.
+      std::atomic<size_t> next{0};
+      std::mutex print_mutex;
+      std::vector<std::thread> workers;
+      for (int w = 0; w < std::min<int>(in_flight, static_cast<int>(jobs.size())); ++w) {
+        workers.emplace_back([&] {
+          service::Client client(common.options());
+          for (size_t i = next++; i < jobs.size(); i = next++) {
+            service::Message reply = client.edit(service::Client::new_id(), jobs[i].request,
+                                                 deadline_ms > 0 ? std::optional<int64_t>(deadline_ms) : std::nullopt);
+            if (common.json_output) {
+              std::lock_guard<std::mutex> lock(print_mutex);
+              std::cout << service::dump_json(reply.header) << "\n";
+            }
+            if (reply.header.value("status", "") == "done") {
+              results[i] = service::decode_edit_result(reply);
+            } else {
+              const json& error = reply.header.contains("error") ? reply.header["error"] : json::object();
+              results[i].error = edit::EditError{error.value("code", std::string("internal")),
+                                                 error.value("message", std::string("no message"))};
+            }
+          }
+        });
+      }
+      for (std::thread& worker : workers) worker.join();
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    print_edit_summary(result, write_images(result, output), seconds);
-    if (!save_latents_path.empty()) {
-      save_latents(save_latents_path, result);
-      std::cout << "wrote " << fs::absolute(save_latents_path).string() << " (latents: s"
-                << (result.wplus.empty() ? "" : ", wplus") << ")\n";
+    int failed = 0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (results[i].error) {
+        if (jobs.size() == 1) {
+          std::cerr << "feu: error [" << results[i].error->code << "]: " << results[i].error->message << std::endl;
+          std::exit(2);
+        }
+        std::cerr << "feu: error [" << results[i].error->code << "] in " << quote_text(jobs[i].request.instruction)
+                  << (seeds_text.empty() ? "" : " seed " + std::to_string(jobs[i].request.seed)) << ": "
+                  << results[i].error->message << "\n";
+        ++failed;
+        continue;
+      }
+      if (several) std::cout << quote_text(jobs[i].request.instruction)
+                             << (seeds_text.empty() ? "" : " seed " + std::to_string(jobs[i].request.seed)) << ":\n";
+      print_edit_summary(results[i], write_images(results[i], jobs[i].output), several ? std::nullopt
+                                                                                      : std::optional<double>(seconds));
+      if (!jobs[i].latents.empty()) {
+        save_latents(jobs[i].latents, results[i]);
+        std::cout << "wrote " << fs::absolute(jobs[i].latents).string() << " (latents: s"
+                  << (results[i].wplus.empty() ? "" : ", wplus") << ")\n";
+      }
     }
+    if (several)
+      std::printf("%zu edits, %d failed; elapsed: %.3f s\n", jobs.size(), failed, seconds);
+    if (failed > 0) std::exit(2);
   });
 
   // ---- result, cancel

@@ -675,6 +675,51 @@ TEST(Daemon, MisusedEditFlagsAreNamedBeforeAnyWorkIsSent) {
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST(Daemon, BatchEditsEveryInstructionOnEverySeedAndSweepsAlphas) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "  max_wait_ms: 5\n")}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 10 ", out;
+  {
+    std::ofstream list(dir.file("instructions.txt"));
+    list << "# what to try\nblond hair\n\n  smiling woman  \n";
+  }
+  ASSERT_EQ(test::run_command(feu + "edit --instructions " + dir.file("instructions.txt") + " --seeds 3-5,9 --outdir " +
+                                  dir.file("batch") + " -o " + dir.file("batch/e.png"),
+                              &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("8 edits, 0 failed"), std::string::npos) << out;
+  for (const std::string text : {"blond hair", "smiling woman"}) {
+    for (int seed : {3, 4, 5, 9}) {
+      const std::string name = "batch/e_" + std::string(text == "blond hair" ? "blond_hair" : "smiling_woman") +
+                               "_seed" + std::to_string(seed) + ".png";
+      EXPECT_EQ(slurp(dir.file(name)), test::fake_image_bytes(edit_of(text, seed), 4.1, "v1")) << name;
+    }
+  }
+  // An α sweep FROM:TO:COUNT: numpy's linspace, both ends included.
+  ASSERT_EQ(test::run_command(feu + "edit smile --seed 7 --alphas=-4:4:5 -o " + dir.file("sweep.png"), &out), 0) << out;
+  for (const char* alpha : {"-4", "-2", "0", "2", "4"})
+    EXPECT_EQ(slurp(dir.file(std::string("sweep_alpha") + alpha + ".png")),
+              test::fake_image_bytes(edit_of("smile", 7), std::stod(alpha), "v1"))
+        << alpha;
+  EXPECT_EQ(test::run_command(feu + "edit smile --seed 7 --alphas=-4:4 -o " + dir.file("x.png"), &out), 2);
+  EXPECT_NE(out.find("FROM:TO:COUNT"), std::string::npos) << out;
+  // One failing job of a batch is reported; the others are written.
+  {
+    std::ofstream list(dir.file("mixed.txt"));
+    list << "fail:no_channels\nsmile\n";
+  }
+  EXPECT_EQ(test::run_command(feu + "edit --instructions " + dir.file("mixed.txt") + " --seed 1 -o " +
+                                  dir.file("mixed.png"),
+                              &out),
+            2);
+  EXPECT_NE(out.find("error [no_channels] in \"fail:no_channels\""), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(dir.file("mixed_smile.png"))) << out;
+  EXPECT_EQ(daemon.stop(), 0);
+}
+
 TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
   // A port nobody listens on: the one a daemon used before it stopped.
   test::TempDir dir;
@@ -887,6 +932,16 @@ TEST_F(ProductionDaemon, EditsARealPhotoThroughTheDaemonAndInProcess) {
             0)
       << out;
   EXPECT_EQ(slurp(dir.file("local_reconstruction.png")), slurp(dir.file("face_reconstruction.png")));
+  // A batch in-process: the models load once, every seed gets its image.
+  ASSERT_EQ(test::run_command(test::program("feu") + " edit --local --config " + config(dir) +
+                                  " 'blond hair' --seeds 1-3 --alphas=2 -o " + dir.file("seeds.png"),
+                              &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("3 edits, 0 failed"), std::string::npos) << out;
+  for (const char* name : {"seeds_seed1.png", "seeds_seed2.png", "seeds_seed3.png"})
+    EXPECT_EQ(png_size(slurp(dir.file(name))), std::make_pair(64, 64)) << name;
+  EXPECT_NE(slurp(dir.file("seeds_seed1.png")), slurp(dir.file("seeds_seed2.png")));
 }
 
 TEST_F(ProductionDaemon, EightConcurrentClientsTimes25AllAnsweredOnce) {
