@@ -555,7 +555,43 @@ int main(int argc, char** argv) {
   auto* retrieve_cmd = app.add_subcommand("retrieve", "top-k corpus images for a text");
   retrieve_cmd->add_option("text", retrieve_text)->required();
   retrieve_cmd->add_option("-k", retrieve_k, "how many")->capture_default_str();
+  std::string sheet_path, retrieve_config;
+  int64_t sheet_k_pos = 0, sheet_k_neg = 0;
+  int sheet_thumb = 96;
+  bool retrieve_local = false;
+  retrieve_cmd->add_option("--contact-sheet", sheet_path,
+                           "with --local: the FEU positives (green) and negatives (red) of TEXT as thumbnails");
+  retrieve_cmd->add_option("--k-pos", sheet_k_pos, "with --contact-sheet: positives (default from config)");
+  retrieve_cmd->add_option("--k-neg", sheet_k_neg, "with --contact-sheet: negatives (default from config)");
+  retrieve_cmd->add_option("--thumb", sheet_thumb, "thumbnail side in pixels")->check(CLI::Range(16, 512));
+  retrieve_cmd->add_flag("--local", retrieve_local, "run the engine in this process (needs --config)");
+  retrieve_cmd->add_option("--config", retrieve_config, "config file for --local");
   retrieve_cmd->callback([&] {
+    if (retrieve_local || !sheet_path.empty()) {
+      check(retrieve_local, ErrorCode::kInvalidArgument,
+            "--contact-sheet reads the corpus images from disk: run it with --local --config FILE");
+      check(!retrieve_config.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
+      if (!sheet_path.empty()) {
+        check_output_directory(sheet_path);
+        format_for("", sheet_path);
+      }
+#ifdef FEU_CLIENT_LOCAL
+      edit::EditRequest request;
+      request.instruction = retrieve_text;
+      if (sheet_k_pos > 0) request.k_pos = sheet_k_pos;
+      if (sheet_k_neg > 0) request.k_neg = sheet_k_neg;
+      const json explained = daemon::run_local_explain(retrieve_config, request, sheet_path, sheet_thumb);
+      std::cout << explained.dump(2) << "\n";
+      return;
+#else
+      std::string local_program = (fs::read_symlink("/proc/self/exe").parent_path() / "feu-local").string();
+      check(fs::exists(local_program), ErrorCode::kUnsupported,
+            "--local needs " + local_program + " (built with the edit engine), which is missing");
+      argv[0] = local_program.data();
+      execv(local_program.c_str(), argv);
+      throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
+#endif
+    }
     service::Client client = common.connect();
     service::Message reply = client.retrieve(retrieve_text, retrieve_k);
     throw_reply_error(reply);

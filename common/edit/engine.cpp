@@ -238,54 +238,15 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
   // retrieval + svm (feu) or the global direction
   std::vector<float> direction;
   if (edit.method == Method::kFeu) {
-    const std::string key = std::to_string(generation) + '\n' + std::to_string(edit.k_pos) + '\n' +
-                            std::to_string(edit.k_neg) + '\n' + negative_sampling_name(edit.negatives) + '\n' +
-                            template_set_name(defaults_.templates) + '\n' + edit.instruction;
-    std::optional<FeuDirection> feu = directions_.get(key);
-    diag["direction_cache"] = feu ? "hit" : "miss";
-    if (!feu) {
-      feu.emplace();
-      start = Clock::now();
-      const RetrievedSet retrieved = artifacts.scanner->training_set(target.data(), edit.k_pos, edit.k_neg,
-                                                                     edit.negatives, defaults_.negatives_seed,
-                                                                     defaults_.scan_threads());
-      feu->retrieval_ms = ms_since(start);
-      feu->retrieval = {{"k_pos", edit.k_pos},
-                        {"k_neg", edit.k_neg},
-                        {"negatives_mode", negative_sampling_name(edit.negatives)},
-                        {"positives", hits_json(retrieved.positives)},
-                        {"negatives", hits_json(retrieved.negatives)},
-                        {"scored_in_float", retrieved.scored_in_float}};
-      start = Clock::now();
-      const int64_t dim = artifacts.corpus->dim();
-      std::vector<float> positives(retrieved.positive_rows.size() * dim);
-      std::vector<float> negatives(retrieved.negative_rows.size() * dim);
-      for (size_t i = 0; i < retrieved.positive_rows.size(); ++i) {
-        const float* row = artifacts.corpus->embedding(retrieved.positive_rows[i]);
-        std::copy(row, row + dim, positives.begin() + i * dim);
-      }
-      for (size_t i = 0; i < retrieved.negative_rows.size(); ++i) {
-        const float* row = artifacts.corpus->embedding(retrieved.negative_rows[i]);
-        std::copy(row, row + dim, negatives.begin() + i * dim);
-      }
-      const SvmDirection svm = train_svm_direction(positives.data(), edit.k_pos, negatives.data(), edit.k_neg, dim);
-      feu->svm_ms = ms_since(start);
-      feu->svm = {{"accuracy", svm.accuracy},
-                  {"margin", svm.margin},
-                  {"iterations", svm.iterations},
-                  {"bias", svm.bias},
-                  {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
-      feu->normal = svm.normal;
-      directions_.put(key, *feu);
-      timings["retrieval"] = feu->retrieval_ms;
-      timings["svm"] = feu->svm_ms;
-    } else {
-      timings["retrieval"] = 0.0;  // cached: the first request of this instruction paid them
-      timings["svm"] = 0.0;
-    }
-    diag["retrieval"] = feu->retrieval;
-    diag["svm"] = feu->svm;
-    direction = feu->normal;
+    bool cached = false;
+    const FeuDirection feu = feu_direction(edit, target, artifacts, generation, &cached);
+    diag["direction_cache"] = cached ? "hit" : "miss";
+    // cached: the first request of this instruction paid retrieval and SVM
+    timings["retrieval"] = cached ? 0.0 : feu.retrieval_ms;
+    timings["svm"] = cached ? 0.0 : feu.svm_ms;
+    diag["retrieval"] = feu.retrieval;
+    diag["svm"] = feu.svm;
+    direction = feu.normal;
   } else {
     direction = global_direction(target, neutral);
   }
@@ -356,6 +317,70 @@ void Engine::prepare(const EditRequest& request, const Artifacts& artifacts, uin
   }
   timings["latent"] = ms_since(start);
   diag["timings_ms"] = timings;
+}
+
+Engine::FeuDirection Engine::feu_direction(const ResolvedEdit& edit, const std::vector<float>& target,
+                                           const Artifacts& artifacts, uint64_t generation, bool* cached) {
+  const std::string key = std::to_string(generation) + '\n' + std::to_string(edit.k_pos) + '\n' +
+                          std::to_string(edit.k_neg) + '\n' + negative_sampling_name(edit.negatives) + '\n' +
+                          template_set_name(defaults_.templates) + '\n' + edit.instruction;
+  if (std::optional<FeuDirection> hit = directions_.get(key)) {
+    if (cached) *cached = true;
+    return *hit;
+  }
+  if (cached) *cached = false;
+  FeuDirection feu;
+  auto start = Clock::now();
+  const RetrievedSet retrieved = artifacts.scanner->training_set(target.data(), edit.k_pos, edit.k_neg, edit.negatives,
+                                                                 defaults_.negatives_seed, defaults_.scan_threads());
+  feu.retrieval_ms = ms_since(start);
+  feu.retrieval = {{"k_pos", edit.k_pos},
+                   {"k_neg", edit.k_neg},
+                   {"negatives_mode", negative_sampling_name(edit.negatives)},
+                   {"positives", hits_json(retrieved.positives)},
+                   {"negatives", hits_json(retrieved.negatives)},
+                   {"scored_in_float", retrieved.scored_in_float}};
+  start = Clock::now();
+  const int64_t dim = artifacts.corpus->dim();
+  std::vector<float> positives(retrieved.positive_rows.size() * dim);
+  std::vector<float> negatives(retrieved.negative_rows.size() * dim);
+  for (size_t i = 0; i < retrieved.positive_rows.size(); ++i) {
+    const float* row = artifacts.corpus->embedding(retrieved.positive_rows[i]);
+    std::copy(row, row + dim, positives.begin() + i * dim);
+  }
+  for (size_t i = 0; i < retrieved.negative_rows.size(); ++i) {
+    const float* row = artifacts.corpus->embedding(retrieved.negative_rows[i]);
+    std::copy(row, row + dim, negatives.begin() + i * dim);
+  }
+  const SvmDirection svm = train_svm_direction(positives.data(), edit.k_pos, negatives.data(), edit.k_neg, dim);
+  feu.svm_ms = ms_since(start);
+  feu.svm = {{"accuracy", svm.accuracy},
+             {"margin", svm.margin},
+             {"iterations", svm.iterations},
+             {"bias", svm.bias},
+             {"cosine_with_text", dot(svm.normal.data(), target.data(), dim)}};
+  feu.normal = svm.normal;
+  directions_.put(key, feu);
+  return feu;
+}
+
+nlohmann::json Engine::explain(const EditRequest& request) {
+  uint64_t generation = 0;
+  const auto current = artifacts(&generation);
+  EditRequest probe = request;
+  probe.method = Method::kFeu;
+  probe.neutral.clear();
+  const ResolvedEdit edit = resolve_request(probe, defaults_, limits(*current));
+  const std::vector<float> target = text_embedding(edit.instruction);
+  const FeuDirection feu = feu_direction(edit, target, *current, generation, nullptr);
+  nlohmann::json out = {{"instruction", edit.instruction},
+                        {"artifact_version", current->version},
+                        {"corpus_root", current->corpus->provenance().corpus_root},
+                        {"retrieval", feu.retrieval},
+                        {"svm", feu.svm}};
+  for (const char* side : {"positives", "negatives"})
+    for (auto& hit : out["retrieval"][side]) hit["path"] = current->corpus->path_of(hit["id"].get<int64_t>());
+  return out;
 }
 
 std::vector<EditResult> Engine::edit_batch(const std::vector<EditRequest>& requests) {

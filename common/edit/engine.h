@@ -118,6 +118,11 @@ class Engine {
 
   // The k corpus images most similar to T(text): {text, artifact_version, hits: [{id, score, path}]}.
   nlohmann::json retrieve(const std::string& text, int64_t k);
+  // What an FEU edit of `request.instruction` is built from, with the corpus
+  // paths of the images: {instruction, artifact_version, corpus_root,
+  // retrieval: {positives: [{id, score, path}], negatives: [...], k_pos, ...},
+  // svm: {accuracy, margin, ...}} (shares the direction cache with edits).
+  nlohmann::json explain(const EditRequest& request);
   // Unit T(text) with the configured templates (cached).
   std::vector<float> text_embedding(const std::string& text);
 
@@ -144,6 +149,9 @@ class Engine {
                                     std::vector<std::optional<Error>>* errors);
   void prepare(const EditRequest& request, const Artifacts& artifacts, uint64_t generation, Prepared& out);
   // The FEU direction of one instruction: retrieval + SVM (or the cache).
+  struct FeuDirection;
+  FeuDirection feu_direction(const ResolvedEdit& edit, const std::vector<float>& target, const Artifacts& artifacts,
+                             uint64_t generation, bool* cached);
   struct FeuDirection {
     std::vector<float> normal;   // unit, [embed]
     nlohmann::json retrieval;    // diagnostics

@@ -944,6 +944,27 @@ TEST_F(ProductionDaemon, EditsARealPhotoThroughTheDaemonAndInProcess) {
   EXPECT_NE(slurp(dir.file("seeds_seed1.png")), slurp(dir.file("seeds_seed2.png")));
 }
 
+TEST_F(ProductionDaemon, ContactSheetShowsThePositivesAndNegativesTheSvmSaw) {
+  test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(test::run_command(test::program("feu") + " retrieve 'blond hair' --local --config " + config(dir) +
+                                  " --contact-sheet " + dir.file("sheet.png") + " --k-pos 5 --k-neg 7",
+                              &out),
+            0)
+      << out;
+  const json explained = json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(explained["retrieval"]["positives"].size(), 5u);
+  EXPECT_EQ(explained["retrieval"]["negatives"].size(), 7u);
+  EXPECT_EQ(explained["contact_sheet"]["images"], 12);
+  EXPECT_EQ(explained["contact_sheet"]["missing"], 0) << "the demo corpus images are on disk";
+  EXPECT_TRUE(explained["svm"].contains("accuracy"));
+  // Positives on one row, negatives on the next: 10 cells of 96 + 2x3 frame + 4 gap, plus the outer gap.
+  EXPECT_EQ(png_size(slurp(dir.file("sheet.png"))), std::make_pair(10 * 106 + 4, 2 * 106 + 4));
+  EXPECT_EQ(test::run_command(test::program("feu") + " retrieve 'blond hair' --contact-sheet " + dir.file("x.png"), &out),
+            2);
+  EXPECT_NE(out.find("run it with --local"), std::string::npos) << out;
+}
+
 TEST_F(ProductionDaemon, EightConcurrentClientsTimes25AllAnsweredOnce) {
   test::TempDir dir;
   DaemonProcess daemon(test::program("feu-daemon"), {"--config", config(dir, "  max_wait_ms: 2\n")}, dir);
