@@ -1,5 +1,5 @@
 // StyleGAN2 config-f 1024² (random weights: same cost as trained ones) on CPU:
-// synthesis at batch 1 and 4, and mapping + affines. Second argument: ATen
+// synthesis at batch 1, 2, 4 and 8, and mapping + affines. Second argument: ATen
 // intra-op threads.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -40,7 +40,9 @@ BENCHMARK(BM_Synthesis1024)
     ->ArgNames({"batch", "threads"})
     ->Args({1, 1})
     ->Args({1, 2})
+    ->Args({2, 2})
     ->Args({4, 2})
+    ->Args({8, 2})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2)
     ->UseRealTime();
