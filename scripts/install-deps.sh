@@ -16,6 +16,7 @@ PACKAGES=(
   libcli11-dev                      # command-line parsing
   libspdlog-dev libfmt-dev          # logging
   libpng-dev libjpeg-dev zlib1g-dev # images
+  libfreetype-dev fonts-dejavu-core # grid labels (FreeType, DejaVu Sans)
   libutf8proc-dev libpcre2-dev      # CLIP tokenizer (Unicode NFC, regex)
   libssl-dev                        # sha256
   libzip-dev                        # PyTorch checkpoints (.pt zips)

@@ -4,11 +4,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "edit/retrieval.h"
 #include "edit/svm.h"
 #include "face/paste.h"
+#include "image/caption.h"
 #include "index/artifacts.h"
 #include "index/directions.h"
 
@@ -19,6 +21,13 @@ using Clock = std::chrono::steady_clock;
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// "4.1", "-3", "0.25": a strength as a label shows it.
+std::string format_alpha(double alpha) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%g", alpha);
+  return text;
 }
 
 nlohmann::json hits_json(const std::vector<index::CorpusIndex::Hit>& hits) {
@@ -456,7 +465,19 @@ std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& reques
       result.wplus_rows = generator_->num_ws();
     }
     if (edit.grid) {
-      result.images.push_back(encode(image::hstack(mine), edit.alphas.front()));
+      image::Image grid = image::hstack(mine);
+      // Labelled as a user reads it: the instruction above, each panel's α below.
+      std::vector<std::string> labels;
+      if (p.has_original) labels.push_back(photo ? "reconstruction" : "original");
+      for (double alpha : edit.alphas) labels.push_back("\u03b1 = " + format_alpha(alpha));
+      std::string title = edit.instruction;
+      if (edit.method == Method::kGlobal) title += "  (global; neutral: " + edit.neutral + ")";
+      try {
+        grid = image::label_grid(grid, labels, title);
+      } catch (const Error& error) {
+        p.diagnostics["grid_labels"] = std::string("none: ") + error.what();
+      }
+      result.images.push_back(encode(grid, edit.alphas.front()));
     } else {
       size_t first_edit = 0;
       if (p.has_original) {

@@ -208,8 +208,30 @@ TEST(Engine, GridIsOriginalAndEditsSideBySide) {
   const EditResult result = engine->edit(request);
   ASSERT_EQ(result.images.size(), 1u);
   EXPECT_EQ(result.images[0].width, 3 * toy::kSide);
-  EXPECT_EQ(result.images[0].height, toy::kSide);
+  // The panels, with the instruction above and each panel's label below (14 px strips).
+  EXPECT_EQ(result.images[0].height, toy::kSide + 2 * 14);
   EXPECT_EQ(result.images[0].bytes[0], 0xFF);  // JPEG SOI
+  EXPECT_FALSE(result.diagnostics.contains("grid_labels")) << result.diagnostics["grid_labels"];
+
+  // In PNG, the panel row is exactly the original and the edits side by side.
+  request.format = ImageFormat::kPng;
+  request.return_original = true;
+  const EditResult png = engine->edit(request);
+  const image::Image grid = image::decode_bytes(png.images[0].bytes.data(), png.images[0].bytes.size(), "grid");
+  const image::Image original = image::decode_bytes(png.original->bytes.data(), png.original->bytes.size(), "o");
+  for (int y = 0; y < toy::kSide; ++y)
+    for (int x = 0; x < toy::kSide; ++x)
+      for (int c = 0; c < 3; ++c)
+        ASSERT_EQ(grid.rgb[((y + 14) * grid.width + x) * 3 + c], original.rgb[(y * toy::kSide + x) * 3 + c]);
+  // The strips carry text: bright pixels on the dark background.
+  int bright_above = 0, bright_below = 0;
+  for (int y = 0; y < 14; ++y)
+    for (int x = 0; x < grid.width; ++x) {
+      bright_above += grid.rgb[(y * grid.width + x) * 3] > 128;
+      bright_below += grid.rgb[((y + 14 + toy::kSide) * grid.width + x) * 3] > 128;
+    }
+  EXPECT_GT(bright_above, 10);
+  EXPECT_GT(bright_below, 10);
 }
 
 TEST(Engine, BatchSharesOneSynthesisAndIsolatesFailures) {
