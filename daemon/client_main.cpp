@@ -328,7 +328,10 @@ int main(int argc, char** argv) {
   edit_cmd->add_option("--k-neg", k_neg, "negatives");
   edit_cmd->add_option("--negatives", negatives, "farthest or random")->check(CLI::IsMember({"farthest", "random"}));
   edit_cmd->add_option("--format", format, "png or jpeg (default: from the output's extension)");
-  edit_cmd->add_flag("--grid", grid, "one image: original and edits side by side");
+  edit_cmd->add_flag("--grid", grid, "one image: original and edits side by side, labelled");
+  int64_t preview_size = 0;
+  edit_cmd->add_option("--size", preview_size,
+                       "a preview: images at this power-of-two side (StyleGAN2 stops at that block), e.g. 256");
   edit_cmd->add_flag("--original", original, "also write the unedited face (<output>_original)");
   edit_cmd->add_option("--id", id, "request id (default: random); resending an id never runs it twice");
   edit_cmd->add_option("--deadline-ms", deadline_ms, "give up if not started within this many ms");
@@ -387,6 +390,7 @@ int main(int argc, char** argv) {
     request.format = format_for(format, output);
     request.grid = grid;
     request.return_original = original;
+    if (edit_cmd->count("--size")) request.size = preview_size;
     if (!save_latents_path.empty()) {
       check_output_directory(save_latents_path);
       request.return_styles = true;

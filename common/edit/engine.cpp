@@ -2,6 +2,7 @@
 // and the edit pipeline over the StyleGenerator/TextEncoder interfaces.
 #include "edit/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "edit/svm.h"
 #include "face/paste.h"
 #include "image/caption.h"
+#include "image/pillow_resample.h"
 #include "index/artifacts.h"
 #include "index/directions.h"
 
@@ -132,6 +134,14 @@ std::shared_ptr<const Artifacts> load_artifacts(const std::string& version_dir, 
   return artifacts;
 }
 
+// ---------------------------------------------------------------- models
+
+std::vector<image::Image> StyleGenerator::render_preview(const std::vector<float>& styles, int64_t count, int size) {
+  std::vector<image::Image> images = render(styles, count);
+  for (image::Image& image : images) image = image::pillow_resize(image, size, size, image::PillowFilter::kLanczos);
+  return images;
+}
+
 // ---------------------------------------------------------------- engine
 
 struct Engine::Prepared {
@@ -198,6 +208,7 @@ ModelLimits Engine::limits(const Artifacts& artifacts) const {
   limits.total_channels = generator_->total_channels();
   limits.corpus_size = artifacts.corpus->size();
   limits.photos = photos_ != nullptr;
+  limits.resolution = generator_->resolution();
   return limits;
 }
 
@@ -410,23 +421,39 @@ std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& reques
     }
   }
 
-  // synthesis: every code of every successful request in one batch
+  // synthesis: every code of every successful request in one batch (one per
+  // image size asked for: full, or a preview)
   const int64_t total = generator_->total_channels();
-  std::vector<float> all_codes;
-  int64_t count = 0;
-  for (const Prepared& p : prepared) {
-    if (p.error) continue;
-    all_codes.insert(all_codes.end(), p.codes.begin(), p.codes.end());
-    count += static_cast<int64_t>(p.codes.size()) / total;
-  }
+  std::vector<std::vector<image::Image>> rendered(requests.size());
   auto start = Clock::now();
-  std::vector<image::Image> images;
-  if (count > 0) images = generator_->render(all_codes, count);
+  int64_t count = 0;
+  std::vector<int> sizes;
+  for (const Prepared& p : prepared)
+    if (!p.error && std::find(sizes.begin(), sizes.end(), p.edit.size) == sizes.end()) sizes.push_back(p.edit.size);
+  for (int size : sizes) {
+    std::vector<float> codes;
+    std::vector<size_t> owners;
+    for (size_t i = 0; i < prepared.size(); ++i) {
+      if (prepared[i].error || prepared[i].edit.size != size) continue;
+      codes.insert(codes.end(), prepared[i].codes.begin(), prepared[i].codes.end());
+      owners.push_back(i);
+    }
+    const int64_t n = static_cast<int64_t>(codes.size()) / total;
+    std::vector<image::Image> images = size == generator_->resolution() ? generator_->render(codes, n)
+                                                                        : generator_->render_preview(codes, n, size);
+    check(static_cast<int64_t>(images.size()) == n, ErrorCode::kInternal, "generator rendered the wrong number of images");
+    size_t next = 0;
+    for (size_t owner : owners) {
+      const size_t mine = prepared[owner].codes.size() / total;
+      rendered[owner].assign(std::make_move_iterator(images.begin() + next),
+                             std::make_move_iterator(images.begin() + next + mine));
+      next += mine;
+    }
+    count += n;
+  }
   const double synthesis_ms = ms_since(start);
-  check(static_cast<int64_t>(images.size()) == count, ErrorCode::kInternal, "generator rendered the wrong number of images");
 
   std::vector<EditResult> results(requests.size());
-  int64_t next_image = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     Prepared& p = prepared[i];
     EditResult& result = results[i];
@@ -450,8 +477,7 @@ std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& reques
       return out;
     };
     const int64_t codes = static_cast<int64_t>(p.codes.size()) / total;
-    std::vector<image::Image> mine(images.begin() + next_image, images.begin() + next_image + codes);
-    next_image += codes;
+    std::vector<image::Image>& mine = rendered[i];
     const bool photo = edit.latent_kind == LatentKind::kPhoto;
     if (photo && edit.paste) {
       const auto paste_start = Clock::now();
@@ -495,6 +521,7 @@ std::vector<EditResult> Engine::run_batch(const std::vector<EditRequest>& reques
     p.diagnostics["timings_ms"]["encoding"] = ms_since(start);
     p.diagnostics["timings_ms"]["total"] = ms_since(batch_start);
     p.diagnostics["batch_images"] = count;
+    p.diagnostics["size"] = edit.size;
     p.diagnostics["images_per_request"] = codes;
     result.diagnostics = std::move(p.diagnostics);
   }

@@ -61,7 +61,11 @@ class Stylegan2Generator : public StyleGenerator {
   }
 
   std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) override {
-    return guarded("synthesis", [&] { return render_unguarded(styles, count); });
+    return guarded("synthesis", [&] { return render_unguarded(styles, count, resolution()); });
+  }
+
+  std::vector<image::Image> render_preview(const std::vector<float>& styles, int64_t count, int size) override {
+    return guarded("preview synthesis", [&] { return render_unguarded(styles, count, size); });
   }
 
  private:
@@ -81,7 +85,17 @@ class Stylegan2Generator : public StyleGenerator {
     return to_vector(generator_.style_space().flatten(generator_.styles_from_ws(tensor)));
   }
 
-  std::vector<image::Image> render_unguarded(const std::vector<float>& styles, int64_t count) {
+  // `size` below the resolution: synthesis stops before the first layer of
+  // the block at 2·size and returns the skip image so far (NVlabs' image at
+  // that block, what a slider preview needs, without the larger blocks' cost).
+  std::vector<image::Image> render_unguarded(const std::vector<float>& styles, int64_t count, int size) {
+    int stop = -1;
+    if (size < resolution()) {
+      const auto& layers = generator_.style_space().layers();
+      for (size_t i = 0; i < layers.size() && stop < 0; ++i)
+        if (layers[i].resolution == 2 * size) stop = static_cast<int>(i);
+      check(stop >= 0, ErrorCode::kInvalidArgument, "no block of this generator has resolution " + std::to_string(size));
+    }
     c10::InferenceMode guard;
     const int64_t total = total_channels();
     check(static_cast<int64_t>(styles.size()) == count * total, ErrorCode::kShapeMismatch,
@@ -97,7 +111,9 @@ class Stylegan2Generator : public StyleGenerator {
     std::vector<image::Image> images;
     for (int64_t start = 0; start < count; start += chunk) {
       const at::Tensor flat = all.narrow(0, start, std::min(chunk, count - start));
-      const at::Tensor img = generator_.synthesize(generator_.style_space().split(flat), stylegan2::NoiseMode::kConst);
+      const std::vector<at::Tensor> split = generator_.style_space().split(flat);
+      const at::Tensor img = stop < 0 ? generator_.synthesize(split, stylegan2::NoiseMode::kConst)
+                                      : generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img;
       std::vector<image::Image> part = image::images_from_tensor(img, image::Quantize::kStyleClip);
       images.insert(images.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }

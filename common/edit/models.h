@@ -44,6 +44,10 @@ class StyleGenerator {
   virtual std::vector<float> styles_from_ws(const std::vector<float>& ws, bool plus) = 0;
   // Renders `count` flat S codes [count, total] (constant noise) to 8-bit RGB images.
   virtual std::vector<image::Image> render(const std::vector<float>& styles, int64_t count) = 0;
+  // The same at a smaller power-of-two `size` (a preview). This default
+  // renders in full and scales down (Lanczos); StyleGAN2 stops synthesis at
+  // that block and returns its skip image, skipping the larger blocks' cost.
+  virtual std::vector<image::Image> render_preview(const std::vector<float>& styles, int64_t count, int size);
 };
 
 // A face encoder into the generator's W+ (e4e): FFHQ-aligned faces in.

@@ -209,6 +209,14 @@ ResolvedEdit resolve_request(const EditRequest& request, const EditDefaults& def
   }
   out.face = request.face;
   out.paste = request.paste;
+  out.size = limits.resolution;
+  if (request.size) {
+    const int64_t size = *request.size;
+    check(size >= 4 && size <= limits.resolution && (size & (size - 1)) == 0, ErrorCode::kInvalidArgument,
+          "size " + std::to_string(size) + " is not a preview size of this generator (expected a power of two from 4 to " +
+              std::to_string(limits.resolution) + ")");
+    out.size = static_cast<int>(size);
+  }
   out.seed = request.seed;
   out.latent = request.latent;
   out.psi = request.psi.value_or(defaults.psi);

@@ -60,6 +60,7 @@ struct ModelLimits {
   int64_t total_channels = 0;
   int64_t corpus_size = 0;  // images in the retrieval index
   bool photos = false;      // a face encoder is loaded (photo requests can be served)
+  int resolution = 0;       // the generator's image side (previews are smaller powers of two)
 };
 
 // A request with every default filled in and every value checked.
@@ -72,6 +73,7 @@ struct ResolvedEdit {
   double psi = 0.7;
   std::vector<float> latent;
   std::optional<int64_t> face;  // kPhoto (the photo's bytes stay in the request)
+  int size = 0;                 // the images' side: the generator's resolution, or a preview's
   bool paste = false;           // kPhoto
   std::vector<double> alphas;
   double beta = 0.15;

@@ -62,6 +62,7 @@ struct EditRequest {
   bool return_original = false;            // also encode the unedited image
   bool return_styles = false;              // also return the edited S codes
   bool grid = false;                       // one image: original and edits side by side
+  std::optional<int64_t> size;             // a preview: images at this power-of-two side (< the generator's)
 };
 
 struct EncodedImage {

@@ -236,6 +236,7 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   e.return_original = reader.boolean("return_original");
   e.return_styles = reader.boolean("return_styles");
   e.grid = reader.boolean("grid");
+  if (auto size = reader.integer("size", 1, 1 << 16)) e.size = *size;
   out->deadline_ms = reader.integer("deadline_ms", 1, limits.max_deadline_ms);
 }
 
@@ -273,6 +274,7 @@ std::string edit_request_digest(const edit::EditRequest& e) {
                     {"return_original", e.return_original},
                     {"return_styles", e.return_styles},
                     {"grid", e.grid}};
+  if (e.size) canonical["size"] = *e.size;  // only when set: earlier requests keep their digests
   // Photo fields only for photos, so every earlier request keeps its digest.
   if (e.latent_kind == edit::LatentKind::kPhoto) {
     canonical["face"] = optional(e.face);
@@ -407,6 +409,7 @@ Message make_edit_request(const std::string& id, const edit::EditRequest& e, std
   if (e.return_original) h["return_original"] = true;
   if (e.return_styles) h["return_styles"] = true;
   if (e.grid) h["grid"] = true;
+  if (e.size) h["size"] = *e.size;
   if (deadline_ms) h["deadline_ms"] = *deadline_ms;
   return m;
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "edit/engine.h"
 #include "image/codec.h"
+#include "image/pillow_resample.h"
 #include "known_truth_world.h"
 
 namespace feu::edit {
@@ -232,6 +233,23 @@ TEST(Engine, GridIsOriginalAndEditsSideBySide) {
     }
   EXPECT_GT(bright_above, 10);
   EXPECT_GT(bright_below, 10);
+}
+
+TEST(Engine, APreviewOfAGeneratorWithoutOneIsTheFullImageScaledDown) {
+  auto engine = make_engine();
+  EditRequest full;
+  full.instruction = "blue skin";
+  full.seed = 9;
+  full.alphas = {2};
+  EditRequest preview = full;
+  preview.size = 8;
+  // One batch, two sizes: each request gets its own.
+  const std::vector<EditResult> results = engine->edit_batch({full, preview});
+  const image::Image big = image::decode_bytes(results[0].images[0].bytes.data(), results[0].images[0].bytes.size(), "a");
+  const image::Image small = image::decode_bytes(results[1].images[0].bytes.data(), results[1].images[0].bytes.size(), "b");
+  EXPECT_EQ(big.width, toy::kSide);
+  EXPECT_EQ(small.width, 8);
+  EXPECT_EQ(small.rgb, image::pillow_resize(big, 8, 8, image::PillowFilter::kLanczos).rgb);
 }
 
 TEST(Engine, BatchSharesOneSynthesisAndIsolatesFailures) {

@@ -9,6 +9,9 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "edit/engine.h"
+#include <ATen/ATen.h>
+#include "image/tensor_image.h"
+#include "stylegan2/generator.h"
 #include "image/codec.h"
 #include "index/artifacts.h"
 #include "index/pipeline.h"
@@ -124,6 +127,38 @@ TEST(EngineModels, GlobalMethodAndLatentKinds) {
   const EditResult grid = e->edit(request);
   ASSERT_EQ(grid.images.size(), 1u);
   EXPECT_EQ(grid.images[0].width, 2 * e->generator().resolution());
+}
+
+TEST(EngineModels, APreviewIsTheSkipImageOfTheSmallerBlock) {
+  auto e = engine();
+  EditRequest request;
+  request.instruction = "smiling face";
+  request.seed = 5;
+  request.alphas = {2};
+  request.return_original = true;
+  request.size = 32;  // the demo generator renders 64²
+  const EditResult preview = e->edit(request);
+  ASSERT_EQ(preview.images.size(), 1u);
+  EXPECT_EQ(preview.images[0].width, 32);
+  EXPECT_EQ(preview.diagnostics["size"], 32);
+  // The original's preview is StyleGAN2's image after the 32² block, exactly.
+  const stylegan2::Generator g = stylegan2::Generator::load(demo().dir.file("demo/models/generator.h5"), at::kCPU);
+  const std::vector<float> s = e->generator().styles_from_seed(5, e->defaults().psi);
+  const at::Tensor flat = at::from_blob(const_cast<float*>(s.data()), {1, static_cast<int64_t>(s.size())}).clone();
+  int stop = 0;
+  while (g.style_space().layers()[stop].resolution != 64) ++stop;
+  const at::Tensor skip = g.run_until(g.style_space().split(flat), stop).img;
+  const image::Image expected = image::images_from_tensor(skip, image::Quantize::kStyleClip).at(0);
+  const image::Image got = image::decode_bytes(preview.original->bytes.data(), preview.original->bytes.size(), "p");
+  EXPECT_EQ(got.width, 32);
+  EXPECT_EQ(got.rgb, expected.rgb);
+  // Sizes that are no block of this generator are refused.
+  for (int64_t bad : {48, 128, 2}) {
+    request.size = bad;
+    EXPECT_EQ(code_of([&] { e->edit(request); }), ErrorCode::kInvalidArgument) << bad;
+  }
+  request.size = 64;  // the full size is allowed
+  EXPECT_EQ(e->edit(request).images[0].width, 64);
 }
 
 TEST(EngineModels, BadRequestsAreTypedErrors) {
