@@ -2,6 +2,7 @@
 // (image encoder at batch 1/8/32, text encoder for 1 and 79 prompts), the
 // tokenizer, and preprocessing. Run by hand: build/bin/bench_clip.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -63,7 +64,10 @@ at::Tensor token_matrix(const std::vector<std::string>& texts) {
   return tokens;
 }
 
+// Second argument: ATen intra-op threads (Debian's libtorch starts with one;
+// the daemon and indexer take every core, feu::use_compute_threads).
 void BM_ImageEncoder(benchmark::State& state) {
+  at::set_num_threads(static_cast<int>(state.range(1)));
   const ClipModel& model = vit_b_32();
   const int64_t batch = state.range(0);
   at::Tensor pixels = at::randn({batch, 3, 224, 224});
@@ -73,9 +77,18 @@ void BM_ImageEncoder(benchmark::State& state) {
   state.counters["s_per_image"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
                                                      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_ImageEncoder)->Arg(1)->Arg(8)->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_ImageEncoder)
+    ->ArgNames({"batch", "threads"})
+    ->Args({1, 2})
+    ->Args({8, 1})
+    ->Args({8, 2})
+    ->Args({32, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);
 
 void BM_TextEncoder(benchmark::State& state) {
+  at::set_num_threads(2);
   const ClipModel& model = vit_b_32();
   at::Tensor tokens = token_matrix(prompts(static_cast<int>(state.range(0))));
   for (auto _ : state) benchmark::DoNotOptimize(model.encode_text(tokens));
