@@ -7,6 +7,8 @@
 // needs exact control: busy, reload, SIGTERM drain, CURVE, exactly-once counts.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -791,30 +793,48 @@ TEST(Daemon, AResendSpelledDifferentlyIsADuplicateNotAnIdConflict) {
 }
 
 // The production daemon and engine on a freshly built embedded default
-// (small random models, synthetic corpus): the real thing, end to end. The
-// assets are built once for the suite.
+// (small random models, synthetic corpus): the real thing, end to end. ctest
+// runs every test in its own process, so the assets are built once per build
+// of feu-indexer into the build tree (under a lock: tests run in parallel) and
+// shared by every ProductionDaemon test; none of them writes to them.
 class ProductionDaemon : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     std::string indexer = test::program("feu-indexer"), out;
     if (!fs::exists(test::program("feu-daemon")) || !fs::exists(indexer)) return;
     if (test::run_command(indexer + " demo-assets --help", &out) != 0) return;
-    assets_ = new test::TempDir();
-    build_status_ = test::run_command(indexer + " demo-assets --quiet --out " + assets_->file("demo") +
-                                          " --images 40 --stats-samples 500 --direction-images 2",
-                                      &build_log_);
-  }
-  static void TearDownTestSuite() {
-    delete assets_;
-    assets_ = nullptr;
+    const fs::path cache = fs::path(test::program("feu-indexer")).parent_path().parent_path() / "test-cache";
+    fs::create_directories(cache);
+    const int lock = ::open((cache / "production-demo.lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
+    if (lock < 0 || ::flock(lock, LOCK_EX) != 0) {
+      build_log_ = "cannot lock " + (cache / "production-demo.lock").string();
+      build_status_ = 1;
+      demo_ = "unusable";
+      return;
+    }
+    // The indexer that built them: a rebuilt feu-indexer rebuilds the assets.
+    const auto stamp = std::to_string(fs::file_size(indexer)) + " " +
+                       std::to_string(fs::last_write_time(indexer).time_since_epoch().count());
+    demo_ = (cache / "production-demo").string();
+    if (fs::exists(demo_ + ".stamp") && slurp(demo_ + ".stamp") == stamp && fs::exists(demo_ + "/artifacts/current")) {
+      build_status_ = 0;
+    } else {
+      fs::remove_all(demo_);
+      fs::remove(demo_ + ".stamp");
+      build_status_ = test::run_command(indexer + " demo-assets --quiet --out " + demo_ +
+                                            " --images 40 --stats-samples 500 --direction-images 2",
+                                        &build_log_);
+      if (build_status_ == 0) std::ofstream(demo_ + ".stamp") << stamp;
+    }
+    ::close(lock);  // releases the lock
   }
   void SetUp() override {
-    if (!assets_) GTEST_SKIP() << "feu-daemon or feu-indexer (with demo-assets) not built";
+    if (demo_.empty()) GTEST_SKIP() << "feu-daemon or feu-indexer (with demo-assets) not built";
     ASSERT_EQ(build_status_, 0) << build_log_;
   }
   // A config in `dir` serving the suite's embedded default.
   std::string config(const test::TempDir& dir, const std::string& daemon_section = "") const {
-    std::string demo = assets_->file("demo");
+    const std::string& demo = demo_;
     return write_config(dir, daemon_section,
                         "device: cpu\nmodels:\n  generator: " + demo + "/models/generator.h5\n  clip: " + demo +
                             "/models/clip.h5\n  vocab: " + demo + "/models/vocab.txt.gz\n  e4e: " + demo +
@@ -834,11 +854,11 @@ class ProductionDaemon : public ::testing::Test {
     return runs;
   }
 
-  static test::TempDir* assets_;
+  static std::string demo_;  // the shared assets' directory; "" when the programs are missing
   static int build_status_;
   static std::string build_log_;
 };
-test::TempDir* ProductionDaemon::assets_ = nullptr;
+std::string ProductionDaemon::demo_;
 int ProductionDaemon::build_status_ = -1;
 std::string ProductionDaemon::build_log_;
 

@@ -35,8 +35,13 @@ inline std::string image_text(const edit::EncodedImage& image) {
 // Sends an edit and returns its first reply's status ("accepted", "busy", ...)
 // without waiting for the result.
 inline std::string submit(service::Client& client, const std::string& id, const edit::EditRequest& e) {
-  auto reply = client.call_raw(service::to_frames(service::make_edit_request(id, e)));
-  return reply ? reply->header.value("status", std::string("?")) : std::string("no reply");
+  // The first reply for this id: a `done` of an earlier submission on the same
+  // connection may arrive in between and is skipped.
+  try {
+    return client.call(service::make_edit_request(id, e)).header.value("status", std::string("?"));
+  } catch (const Error&) {
+    return "no reply";
+  }
 }
 
 // Fetches a job by id until it is no longer queued or running.
