@@ -27,10 +27,12 @@ class FakeBackend : public service::Backend {
     int batch_ms = 0;             // simulated synthesis time per batch
     int reload_ms = 0;            // simulated load time of a new version
     std::string version = "v1";   // artifact version served at start
+    std::string version_dir;      // its directory, when served from one (describe() names it)
     std::string exec_log;         // when set: every executed instruction appended (one line, flushed)
     size_t latent_values = 0;     // when set: the one latent size validate() accepts (as a model's w_dim)
   };
-  explicit FakeBackend(Options options) : options_(std::move(options)), version_(options_.version) {}
+  explicit FakeBackend(Options options)
+      : options_(std::move(options)), version_(options_.version), version_dir_(options_.version_dir) {}
 
   std::vector<service::EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) override {
     std::lock_guard<std::mutex> serving(serving_mutex_);  // a reload swaps between batches
@@ -89,7 +91,10 @@ class FakeBackend : public service::Backend {
   }
 
   nlohmann::json describe() const override {
-    return {{"device", "fake"}, {"artifact_version", artifact_version()}};
+    nlohmann::json out = {{"device", "fake"}, {"artifact_version", artifact_version()}};
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!version_dir_.empty()) out["artifact_dir"] = version_dir_;
+    return out;
   }
 
   void reload(const std::string& version_dir) override {
@@ -101,6 +106,7 @@ class FakeBackend : public service::Backend {
     std::lock_guard<std::mutex> serving(serving_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);
     version_ = name;
+    version_dir_ = version_dir;
   }
 
   int executions(const std::string& instruction) const {
@@ -124,6 +130,7 @@ class FakeBackend : public service::Backend {
   std::mutex serving_mutex_;
   mutable std::mutex mutex_;
   std::string version_;
+  std::string version_dir_;
   std::map<std::string, int> executions_;
   size_t max_batch_seen_ = 0;
 };
