@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
         app.add_option("--fake-batch-ms", options.batch_ms, "simulated time per batch");
         app.add_option("--fake-reload-ms", options.reload_ms, "simulated load time per reload");
         app.add_option("--fake-exec-log", options.exec_log, "append each executed instruction here");
+        app.add_flag("--fake-page-like", options.page_like, "real PNGs and an engine's diagnostics (page tests)");
         app.add_option("--fake-load-ms", load_ms, "simulated model load time before serving");
         app.add_option("--fake-latent-values", options.latent_values, "the latent size validate() accepts");
       });
