@@ -89,12 +89,15 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
-// One artifact version with a two-image corpus, for thumbnails.
-std::string write_artifacts(const test::TempDir& dir) {
+// One artifact version with a two-image corpus (ids 5 and 6), for thumbnails:
+// signatures only, or (`viewable`) PNGs a browser shows.
+std::string write_artifacts(const test::TempDir& dir, bool viewable = false) {
   fs::create_directories(dir.file("images"));
   fs::create_directories(dir.file("artifacts/v7/corpus"));
-  std::ofstream(dir.file("images/a.png"), std::ios::binary) << "\x89PNG\r\n\x1a\nfake-a";
-  std::ofstream(dir.file("images/b.jpg"), std::ios::binary) << "\xFF\xD8\xFF" "fake-b";
+  std::ofstream(dir.file("images/a.png"), std::ios::binary)
+      << (viewable ? test::solid_png(48, 40, 170, 60) : std::string("\x89PNG\r\n\x1a\nfake-a"));
+  std::ofstream(dir.file("images/b.jpg"), std::ios::binary)
+      << (viewable ? test::solid_png(48, 200, 50, 40) : std::string("\xFF\xD8\xFF" "fake-b"));
   h5::File file = h5::File::create(dir.file("artifacts/v7/corpus/corpus.h5"));
   std::vector<int64_t> ids = {5, 6};
   file.write_int64("ids", ids.data(), {2});
@@ -451,6 +454,35 @@ TEST(Http, NonLoopbackBindNeedsBearerTokens) {
   EXPECT_EQ(httplib::Client(url).Get("/metrics")->status, 401);
   EXPECT_EQ(api.get("/healthz", "/healthz")->status, 200);  // probes need no token
   EXPECT_EQ(api.get("/v1/openapi.json", "/v1/openapi.json")->status, 200);
+}
+
+// The page in headless Chromium (tests/http/page_test.py): a real photo from
+// the shared faces, an instruction, the α slider, the grid and the corpus
+// thumbnails, against the daemon with engine-like results; the screenshot is
+// kept as build/tests/artifacts/http_page.png.
+TEST(HttpPage, PhotoInstructionSliderGridAndThumbnailsInChromium) {
+  std::string faces = std::string(FEU_DEFAULT_SHARED_DIR) + "/faces";
+  std::string photo = faces + "/Tom_Cruise_avp_2014_4.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << "no shared photo at " << photo << " (the shared directory is absent)";
+  photo = fs::canonical(photo).string();  // chromedriver uploads canonical paths only
+  if (test::run_command("command -v chromium >/dev/null && command -v chromedriver >/dev/null") != 0)
+    GTEST_SKIP() << "chromium and chromium-driver are not installed (scripts/install-deps.sh)";
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir, true)),
+                {"--fake-page-like", "--fake-batch-ms", "20"});
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  fs::create_directories(std::string(FEU_TEST_BINARY_DIR) + "/artifacts");
+  std::string screenshot = std::string(FEU_TEST_BINARY_DIR) + "/artifacts/http_page.png";
+  fs::remove(screenshot);
+  std::string out;
+  int rc = test::run_command(std::string("python3 ") + FEU_HTTP_TEST_DIR + "/page_test.py " + url + "/ " + photo +
+                                 " " + screenshot + " 2>&1",
+                             &out);
+  if (rc == 77) GTEST_SKIP() << out;
+  EXPECT_EQ(rc, 0) << out << "\n" << daemon.log();
+  std::cout << out;
+  EXPECT_TRUE(fs::exists(screenshot));
 }
 
 }  // namespace
