@@ -65,7 +65,8 @@ void histogram(Family& family, const json& h, const std::string& labels, double 
   const json& counts = h.at("counts");
   std::string prefix = labels.empty() ? "" : labels + ",";
   for (size_t i = 0; i < le.size() && i < counts.size(); ++i)
-    family.sample(counts[i].get<double>(), prefix + label("le", Family::number(le[i].get<double>() * scale)), "_bucket");
+    family.sample(counts[i].get<double>(), prefix + label("le", Family::number(le[i].get<double>() * scale)),
+                  "_bucket");
   family.sample(number_at(h, "count"), prefix + label("le", "+Inf"), "_bucket");
   family.sample(number_at(h, "sum") * scale, labels, "_sum");
   family.sample(number_at(h, "count"), labels, "_count");
@@ -138,7 +139,8 @@ std::string prometheus_text(const json& status, const json& http) {
   family("feu_results_bytes", "gauge", "bytes of stored results").sample(number_at(results, "bytes"));
   family("feu_results_awaiting_storage", "gauge", "finished jobs whose result could not be stored yet")
       .sample(number_at(results, "awaiting_storage"));
-  family("feu_journal_bytes", "gauge", "size of the job journal").sample(number_at(object_at(status, "journal"), "bytes"));
+  family("feu_journal_bytes", "gauge", "size of the job journal")
+      .sample(number_at(object_at(status, "journal"), "bytes"));
   const json& memory = object_at(status, "memory");
   family("feu_process_resident_memory_bytes", "gauge", "resident memory of the daemon")
       .sample(number_at(memory, "rss_bytes"));

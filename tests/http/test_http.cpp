@@ -21,8 +21,10 @@
 #include <thread>
 
 #include "../service/fake_backend.h"
+#include "core/config.h"
 #include "core/files.h"
 #include "core/h5.h"
+#include "service/server_config.h"
 #include "test_support.h"
 
 namespace feu::service {
@@ -171,6 +173,36 @@ class Api {
 json body_of(const httplib::Result& result) { return json::parse(result->body); }
 
 std::string code_of(const httplib::Result& result) { return body_of(result)["error"]["code"]; }
+
+ServerConfig http_config(const std::string& http_yaml) {
+  ConfigMap root = ConfigMap::parse("daemon:\n  http: " + http_yaml + "\n", "test.yaml");
+  return ServerConfig::from_config(root.child("daemon"));
+}
+
+TEST(HttpConfig, ShortAndLongFormsAndTheirMistakes) {
+  EXPECT_EQ(http_config("\"127.0.0.1:9464\"").http.bind, "127.0.0.1:9464");
+  const std::string hash(64, 'a');
+  ServerConfig full =
+      http_config("{bind: \"[::1]:0\", token_sha256: [" + hash + "], max_body_bytes: 1000, max_wait_s: 5}");
+  EXPECT_EQ(full.http.bind, "[::1]:0");
+  EXPECT_EQ(full.http.token_sha256, std::vector<std::string>{hash});
+  EXPECT_EQ(full.http.max_body_bytes, 1000u);
+  EXPECT_EQ(full.http.max_wait_s, 5);
+  EXPECT_FALSE(ServerConfig().http.enabled());
+
+  test::expect_error([] { http_config("\"localhost:9464\""); }, ErrorCode::kConfigError,
+                     {"not a loopback", "token_sha256"});
+  test::expect_error([] { http_config("\"0.0.0.0:9464\""); }, ErrorCode::kConfigError,
+                     {"0.0.0.0:9464", "token_sha256"});
+  test::expect_error([] { http_config("\"127.0.0.1\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("\"::1:9464\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("\"127.0.0.1:70000\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("{bind: \"0.0.0.0:1\", token_sha256: [s3cret]}"); }, ErrorCode::kConfigError,
+                     {"not a sha256", "never the token itself"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", colour: red}"); }, ErrorCode::kConfigError, {"colour"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", max_body_bytes: -1}"); }, ErrorCode::kConfigError,
+                     {"max_body_bytes"});
+}
 
 TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   test::TempDir dir;
