@@ -25,8 +25,11 @@ namespace {
 // Concurrent HTTP requests; `?wait` holds one for up to max_wait_s.
 constexpr size_t kHttpThreads = 32;
 // Each call to the daemon: the reply to a request comes at once (`accepted`,
-// `busy`, an error) except for retrieval, which runs on the worker.
+// `busy`, an error) except for retrieval, which runs on the worker. Lookups
+// (result, cancel, status) are answered by the I/O thread alone: a short
+// timeout keeps a stopping daemon from holding HTTP threads (and the exit).
 constexpr int kDaemonReplyTimeoutMs = 30000;
+constexpr int kDaemonLookupTimeoutMs = 3000;
 // Fields of a POST /v1/edits body that belong to HTTP, not to the protocol header.
 const std::set<std::string> kHttpOnlyFields = {"id", "latent_values"};
 
@@ -163,10 +166,15 @@ struct HttpFront::Impl {
     return reply.header;
   }
 
-  Client client() {
+  bool attached() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return !endpoint.empty();
+  }
+
+  Client client(int timeout_ms = kDaemonLookupTimeoutMs) {
     ClientOptions options;
     options.server = daemon_endpoint();
-    options.timeout_ms = kDaemonReplyTimeoutMs;
+    options.timeout_ms = timeout_ms;
     options.retries = 1;  // the same id again: the daemon answers a resend idempotently
     return Client(options);
   }
@@ -277,7 +285,7 @@ struct HttpFront::Impl {
   Message wait_final(Client& client, const std::string& id, Message reply, int64_t wait_ms) {
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     int pause_ms = 5;
-    while (!is_final(reply) && std::chrono::steady_clock::now() < until) {
+    while (!is_final(reply) && std::chrono::steady_clock::now() < until && attached()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
       pause_ms = std::min(pause_ms * 2, 100);
       reply = client.result(id);
@@ -367,11 +375,13 @@ struct HttpFront::Impl {
     const int64_t wait_ms = wait_ms_of(req);
     std::string id;
     Message message = edit_message(req, &id);
-    Client client = this->client();
-    Message reply = client.call(message);
+    Message reply = client(kDaemonReplyTimeoutMs).call(message);
     const std::string state = reply.header.value("status", std::string());
     if (state == status::kError || state == status::kBusy) return send_reply_error(res, reply);
-    if (wait_ms > 0) reply = wait_final(client, id, std::move(reply), wait_ms);
+    if (wait_ms > 0) {
+      Client lookups = client();
+      reply = wait_final(lookups, id, std::move(reply), wait_ms);
+    }
     res.set_header("Location", edit_path(id));
     send_json(res, is_final(reply) ? 200 : 202, edit_resource(id, reply));
   }
@@ -477,7 +487,7 @@ struct HttpFront::Impl {
     for (auto it = body.begin(); it != body.end(); ++it) message.header[it.key()] = it.value();
     message.header["type"] = "retrieve";
     message.header["v"] = kProtocolVersion;
-    Message reply = client().call(message);
+    Message reply = client(kDaemonReplyTimeoutMs).call(message);
     if (reply.header.value("status", std::string()) != status::kDone) return send_reply_error(res, reply);
     json result = reply.header.value("result", json::object());
     json out = {{"text", result.value("text", body.value("text", std::string()))},
