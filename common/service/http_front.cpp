@@ -581,6 +581,9 @@ void HttpFront::start() {
   Impl& impl = *impl_;
   http.new_task_queue = [] { return new httplib::ThreadPool(kHttpThreads); };
   http.set_payload_max_length(config_.max_body_bytes);  // bodies without a Content-Length (chunked)
+  // Headers and body go out in separate writes: without this, Nagle holds the
+  // body for the client's delayed ACK (40 ms a response on Linux).
+  http.set_tcp_nodelay(true);
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);
 
