@@ -209,7 +209,9 @@ async function renderWhy(edit) {
   if (Array.isArray(d.top_channels) && d.top_channels.length) {
     const byLayer = new Map();
     for (const c of d.top_channels) byLayer.set(c.layer, (byLayer.get(c.layer) || 0) + 1);
-    const rows = [...byLayer.entries()].sort((a, b) => a[0] - b[0]).map(([layer, n]) => ['layer ' + layer, n]);
+    const rows = [...byLayer.entries()]
+      .sort((a, b) => String(a[0]).localeCompare(String(b[0]), undefined, { numeric: true }))
+      .map(([layer, n]) => [String(layer), n]);
     parts.push(heading(`Layers of the ${d.top_channels.length} most changed channels`));
     parts.push(table(rows, ['layer', 'channels']));
   }
