@@ -8,7 +8,9 @@
 
 #include "core/cli.h"
 #include "core/files.h"
+#include "service/http_front.h"
 #include "service/server.h"
+#include "web_assets.h"
 
 namespace feu::daemon {
 namespace fs = std::filesystem;
@@ -63,11 +65,13 @@ std::string resolve_current_link(const std::string& root) {
 int run_daemon(int argc, char** argv, const std::string& program, const BackendFactory& factory,
                const std::function<void(CLI::App&)>& add_options) {
   CLI::App app{"feu-daemon: serves text-driven face edits over ZeroMQ (protocol: daemon/PROTOCOL.md)", program};
-  std::string config_path, bind, journal_dir, endpoint_file, log_level = "info";
+  std::string config_path, bind, journal_dir, endpoint_file, http_bind, http_url_file, log_level = "info";
   app.add_option("--config", config_path, "config file (YAML: device, models, artifacts, edit, daemon)")->required();
   app.add_option("--bind", bind, "override daemon.bind, e.g. tcp://127.0.0.1:5555 (port * = any free port)");
   app.add_option("--journal-dir", journal_dir, "override daemon.journal_dir (journal + results)");
   app.add_option("--endpoint-file", endpoint_file, "write the bound endpoint here once listening");
+  app.add_option("--http", http_bind, "override daemon.http.bind, e.g. 127.0.0.1:9464 (port 0 = any free port)");
+  app.add_option("--http-url-file", http_url_file, "write the HTTP front's URL here once it listens");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   if (add_options) add_options(app);
@@ -83,6 +87,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
         root.has("daemon") ? root.child("daemon") : ConfigMap(YAML::Node(), root.file(), "daemon.", "."));
     if (!bind.empty()) config.bind = bind;
     if (!journal_dir.empty()) config.journal_dir = journal_dir;
+    if (!http_bind.empty()) config.http.bind = http_bind;
     try {
       config.validate();
     } catch (const Error& e) {
@@ -90,6 +95,14 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     }
     for (const std::string& warning : config.warnings()) spdlog::warn("{}", warning);
     install_signal_handlers();  // before the (possibly long) model load
+    // Up before the models load, so /healthz answers and /readyz says "not yet".
+    std::unique_ptr<service::HttpFront> http;
+    if (config.http.enabled()) {
+      http = std::make_unique<service::HttpFront>(config.http, web_assets());
+      http->start();
+      spdlog::info("HTTP front (API, web page, /metrics) at {}", http->url());
+      if (!http_url_file.empty()) write_file_atomic(http_url_file, http->url() + "\n");
+    }
     BackendSetup setup = factory(root);
     root.finish();  // unknown top-level sections
 
@@ -97,7 +110,9 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     g_server.store(&server);
     if (g_stop_early.load()) server.request_stop();
     if (!endpoint_file.empty()) write_file_atomic(endpoint_file, server.endpoint() + "\n");
+    if (http) http->attach(server.endpoint());
     server.run();
+    if (http) http->detach();
     g_server.store(nullptr);
   });
   return run_cli(app, argc, argv);

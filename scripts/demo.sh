@@ -4,12 +4,17 @@
 #   random models, a synthetic corpus, published artifacts), starts
 #   feu-daemon, runs one edit of a generated face and one of a real photo
 #   through the `feu` client, writes the images, prints where, and stops the
-#   daemon.
-# Usage: scripts/demo.sh ["instruction"]     (default "blond hair")
-# Environment: FEU_BUILD_DIR (default build), FEU_DEMO_DIR (default out/demo).
+#   daemon. The daemon also serves the web page and the HTTP API; the script
+#   prints the page's URL, and with --serve keeps the daemon up until Ctrl-C.
+# Usage: scripts/demo.sh [--serve] ["instruction"]     (default "blond hair")
+# Environment: FEU_BUILD_DIR (default build), FEU_DEMO_DIR (default out/demo),
+#   FEU_HTTP (the page's address, default 127.0.0.1:9464).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SERVE=0
+if [ "${1:-}" = "--serve" ]; then SERVE=1; shift; fi
 INSTRUCTION=${1:-"blond hair"}
+HTTP=${FEU_HTTP:-127.0.0.1:9464}
 BUILD_DIR=${FEU_BUILD_DIR:-build}
 DEMO_DIR=${FEU_DEMO_DIR:-out/demo}
 JOBS=$(nproc)
@@ -38,11 +43,12 @@ sed "s|\.\./out/demo|$DEMO_DIR|g" configs/demo.yaml > "$CONFIG"
 
 step "starting feu-daemon"
 ENDPOINT_FILE="$DEMO_DIR/daemon.endpoint"
+URL_FILE="$DEMO_DIR/daemon.url"
 LOG="$DEMO_DIR/daemon.log"
-rm -f "$ENDPOINT_FILE"
+rm -f "$ENDPOINT_FILE" "$URL_FILE"
 # Any free loopback port, so the demo never collides with a running daemon.
 "$BUILD_DIR/bin/feu-daemon" --config "$CONFIG" --bind "tcp://127.0.0.1:*" \
-  --endpoint-file "$ENDPOINT_FILE" >"$LOG" 2>&1 &
+  --endpoint-file "$ENDPOINT_FILE" --http "$HTTP" --http-url-file "$URL_FILE" >"$LOG" 2>&1 &
 DAEMON_PID=$!
 stop_daemon() {
   if kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -75,6 +81,16 @@ PHOTO_OUT="$DEMO_DIR/astronaut_$(echo "$INSTRUCTION" | tr -c 'A-Za-z0-9\n' '_').
 step "edit \"$INSTRUCTION\" on a photo ($PHOTO) through the client, pasted back"
 "$BUILD_DIR/bin/feu" --server "$ENDPOINT" --timeout 120 edit "$INSTRUCTION" --image "$PHOTO" --alphas=4 --paste \
   -o "$PHOTO_OUT"
+
+PAGE_URL=$(cat "$URL_FILE")
+echo
+echo "Web page: $PAGE_URL   (API: ${PAGE_URL}v1/openapi.json, metrics: ${PAGE_URL}metrics)"
+if [ "$SERVE" = 1 ]; then
+  step "serving until Ctrl-C (daemon log: $LOG)"
+  trap 'echo; stop_daemon; exit 0' INT TERM
+  wait "$DAEMON_PID"
+  exit 0
+fi
 
 step "stopping feu-daemon"
 trap - EXIT

@@ -21,7 +21,9 @@ PACKAGES=(
   libssl-dev                        # sha256
   libzip-dev                        # PyTorch checkpoints (.pt zips)
   libdlib-dev libdlib-data          # face detection, 68 landmarks (the model: iBUG 300-W, non-commercial)
+  libcpp-httplib-dev                # the daemon's HTTP front (API, web page, /metrics)
   libgtest-dev libgmock-dev libbenchmark-dev
+  chromium chromium-driver python3-jsonschema  # HTTP tests: the page in headless Chromium, OpenAPI checks
   python3 python3-numpy python3-h5py python3-torch  # weight converter
 )
 

@@ -58,6 +58,21 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
     c.curve.allowed_clients_file = curve.require_path("allowed_clients_file");
     curve.finish();
   }
+  if (d.has("http")) {
+    // `http: "127.0.0.1:9464"` is the short form of `http: {bind: ...}`.
+    std::string short_form;
+    try {
+      short_form = d.require<std::string>("http");
+    } catch (const Error&) {
+      ConfigMap h = d.child("http");
+      c.http.bind = h.require<std::string>("bind");
+      c.http.token_sha256 = h.get<std::vector<std::string>>("token_sha256", {});
+      c.http.max_body_bytes = positive_size(h, "max_body_bytes", c.http.max_body_bytes);
+      c.http.max_wait_s = static_cast<int64_t>(positive_size(h, "max_wait_s", c.http.max_wait_s));
+      h.finish();
+    }
+    if (!short_form.empty()) c.http.bind = short_form;
+  }
   if (d.has("limits")) {
     ConfigMap l = d.child("limits");
     c.limits.max_frames = positive_size(l, "max_frames", c.limits.max_frames);
@@ -121,6 +136,25 @@ void ServerConfig::validate() const {
         "daemon.bind '" + bind +
             "' is not a loopback address: enable daemon.curve (encryption + client allow-list) or set "
             "daemon.allow_insecure_remote: true");
+  if (http.enabled()) {
+    HostPort hp = parse_http_bind(http.bind);
+    check(is_loopback_host(hp.host) || !http.token_sha256.empty(), ErrorCode::kConfigError,
+          "daemon.http.bind '" + http.bind +
+              "' is not a loopback address (127.0.0.1 or [::1]): list the sha256 of accepted bearer tokens in "
+              "daemon.http.token_sha256 (e.g. printf %s TOKEN | sha256sum)");
+    for (const std::string& hash : http.token_sha256)
+      check(hash.size() == 64 && std::all_of(hash.begin(), hash.end(),
+                                             [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }),
+            ErrorCode::kConfigError,
+            "daemon.http.token_sha256 entry '" + hash.substr(0, 80) +
+                "' is not a sha256 (expected 64 hex digits, the hash of a token, never the token itself)");
+    check(http.max_body_bytes > 0 && http.max_wait_s > 0, ErrorCode::kConfigError,
+          "daemon.http.max_body_bytes and max_wait_s must be positive");
+    // The front is a ZeroMQ client of this daemon; it has no key of its own.
+    check(!curve.enabled, ErrorCode::kConfigError,
+          "daemon.http cannot be used with daemon.curve yet (the HTTP front has no client key): terminate "
+          "HTTP at the daemon of a loopback-bound ZeroMQ socket");
+  }
   if (curve.enabled) {
     check_key_file([&] { read_secret_key_file(curve.secret_key_file, "daemon.curve.secret_key_file"); });
     check_key_file([&] { read_allowed_clients(curve.allowed_clients_file); });
@@ -135,6 +169,32 @@ std::vector<std::string> ServerConfig::warnings() const {
   }
   return out;
 }
+
+HostPort parse_http_bind(const std::string& bind) {
+  auto fail = [&] {
+    throw Error(ErrorCode::kConfigError, "daemon.http.bind '" + bind +
+                                             "' is not HOST:PORT (expected e.g. 127.0.0.1:9464, [::1]:9464; port 0 "
+                                             "= any free port)");
+  };
+  size_t colon = bind.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) fail();
+  HostPort out;
+  out.host = bind.substr(0, colon);
+  if (out.host.front() == '[') {
+    if (out.host.back() != ']' || out.host.size() < 3) fail();
+    out.host = out.host.substr(1, out.host.size() - 2);
+  } else if (out.host.find(':') != std::string::npos) {
+    fail();  // an IPv6 address needs brackets
+  }
+  std::string port = bind.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+    fail();
+  out.port = std::stoi(port);
+  if (out.port > 65535) fail();
+  return out;
+}
+
+bool is_loopback_host(const std::string& host) { return host == "127.0.0.1" || host == "::1"; }
 
 bool is_loopback_endpoint(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;

@@ -17,6 +17,17 @@ struct CurveConfig {
   std::string allowed_clients_file;// Z85 client public keys, one per line ('#' comments)
 };
 
+// The HTTP front (service/http_front.h): REST API, web page, /metrics.
+struct HttpConfig {
+  std::string bind;                        // "127.0.0.1:9464"; empty = no HTTP listener (":0" = any free port)
+  // Hex sha256 of the bearer tokens accepted; empty = no authentication,
+  // which only a loopback bind may have.
+  std::vector<std::string> token_sha256;
+  size_t max_body_bytes = 16u << 20;       // a request body (a photo upload) larger is refused, unread (413)
+  int64_t max_wait_s = 300;                // the most `?wait=SECONDS` holds a request open
+  bool enabled() const { return !bind.empty(); }
+};
+
 struct ServerConfig {
   std::string bind = "tcp://127.0.0.1:5555";  // ROUTER endpoint; "tcp://127.0.0.1:*" picks a free port
   size_t max_queue = 256;          // waiting jobs before `busy`
@@ -33,6 +44,7 @@ struct ServerConfig {
   size_t max_queue_bytes = 256u << 20;  // request bytes held by waiting jobs before `busy`
   CurveConfig curve;
   Limits limits;
+  HttpConfig http;
 
   // Reads the `daemon` section (any key may be absent), resolving journal_dir
   // and key files against the config file; calls finish() on it.
@@ -61,5 +73,16 @@ struct ServerConfig {
 
 // True for tcp://127.0.0.1, localhost, [::1], ipc:// and inproc:// endpoints.
 bool is_loopback_endpoint(const std::string& endpoint);
+
+// An HTTP bind "HOST:PORT" ("[::1]:PORT" for IPv6) split into its parts.
+// Errors: config_error naming the expected form.
+struct HostPort {
+  std::string host;  // without brackets
+  int port = 0;
+};
+HostPort parse_http_bind(const std::string& bind);
+// True for 127.0.0.1 and ::1 only: any other address (127.0.0.2 included)
+// is reachable by more than this host's own clients and needs tokens.
+bool is_loopback_host(const std::string& host);
 
 }  // namespace feu::service

@@ -12,9 +12,44 @@
 #include <mutex>
 #include <thread>
 
+#include <zlib.h>
+
 #include "service/backend.h"
 
 namespace feu::test {
+
+// A size x size RGB PNG of one colour: what a browser can show (the page
+// tests), unlike fake_image_bytes.
+inline std::string solid_png(int size, uint8_t r, uint8_t g, uint8_t b) {
+  auto chunk = [](std::string* out, const char* type, const std::string& data) {
+    auto be32 = [out](uint32_t v) {
+      for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+    };
+    be32(static_cast<uint32_t>(data.size()));
+    std::string body = std::string(type, 4) + data;
+    out->append(body);
+    be32(static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())));
+  };
+  std::string ihdr;
+  for (uint32_t v : {static_cast<uint32_t>(size), static_cast<uint32_t>(size)})
+    for (int shift = 24; shift >= 0; shift -= 8) ihdr.push_back(static_cast<char>((v >> shift) & 0xff));
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8-bit RGB, no interlace
+  std::string raw;
+  for (int y = 0; y < size; ++y) {
+    raw.push_back(0);  // filter: none
+    for (int x = 0; x < size; ++x) raw += {static_cast<char>(r), static_cast<char>(g), static_cast<char>(b)};
+  }
+  uLongf packed_size = compressBound(raw.size());
+  std::string packed(packed_size, '\0');
+  compress(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
+           raw.size());
+  packed.resize(packed_size);
+  std::string png = "\x89PNG\r\n\x1a\n";
+  chunk(&png, "IHDR", ihdr);
+  chunk(&png, "IDAT", packed);
+  chunk(&png, "IEND", "");
+  return png;
+}
 
 // The bytes FakeBackend returns for one edit strength.
 inline std::string fake_image_bytes(const edit::EditRequest& r, double alpha, const std::string& version) {
@@ -27,10 +62,15 @@ class FakeBackend : public service::Backend {
     int batch_ms = 0;             // simulated synthesis time per batch
     int reload_ms = 0;            // simulated load time of a new version
     std::string version = "v1";   // artifact version served at start
+    std::string version_dir;      // its directory, when served from one (describe() names it)
     std::string exec_log;         // when set: every executed instruction appended (one line, flushed)
     size_t latent_values = 0;     // when set: the one latent size validate() accepts (as a model's w_dim)
+    // Real PNGs (a colour per alpha) and an engine's diagnostics (retrieval
+    // of corpus ids 5 and 6, SVM, channels, timings), for the web page test.
+    bool page_like = false;
   };
-  explicit FakeBackend(Options options) : options_(std::move(options)), version_(options_.version) {}
+  explicit FakeBackend(Options options)
+      : options_(std::move(options)), version_(options_.version), version_dir_(options_.version_dir) {}
 
   std::vector<service::EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) override {
     std::lock_guard<std::mutex> serving(serving_mutex_);  // a reload swaps between batches
@@ -53,7 +93,9 @@ class FakeBackend : public service::Backend {
       for (double alpha : alphas) {
         edit::EncodedImage image;
         image.format = r.format;
-        std::string bytes = fake_image_bytes(r, alpha, version_);
+        std::string bytes = options_.page_like
+                                ? solid_png(64, static_cast<uint8_t>(128 + 10 * alpha), 90, 160)
+                                : fake_image_bytes(r, alpha, version_);
         image.bytes.assign(bytes.begin(), bytes.end());
         image.width = image.height = 4;
         image.alpha = alpha;
@@ -64,6 +106,22 @@ class FakeBackend : public service::Backend {
         result.total_channels = static_cast<int64_t>(r.latent.size());
       }
       result.diagnostics = {{"artifact_version", version_}, {"timings_ms", {{"synthesis", options_.batch_ms}}}};
+      if (options_.page_like) {
+        edit::EncodedImage original;
+        std::string bytes = solid_png(64, 128, 90, 160);
+        original.bytes.assign(bytes.begin(), bytes.end());
+        original.width = original.height = 64;
+        if (r.return_original) result.original = std::move(original);
+        result.diagnostics["retrieval"] = {{"positives", {{{"id", 5}, {"score", 0.31}}}},
+                                           {"negatives", {{{"id", 6}, {"score", 0.02}}}}};
+        result.diagnostics["svm"] = {{"accuracy", 0.97}, {"margin", 0.42}};
+        result.diagnostics["beta"] = 0.12;
+        result.diagnostics["channels_changed"] = 37;
+        result.diagnostics["top_channels"] = {{{"channel", 700}, {"layer", 6}, {"layer_channel", 188}, {"delta", 0.5}},
+                                              {{"channel", 12}, {"layer", 0}, {"layer_channel", 12}, {"delta", -0.3}}};
+        result.diagnostics["timings_ms"] = {{"text", 1.5}, {"retrieval", 3.0}, {"svm", 8.0}, {"mapping", 0.7},
+                                            {"synthesis", options_.batch_ms}, {"encoding", 0.4}};
+      }
       outcomes.push_back(service::EditOutcome::success(std::move(result)));
     }
     return outcomes;
@@ -89,7 +147,10 @@ class FakeBackend : public service::Backend {
   }
 
   nlohmann::json describe() const override {
-    return {{"device", "fake"}, {"artifact_version", artifact_version()}};
+    nlohmann::json out = {{"device", "fake"}, {"artifact_version", artifact_version()}};
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!version_dir_.empty()) out["artifact_dir"] = version_dir_;
+    return out;
   }
 
   void reload(const std::string& version_dir) override {
@@ -101,6 +162,7 @@ class FakeBackend : public service::Backend {
     std::lock_guard<std::mutex> serving(serving_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);
     version_ = name;
+    version_dir_ = version_dir;
   }
 
   int executions(const std::string& instruction) const {
@@ -124,6 +186,7 @@ class FakeBackend : public service::Backend {
   std::mutex serving_mutex_;
   mutable std::mutex mutex_;
   std::string version_;
+  std::string version_dir_;
   std::map<std::string, int> executions_;
   size_t max_batch_seen_ = 0;
 };

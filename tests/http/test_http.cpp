@@ -1,0 +1,521 @@
+// The HTTP front (service/http_front.h) against the daemon program on free
+// loopback ports: feu-daemon-fake is the real daemon_app (config, HTTP
+// listener, ZeroMQ server, journal) around the test double backend, so every
+// endpoint, error status and limit is exercised end to end in seconds. Every
+// JSON response is recorded and checked against daemon/openapi.json
+// (check_openapi.py, python3-jsonschema).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <regex>
+#include <thread>
+
+#include "../service/fake_backend.h"
+#include "core/config.h"
+#include "core/files.h"
+#include "core/h5.h"
+#include "service/server_config.h"
+#include "test_support.h"
+
+namespace feu::service {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// feu-daemon-fake with an HTTP front on a free port; killed on destruction.
+class Daemon {
+ public:
+  Daemon(const test::TempDir& dir, const std::string& config, std::vector<std::string> extra = {},
+         const std::string& name = "daemon")
+      : url_file_(dir.file(name + ".url")), log_file_(dir.file(name + ".log")) {
+    std::vector<std::string> args = {std::string(FEU_TEST_BINARY_DIR) + "/feu-daemon-fake", "--config", config,
+                                     "--http-url-file", url_file_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* log = fopen(log_file_.c_str(), "a");
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // "http://HOST:PORT" once the front listens (and, with `ready`, the daemon
+  // serves); "" if the daemon exited first (exit code in *code).
+  std::string url(int* exit_code = nullptr, bool ready = true) {
+    for (int waited = 0; waited < 20000; waited += 20) {
+      std::string text = slurp(url_file_);
+      if (!text.empty() && text.back() == '\n') {
+        std::string url = text.substr(0, text.size() - 2);  // no trailing '/'
+        auto readyz = httplib::Client(url).Get("/readyz");
+        if (!ready || (readyz && readyz->status == 200)) return url;
+      }
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        if (exit_code) *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+        return "";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return "";
+  }
+  std::string log() const { return slurp(log_file_); }
+
+ private:
+  std::string url_file_, log_file_;
+  pid_t pid_ = -1;
+};
+
+// One artifact version with a two-image corpus (ids 5 and 6), for thumbnails:
+// signatures only, or (`viewable`) PNGs a browser shows.
+std::string write_artifacts(const test::TempDir& dir, bool viewable = false) {
+  fs::create_directories(dir.file("images"));
+  fs::create_directories(dir.file("artifacts/v7/corpus"));
+  std::ofstream(dir.file("images/a.png"), std::ios::binary)
+      << (viewable ? test::solid_png(48, 40, 170, 60) : std::string("\x89PNG\r\n\x1a\nfake-a"));
+  std::ofstream(dir.file("images/b.jpg"), std::ios::binary)
+      << (viewable ? test::solid_png(48, 200, 50, 40) : std::string("\xFF\xD8\xFF" "fake-b"));
+  h5::File file = h5::File::create(dir.file("artifacts/v7/corpus/corpus.h5"));
+  std::vector<int64_t> ids = {5, 6};
+  file.write_int64("ids", ids.data(), {2});
+  file.write_strings("paths", {"a.png", "b.jpg"});
+  file.set_attr("/", "corpus_root", dir.file("images"));
+  file.close();
+  fs::create_directory_symlink("v7", dir.file("artifacts/current"));
+  return "artifacts:\n  root: " + dir.file("artifacts") + "\n";
+}
+
+std::string write_config(const test::TempDir& dir, const std::string& daemon_extra = "",
+                         const std::string& top = "") {
+  std::string path = dir.file("config.yaml");
+  std::ofstream(path) << top << "daemon:\n  bind: \"tcp://127.0.0.1:*\"\n  journal_dir: state\n" << daemon_extra;
+  return path;
+}
+
+// A client that records each response for the OpenAPI check.
+class Api {
+ public:
+  explicit Api(const std::string& url) : client_(url) { client_.set_read_timeout(30, 0); }
+
+  httplib::Result get(const std::string& path, const std::string& templ, httplib::Headers headers = {}) {
+    return record("GET", templ, client_.Get(path.c_str(), headers));
+  }
+  httplib::Result post(const std::string& path, const std::string& templ, const std::string& body,
+                       httplib::Headers headers = {}) {
+    return record("POST", templ, client_.Post(path.c_str(), headers, body, "application/json"));
+  }
+  httplib::Result post_form(const std::string& path, const std::string& templ,
+                            const httplib::MultipartFormDataItems& items) {
+    return record("POST", templ, client_.Post(path.c_str(), items));
+  }
+  httplib::Result del(const std::string& path, const std::string& templ) {
+    return record("DELETE", templ, client_.Delete(path.c_str()));
+  }
+
+  // Runs check_openapi.py over everything recorded.
+  void check_against_openapi(const test::TempDir& dir) {
+    std::string file = dir.file("responses.json");
+    std::ofstream(file) << recorded_.dump();
+    std::string out;
+    int rc = test::run_command(std::string("python3 ") + FEU_HTTP_TEST_DIR + "/check_openapi.py " + FEU_OPENAPI +
+                                   " " + file,
+                               &out);
+    if (rc == 77) {
+      std::cout << "[ SKIPPED  ] OpenAPI check: python3-jsonschema is not installed\n";
+      return;
+    }
+    EXPECT_EQ(rc, 0) << out;
+  }
+
+ private:
+  httplib::Result record(const std::string& method, const std::string& templ, httplib::Result result) {
+    if (!result) {
+      ADD_FAILURE() << method << " " << templ << ": no response (" << httplib::to_string(result.error()) << ")";
+      return result;
+    }
+    json body = nullptr;
+    if (result->get_header_value("Content-Type").rfind("application/json", 0) == 0)
+      body = json::parse(result->body, nullptr, false);
+    recorded_.push_back({{"method", method}, {"path", templ}, {"status", result->status},
+                         {"content_type", result->get_header_value("Content-Type")}, {"body", body}});
+    return result;
+  }
+
+  httplib::Client client_;
+  json recorded_ = json::array();
+};
+
+json body_of(const httplib::Result& result) { return json::parse(result->body); }
+
+std::string code_of(const httplib::Result& result) { return body_of(result)["error"]["code"]; }
+
+ServerConfig http_config(const std::string& http_yaml) {
+  ConfigMap root = ConfigMap::parse("daemon:\n  http: " + http_yaml + "\n", "test.yaml");
+  return ServerConfig::from_config(root.child("daemon"));
+}
+
+TEST(HttpConfig, ShortAndLongFormsAndTheirMistakes) {
+  EXPECT_EQ(http_config("\"127.0.0.1:9464\"").http.bind, "127.0.0.1:9464");
+  const std::string hash(64, 'a');
+  ServerConfig full =
+      http_config("{bind: \"[::1]:0\", token_sha256: [" + hash + "], max_body_bytes: 1000, max_wait_s: 5}");
+  EXPECT_EQ(full.http.bind, "[::1]:0");
+  EXPECT_EQ(full.http.token_sha256, std::vector<std::string>{hash});
+  EXPECT_EQ(full.http.max_body_bytes, 1000u);
+  EXPECT_EQ(full.http.max_wait_s, 5);
+  EXPECT_FALSE(ServerConfig().http.enabled());
+
+  test::expect_error([] { http_config("\"localhost:9464\""); }, ErrorCode::kConfigError,
+                     {"not a loopback", "token_sha256"});
+  test::expect_error([] { http_config("\"0.0.0.0:9464\""); }, ErrorCode::kConfigError,
+                     {"0.0.0.0:9464", "token_sha256"});
+  test::expect_error([] { http_config("\"127.0.0.1\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("\"::1:9464\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("\"127.0.0.1:70000\""); }, ErrorCode::kConfigError, {"HOST:PORT"});
+  test::expect_error([] { http_config("{bind: \"0.0.0.0:1\", token_sha256: [s3cret]}"); }, ErrorCode::kConfigError,
+                     {"not a sha256", "never the token itself"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", colour: red}"); }, ErrorCode::kConfigError, {"colour"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", max_body_bytes: -1}"); }, ErrorCode::kConfigError,
+                     {"max_body_bytes"});
+}
+
+TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir)));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+
+  auto health = api.get("/healthz", "/healthz");
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(api.get("/readyz", "/readyz")->status, 200);
+  auto openapi = api.get("/v1/openapi.json", "/v1/openapi.json");
+  EXPECT_EQ(openapi->status, 200);
+  EXPECT_EQ(openapi->body, slurp(FEU_OPENAPI));
+  auto page = httplib::Client(url).Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("<html"), std::string::npos);
+
+  // Submit, then poll with ?wait: the same images the protocol returns.
+  auto accepted = api.post("/v1/edits", "/v1/edits", R"({"instruction": "smile", "seed": 7, "alphas": [-3, 3]})");
+  ASSERT_EQ(accepted->status, 202) << accepted->body;
+  std::string id = body_of(accepted)["id"];
+  EXPECT_EQ(accepted->get_header_value("Location"), "/v1/edits/" + id);
+  auto done = api.get("/v1/edits/" + id + "?wait=10", "/v1/edits/{id}");
+  ASSERT_EQ(done->status, 200);
+  json edit = body_of(done);
+  ASSERT_EQ(edit["state"], "done") << edit.dump();
+  ASSERT_EQ(edit["images"].size(), 2u);
+  EXPECT_EQ(edit["images"][1]["alpha"], 3.0);
+  auto image = api.get(edit["images"][1]["url"], "/v1/edits/{id}/images/{k}");
+  ASSERT_EQ(image->status, 200);
+  edit::EditRequest request;
+  request.instruction = "smile";
+  request.seed = 7;
+  EXPECT_EQ(image->body, test::fake_image_bytes(request, 3, "v7"));
+  EXPECT_EQ(image->get_header_value("Content-Type"), "image/png");
+  EXPECT_EQ(api.get("/v1/edits/" + id + "/images/2", "/v1/edits/{id}/images/{k}")->status, 404);
+  EXPECT_EQ(api.get("/v1/edits/" + id + "/images/original", "/v1/edits/{id}/images/{k}")->status, 404);
+
+  // ?wait on the POST itself; the id is the client's, idempotent as on ZeroMQ.
+  auto waited = api.post("/v1/edits?wait=10", "/v1/edits", R"({"id": "mine-1", "instruction": "blond hair"})");
+  ASSERT_EQ(waited->status, 200) << waited->body;
+  EXPECT_EQ(body_of(waited)["state"], "done");
+  auto again = api.post("/v1/edits", "/v1/edits", R"({"id": "mine-1", "instruction": "blond hair"})");
+  EXPECT_EQ(again->status, 200);
+  EXPECT_EQ(body_of(again)["duplicate"], true);
+  auto conflict = api.post("/v1/edits", "/v1/edits", R"({"id": "mine-1", "instruction": "red hair"})");
+  EXPECT_EQ(conflict->status, 409);
+  EXPECT_EQ(code_of(conflict), "id_conflict");
+  auto keyed = api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "beard"})",
+                        {{"Idempotency-Key", "key-1"}});
+  EXPECT_EQ(body_of(keyed)["id"], "key-1");
+
+  // A job that fails in the engine is a finished edit with its error.
+  auto failed = api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "fail:no_channels"})");
+  ASSERT_EQ(failed->status, 200);
+  EXPECT_EQ(body_of(failed)["state"], "failed");
+  EXPECT_EQ(body_of(failed)["error"]["code"], "no_channels");
+
+  // The protocol's validation, with its codes, as HTTP statuses.
+  struct Bad {
+    std::string body, code;
+    int status;
+  };
+  for (const Bad& bad : {Bad{"{not json", "bad_request", 400}, Bad{"[1]", "bad_request", 400},
+                         Bad{R"({"instruction": "x", "colour": 1})", "unknown_field", 400},
+                         Bad{R"({"instruction": ""})", "bad_request", 400},
+                         Bad{R"({"instruction": "x", "alphas": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]})",
+                             "payload_too_large", 413},
+                         Bad{R"({"instruction": "x", "type": "ping"})", "unknown_field", 400}}) {
+    auto r = api.post("/v1/edits", "/v1/edits", bad.body);
+    EXPECT_EQ(r->status, bad.status) << bad.body << " -> " << r->body;
+    EXPECT_EQ(code_of(r), bad.code) << bad.body;
+  }
+  EXPECT_EQ(api.post("/v1/edits?wait=soon", "/v1/edits", R"({"instruction": "x"})")->status, 400);
+  EXPECT_EQ(api.post("/v1/edits?wait=100000", "/v1/edits", R"({"instruction": "x"})")->status, 400);
+  auto unknown = api.get("/v1/edits/nobody", "/v1/edits/{id}");
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(code_of(unknown), "not_found");
+  EXPECT_EQ(api.del("/v1/edits/nobody", "/v1/edits/{id}")->status, 404);
+  auto finished = api.del("/v1/edits/mine-1", "/v1/edits/{id}");
+  EXPECT_EQ(finished->status, 200);
+  EXPECT_EQ(body_of(finished)["cancelled"], false);
+
+  // Retrieval and the thumbnails its hits link to.
+  auto retrieved = api.post("/v1/retrieve", "/v1/retrieve", R"({"text": "smiling", "k": 3})");
+  ASSERT_EQ(retrieved->status, 200) << retrieved->body;
+  EXPECT_EQ(body_of(retrieved)["hits"].size(), 3u);
+  EXPECT_EQ(body_of(retrieved)["hits"][0]["thumbnail"], "/v1/corpus/0/thumbnail");
+  EXPECT_EQ(api.post("/v1/retrieve", "/v1/retrieve", R"({"text": "fail", "k": 3})")->status, 404);
+  EXPECT_EQ(api.post("/v1/retrieve", "/v1/retrieve", R"({"text": 3})")->status, 400);
+  auto thumbnail = api.get("/v1/corpus/6/thumbnail", "/v1/corpus/{id}/thumbnail");
+  ASSERT_EQ(thumbnail->status, 200) << thumbnail->body;
+  EXPECT_EQ(thumbnail->body, "\xFF\xD8\xFF" "fake-b");
+  EXPECT_EQ(thumbnail->get_header_value("Content-Type"), "image/jpeg");
+  EXPECT_EQ(api.get("/v1/corpus/99/thumbnail", "/v1/corpus/{id}/thumbnail")->status, 404);
+
+  // A route the API does not have: JSON 404 too.
+  auto nowhere = httplib::Client(url).Get("/v2/nothing");
+  EXPECT_EQ(nowhere->status, 404);
+  EXPECT_EQ(code_of(nowhere), "not_found");
+
+  api.check_against_openapi(dir);
+}
+
+TEST(Http, PhotoUploadIsTheProtocolsPhotoLatent) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n"));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  std::string photo = "\xFF\xD8\xFF" "a photo's bytes";
+  auto r = api.post_form("/v1/edits?wait=10", "/v1/edits",
+                         {{"request", R"({"instruction": "smile", "face": 0, "paste": true})", "", "application/json"},
+                          {"photo", photo, "me.jpg", "image/jpeg"}});
+  if (r->status == 400 && r->body.find("is not a latent kind") != std::string::npos)
+    GTEST_SKIP() << "this daemon's protocol has no photo latent yet: " << r->body;
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(body_of(r)["state"], "done");
+  auto unknown_part = api.post_form("/v1/edits", "/v1/edits",
+                                    {{"request", R"({"instruction": "smile"})", "", "application/json"},
+                                     {"selfie", photo, "me.jpg", "image/jpeg"}});
+  EXPECT_EQ(unknown_part->status, 400);
+  api.check_against_openapi(dir);
+}
+
+// The Content-Length alone decides: the front answers 413 while the body is
+// still unsent, so a client waiting for the answer first gets it.
+TEST(Http, OversizedBodyIs413WithoutReadingIt) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: {bind: \"127.0.0.1:0\", max_body_bytes: 1000}\n"));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  int port = std::stoi(url.substr(url.rfind(':') + 1));
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  std::string head = "POST /v1/edits HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 10000000000\r\n\r\n{\"instruction\": ";
+  ASSERT_EQ(send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; response.find("payload_too_large") == std::string::npos &&
+                  (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    response.append(buffer, n);
+  close(fd);
+  ASSERT_FALSE(response.empty()) << "no answer while the 10 GB body was unsent";
+  EXPECT_EQ(response.rfind("HTTP/1.1 413", 0), 0u) << response;
+  EXPECT_NE(response.find("payload_too_large"), std::string::npos) << response;
+
+  httplib::Client client(url);
+  auto small = client.Post("/v1/edits?wait=10", std::string(1000, ' ') + R"({"instruction": "smile"})",
+                           "application/json");
+  EXPECT_EQ(small->status, 413);  // 1024 bytes
+  auto fits = client.Post("/v1/edits?wait=10", R"({"instruction": "smile"})", "application/json");
+  EXPECT_EQ(fits->status, 200);
+}
+
+TEST(Http, BusyIs429AndCancelOfAQueuedEdit) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n  max_queue: 2\n  max_batch: 1\n"),
+                {"--fake-batch-ms", "400"});
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  std::vector<std::string> ids;
+  std::optional<httplib::Response> busy;
+  for (int i = 0; i < 6 && !busy; ++i) {
+    auto r = api.post("/v1/edits", "/v1/edits", R"({"instruction": "job )" + std::to_string(i) + "\"}");
+    if (r->status == 429) busy = *r;
+    else ids.push_back(body_of(r)["id"]);
+  }
+  ASSERT_TRUE(busy) << "the queue of 2 never filled";
+  EXPECT_EQ(json::parse(busy->body)["error"]["code"], "busy");
+  EXPECT_FALSE(busy->get_header_value("Retry-After").empty());
+  auto cancelled = api.del("/v1/edits/" + ids.back(), "/v1/edits/{id}");
+  ASSERT_EQ(cancelled->status, 200);
+  EXPECT_EQ(body_of(cancelled)["cancelled"], true) << cancelled->body;
+  auto state = api.get("/v1/edits/" + ids.back(), "/v1/edits/{id}");
+  EXPECT_EQ(body_of(state)["state"], "cancelled") << state->body;
+  api.check_against_openapi(dir);
+}
+
+TEST(Http, NotReadyUntilLoadedAndMetricsMove) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n"), {"--fake-load-ms", "1500"});
+  std::string url = daemon.url(nullptr, false);
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  EXPECT_EQ(api.get("/healthz", "/healthz")->status, 200);
+  auto not_ready = api.get("/readyz", "/readyz");
+  EXPECT_EQ(not_ready->status, 503);
+  EXPECT_EQ(body_of(not_ready)["ready"], false);
+  auto early = api.post("/v1/edits", "/v1/edits", R"({"instruction": "smile"})");
+  EXPECT_EQ(early->status, 503);
+  EXPECT_EQ(code_of(early), "shutting_down");
+
+  int ready = 0;
+  for (int i = 0; i < 100 && ready != 200; ++i) {
+    ready = api.get("/readyz", "/readyz")->status;
+    if (ready != 200) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(ready, 200);
+
+  auto scrape = [&] {
+    auto r = httplib::Client(url).Get("/metrics");
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u);
+    return r->body;
+  };
+  auto value = [](const std::string& text, const std::string& sample) {
+    std::regex line("(^|\n)" + std::regex_replace(sample, std::regex(R"([{}\[\]().+*?^$|\\])"), R"(\$&)") +
+                    " ([^\n]+)");
+    std::smatch m;
+    return std::regex_search(text, m, line) ? std::stod(m[2]) : -1.0;
+  };
+  std::string before = scrape();
+  EXPECT_EQ(value(before, "feu_jobs_done_total"), 0);
+  ASSERT_EQ(api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "smile"})")->status, 200);
+  ASSERT_EQ(api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "fail:no_channels"})")->status, 200);
+  std::string after = scrape();
+  EXPECT_EQ(value(after, "feu_jobs_done_total"), 1) << after;
+  EXPECT_EQ(value(after, "feu_jobs_failed_total{code=\"no_channels\"}"), 1) << after;
+  EXPECT_EQ(value(after, "feu_jobs_accepted_total"), 2) << after;
+  EXPECT_EQ(value(after, "feu_stage_duration_seconds_count{stage=\"total\"}"), 2) << after;
+  EXPECT_EQ(value(after, "feu_stage_duration_seconds_bucket{stage=\"total\",le=\"+Inf\"}"), 2) << after;
+  EXPECT_EQ(value(after, "feu_batch_size_count"), 2) << after;
+  EXPECT_EQ(value(after, "feu_artifact_info{version=\"v1\"}"), 1) << after;
+  EXPECT_GE(value(after, "feu_http_responses_total{status=\"503\"}"), 1) << after;
+
+  // The text format: HELP and TYPE before each family's samples, one sample a line.
+  std::regex sample(R"([a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eEInfa]+)");
+  std::set<std::string> typed;
+  std::istringstream lines(after);
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("# TYPE ", 0) == 0) {
+      typed.insert(l.substr(7, l.find(' ', 7) - 7));
+      continue;
+    }
+    if (l.rfind("# HELP ", 0) == 0) continue;
+    EXPECT_TRUE(std::regex_match(l, sample)) << l;
+    std::string name = l.substr(0, l.find_first_of("{ "));
+    bool declared = typed.count(name) > 0;
+    for (const char* suffix : {"_bucket", "_sum", "_count"})
+      if (name.size() > strlen(suffix) && name.compare(name.size() - strlen(suffix), strlen(suffix), suffix) == 0)
+        declared = declared || typed.count(name.substr(0, name.size() - strlen(suffix))) > 0;
+    EXPECT_TRUE(declared) << "no TYPE line before " << l;
+  }
+  api.check_against_openapi(dir);
+}
+
+// 127.0.0.2 is loopback to the kernel but not to the rule: only 127.0.0.1
+// and ::1 may go without tokens.
+TEST(Http, NonLoopbackBindNeedsBearerTokens) {
+  test::TempDir dir;
+  {
+    Daemon refused(dir, write_config(dir, "  http: \"127.0.0.2:0\"\n"), {}, "refused");
+    int code = -1;
+    EXPECT_EQ(refused.url(&code), "");
+    EXPECT_EQ(code, 2) << refused.log();
+    EXPECT_NE(refused.log().find("token_sha256"), std::string::npos) << refused.log();
+  }
+  const std::string token = "s3cret-token";
+  const std::string hash = sha256_bytes(token.data(), token.size());
+  Daemon daemon(dir, write_config(dir, "  http: {bind: \"127.0.0.2:0\", token_sha256: [" + hash + "]}\n"));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  auto anonymous = api.get("/v1/edits/x", "/v1/edits/{id}");
+  EXPECT_EQ(anonymous->status, 401);
+  EXPECT_EQ(code_of(anonymous), "unauthorized");
+  EXPECT_EQ(anonymous->get_header_value("WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(api.get("/v1/edits/x", "/v1/edits/{id}", {{"Authorization", "Bearer wrong"}})->status, 401);
+  EXPECT_EQ(api.get("/v1/edits/x", "/v1/edits/{id}", {{"Authorization", "Bearer " + token}})->status, 404);
+  EXPECT_EQ(httplib::Client(url).Get("/metrics")->status, 401);
+  EXPECT_EQ(api.get("/healthz", "/healthz")->status, 200);  // probes need no token
+  EXPECT_EQ(api.get("/v1/openapi.json", "/v1/openapi.json")->status, 200);
+}
+
+// The page in headless Chromium (tests/http/page_test.py): a real photo from
+// the shared faces, an instruction, the α slider, the grid and the corpus
+// thumbnails, against the daemon with engine-like results; the screenshot is
+// kept as build/tests/artifacts/http_page.png.
+TEST(HttpPage, PhotoInstructionSliderGridAndThumbnailsInChromium) {
+  std::string faces = std::string(FEU_DEFAULT_SHARED_DIR) + "/faces";
+  std::string photo = faces + "/Tom_Cruise_avp_2014_4.jpg";
+  if (!fs::exists(photo)) GTEST_SKIP() << "no shared photo at " << photo << " (the shared directory is absent)";
+  photo = fs::canonical(photo).string();  // chromedriver uploads canonical paths only
+  if (test::run_command("command -v chromium >/dev/null && command -v chromedriver >/dev/null") != 0)
+    GTEST_SKIP() << "chromium and chromium-driver are not installed (scripts/install-deps.sh)";
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir, true)),
+                {"--fake-page-like", "--fake-batch-ms", "20"});
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  fs::create_directories(std::string(FEU_TEST_BINARY_DIR) + "/artifacts");
+  std::string screenshot = std::string(FEU_TEST_BINARY_DIR) + "/artifacts/http_page.png";
+  fs::remove(screenshot);
+  std::string out;
+  int rc = test::run_command(std::string("python3 ") + FEU_HTTP_TEST_DIR + "/page_test.py " + url + "/ " + photo +
+                                 " " + screenshot + " 2>&1",
+                             &out);
+  if (rc == 77) GTEST_SKIP() << out;
+  EXPECT_EQ(rc, 0) << out << "\n" << daemon.log();
+  std::cout << out;
+  EXPECT_TRUE(fs::exists(screenshot));
+}
+
+}  // namespace
+}  // namespace feu::service
