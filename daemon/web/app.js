@@ -225,6 +225,9 @@ async function renderWhy(edit) {
   why.replaceChildren(...parts);
 }
 
+const PREVIEW_SIDE = 256;
+let fullSide = 0;  // the generator's side, learned from the first full-size result
+
 async function runEdit(alphas, target) {
   const mine = ++sequence;
   showError(null);
@@ -235,8 +238,17 @@ async function runEdit(alphas, target) {
   $('submit').disabled = true;
   setStatus('Editing…');
   try {
+    // The slider answers fast at 256² (StyleGAN2 stops at that block), then
+    // the full size follows; the photo's inversion is cached by the daemon.
+    if (target === 'current' && fullSide > PREVIEW_SIDE && !fields.paste) {
+      const preview = await submitEdit(Object.assign({}, fields, { size: PREVIEW_SIDE }));
+      if (mine !== sequence) return;
+      await renderCurrent(preview, alphas[0]);
+      setStatus('Preview shown; the full size follows…');
+    }
     const edit = await submitEdit(fields);
     if (mine !== sequence) return;
+    if (!fields.paste && edit.images.length) fullSide = Math.max(fullSide, edit.images[0].width);
     if (target === 'grid') await renderGrid(edit);
     else await renderCurrent(edit, alphas[0]);
     await renderWhy(edit);
