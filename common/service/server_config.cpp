@@ -58,6 +58,22 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
     c.curve.allowed_clients_file = curve.require_path("allowed_clients_file");
     curve.finish();
   }
+  if (d.has("queue")) {
+    ConfigMap q = d.child("queue");
+    c.queue.backend = q.get<std::string>("backend", c.queue.backend);
+    if (c.queue.backend != "local" && c.queue.backend != "redis")
+      q.fail("backend", "must be 'local' or 'redis', got '" + c.queue.backend + "'");
+    if (c.queue.is_redis()) {
+      RedisQueueConfig& r = c.queue.redis;
+      r.url = q.require<std::string>("url");
+      r.stream = q.get<std::string>("stream", r.stream);
+      r.group = q.get<std::string>("group", r.group);
+      r.visibility_timeout_ms = q.get<int64_t>("visibility_timeout_ms", r.visibility_timeout_ms);
+      r.max_deliveries = q.get<int>("max_deliveries", r.max_deliveries);
+      r.connect_timeout_ms = q.get<int>("connect_timeout_ms", r.connect_timeout_ms);
+    }
+    q.finish();
+  }
   if (d.has("limits")) {
     ConfigMap l = d.child("limits");
     c.limits.max_frames = positive_size(l, "max_frames", c.limits.max_frames);
@@ -105,6 +121,19 @@ void ServerConfig::validate() const {
         "daemon.limits.max_alphas = " + std::to_string(limits.max_alphas) + " is above the engine's " +
             std::to_string(edit::EditLimits::kMaxAlphas) + " strengths per request (it may only be lowered)");
   check(journal_dir != "", ErrorCode::kConfigError, "daemon.journal_dir must not be empty");
+  check(queue.backend == "local" || queue.backend == "redis", ErrorCode::kConfigError,
+        "daemon.queue.backend must be 'local' or 'redis', got '" + queue.backend + "'");
+  check(role == Role::kBoth || queue.is_redis(), ErrorCode::kConfigError,
+        std::string("--role ") + role_name(role) +
+            " needs a shared queue (daemon.queue.backend: redis); the local queue serves only --role both");
+  if (queue.is_redis()) {
+    RedisAddress::parse(queue.redis.url);
+    check(!queue.redis.stream.empty() && !queue.redis.group.empty(), ErrorCode::kConfigError,
+          "daemon.queue.stream and daemon.queue.group must not be empty");
+    positive(queue.redis.visibility_timeout_ms >= 100, "queue.visibility_timeout_ms (at least 100)");
+    positive(queue.redis.max_deliveries >= 1, "queue.max_deliveries");
+    positive(queue.redis.connect_timeout_ms >= 1, "queue.connect_timeout_ms");
+  }
   // ZeroMQ binds an interface or an address, never a host name: "localhost"
   // would pass the loopback rule and then fail to bind with "No such device".
   std::string host = tcp_host(bind);
@@ -129,6 +158,22 @@ std::vector<std::string> ServerConfig::warnings() const {
     if (!mode.empty()) out.push_back(mode);
   }
   return out;
+}
+
+Role parse_role(const std::string& name) {
+  if (name == "both") return Role::kBoth;
+  if (name == "front") return Role::kFront;
+  if (name == "worker") return Role::kWorker;
+  throw Error(ErrorCode::kConfigError, "role '" + name + "' is not one of front, worker, both");
+}
+
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::kFront: return "front";
+    case Role::kWorker: return "worker";
+    case Role::kBoth: break;
+  }
+  return "both";
 }
 
 bool is_loopback_endpoint(const std::string& endpoint) {
