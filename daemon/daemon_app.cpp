@@ -68,6 +68,11 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
   app.add_option("--bind", bind, "override daemon.bind, e.g. tcp://127.0.0.1:5555 (port * = any free port)");
   app.add_option("--journal-dir", journal_dir, "override daemon.journal_dir (journal + results)");
   app.add_option("--endpoint-file", endpoint_file, "write the bound endpoint here once listening");
+  std::string role = "both";
+  app.add_option("--role", role,
+                 "front (takes client requests), worker (runs jobs) or both; front and worker alone need "
+                 "daemon.queue.backend: redis")
+      ->check(CLI::IsMember({"front", "worker", "both"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   if (add_options) add_options(app);
@@ -83,6 +88,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
         root.has("daemon") ? root.child("daemon") : ConfigMap(YAML::Node(), root.file(), "daemon.", "."));
     if (!bind.empty()) config.bind = bind;
     if (!journal_dir.empty()) config.journal_dir = journal_dir;
+    config.role = service::parse_role(role);
     try {
       config.validate();
     } catch (const Error& e) {
@@ -96,6 +102,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     service::Server server(config, *setup.backend, setup.resolve_current);
     g_server.store(&server);
     if (g_stop_early.load()) server.request_stop();
+    // A worker alone listens nowhere: its file holds an empty line once it runs.
     if (!endpoint_file.empty()) write_file_atomic(endpoint_file, server.endpoint() + "\n");
     server.run();
     g_server.store(nullptr);
