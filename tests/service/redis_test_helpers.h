@@ -1,9 +1,9 @@
 // A real redis-server (Debian's) on a free loopback port, in a temp dir, with
 // the durability the fleet relies on: AOF with `appendfsync always`, no RDB
-// snapshots. Stoppable and restartable on the same port and data.
+// snapshots. Stoppable and restartable on the same port and data. Used by the
+// tests and by bench_fleet.
 #pragma once
 
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,7 +67,8 @@ class RedisServerProcess {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
-    ADD_FAILURE() << "redis-server did not start on port " << port_;
+    throw std::runtime_error("redis-server did not start on port " + std::to_string(port_) + " (see " + dir_ +
+                             "/redis.log)");
   }
   // kill -9: what the data survives is what `appendfsync always` promised.
   void stop() {
