@@ -12,7 +12,8 @@ Client::Client(ClientOptions options) : options_(std::move(options)), context_(1
     size_t comma = std::min(options_.server.find(',', start), options_.server.size());
     std::string endpoint = options_.server.substr(start, comma - start);
     check(!endpoint.empty(), ErrorCode::kInvalidArgument,
-          "server list '" + options_.server + "' has an empty entry (expected e.g. tcp://10.0.0.1:5555,tcp://10.0.0.2:5555)");
+          "server list '" + options_.server +
+              "' has an empty entry (expected e.g. tcp://10.0.0.1:5555,tcp://10.0.0.2:5555)");
     servers_.push_back(endpoint);
     start = comma + 1;
   }

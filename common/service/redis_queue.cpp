@@ -70,7 +70,8 @@ return 1
 )lua";
 
 std::string reply_string(const redisReply* reply) {
-  if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS || reply->type == REDIS_REPLY_ERROR))
+  if (reply && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS ||
+                reply->type == REDIS_REPLY_ERROR))
     return std::string(reply->str, reply->len);
   if (reply && reply->type == REDIS_REPLY_INTEGER) return std::to_string(reply->integer);
   return "";

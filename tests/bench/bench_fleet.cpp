@@ -114,7 +114,8 @@ double run_case(const std::string& redis_url, const std::string& stream, int wor
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c)
-    threads.emplace_back(load, front.endpoint(), stream + "-c" + std::to_string(c) + "-", jobs_per_client, window, &done);
+    threads.emplace_back(load, front.endpoint(), stream + "-c" + std::to_string(c) + "-", jobs_per_client, window,
+                         &done);
   for (auto& t : threads) t.join();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return done.load() / seconds;

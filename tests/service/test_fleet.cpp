@@ -117,7 +117,8 @@ TEST_F(Fleet, TwoFrontsThreeWorkersAnswerEveryIdOnce) {
         std::string instruction = "c" + std::to_string(c) + "e" + std::to_string(j);
         edit::EditRequest e = edit_of(instruction, j);
         Message reply = client.edit(instruction, e);
-        if (reply.header.value("status", std::string()) == "done" && first_image(reply) == test::fake_image_bytes(e, 2.0, "v1"))
+        if (reply.header.value("status", std::string()) == "done" &&
+            first_image(reply) == test::fake_image_bytes(e, 2.0, "v1"))
           ++good;
         else
           ADD_FAILURE() << reply.header.dump();
