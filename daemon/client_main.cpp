@@ -280,7 +280,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   Common common;
-  app.add_option("--server", common.server, "daemon endpoint")->capture_default_str();
+  app.add_option("--server", common.server,
+                 "daemon endpoint, or a fleet's fronts comma-separated (a timeout fails over to the next, same id)")
+      ->capture_default_str();
   app.add_option("--timeout", common.timeout_s, "seconds to wait for each reply before retrying")
       ->capture_default_str();
   app.add_option("--retries", common.retries, "resends (same id) after a timeout")->capture_default_str();

@@ -72,6 +72,11 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
   app.add_option("--endpoint-file", endpoint_file, "write the bound endpoint here once listening");
   app.add_option("--http", http_bind, "override daemon.http.bind, e.g. 127.0.0.1:9464 (port 0 = any free port)");
   app.add_option("--http-url-file", http_url_file, "write the HTTP front's URL here once it listens");
+  std::string role = "both";
+  app.add_option("--role", role,
+                 "front (takes client requests), worker (runs jobs) or both; front and worker alone need "
+                 "daemon.queue.backend: redis")
+      ->check(CLI::IsMember({"front", "worker", "both"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   if (add_options) add_options(app);
@@ -88,6 +93,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     if (!bind.empty()) config.bind = bind;
     if (!journal_dir.empty()) config.journal_dir = journal_dir;
     if (!http_bind.empty()) config.http.bind = http_bind;
+    config.role = service::parse_role(role);
     try {
       config.validate();
     } catch (const Error& e) {
@@ -109,6 +115,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     service::Server server(config, *setup.backend, setup.resolve_current);
     g_server.store(&server);
     if (g_stop_early.load()) server.request_stop();
+    // A worker alone listens nowhere: its file holds an empty line once it runs.
     if (!endpoint_file.empty()) write_file_atomic(endpoint_file, server.endpoint() + "\n");
     if (http) http->attach(server.endpoint());
     server.run();

@@ -10,6 +10,7 @@ PACKAGES=(
   libfaiss-dev                      # corpus index
   libhdf5-dev                       # weights, directions, statistics
   libzmq3-dev cppzmq-dev            # daemon transport
+  libhiredis-dev redis-server       # fleet job queue (Redis Streams); redis-server also for its tests
   libyaml-cpp-dev                   # configs
   liblinear-dev                     # linear SVM
   nlohmann-json3-dev                # JSON (manifest, protocol)

@@ -8,12 +8,25 @@ namespace feu::service {
 Client::Client(ClientOptions options) : options_(std::move(options)), context_(1) {
   check(options_.timeout_ms > 0, ErrorCode::kInvalidArgument, "client timeout must be positive");
   check(options_.retries >= 0, ErrorCode::kInvalidArgument, "client retries must be zero or more");
-  connect();
+  for (size_t start = 0; start <= options_.server.size();) {
+    size_t comma = std::min(options_.server.find(',', start), options_.server.size());
+    std::string endpoint = options_.server.substr(start, comma - start);
+    check(!endpoint.empty(), ErrorCode::kInvalidArgument,
+          "server list '" + options_.server +
+              "' has an empty entry (expected e.g. tcp://10.0.0.1:5555,tcp://10.0.0.2:5555)");
+    servers_.push_back(endpoint);
+    start = comma + 1;
+  }
+  // Clients of one fleet spread over its fronts.
+  current_ = static_cast<size_t>(std::random_device{}()) % servers_.size();
+  connect(false);
 }
 
-void Client::connect() {
+void Client::connect(bool next_server) {
   // A fresh socket per attempt: a reply to the abandoned one can never be
-  // mistaken for this attempt's, and a stuck connection is dropped.
+  // mistaken for this attempt's, and a stuck connection is dropped. After a
+  // failed attempt the next front is tried (Lazy Pirate over a fleet).
+  if (next_server) current_ = (current_ + 1) % servers_.size();
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 0);
   if (!options_.curve_server_key.empty()) {
@@ -22,9 +35,9 @@ void Client::connect() {
     socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
   }
   try {
-    socket_.connect(options_.server);
+    socket_.connect(server());
   } catch (const zmq::error_t& e) {
-    throw Error(ErrorCode::kInvalidArgument, "cannot connect to '" + options_.server + "': " + e.what() +
+    throw Error(ErrorCode::kInvalidArgument, "cannot connect to '" + server() + "': " + e.what() +
                                                  " (expected e.g. tcp://127.0.0.1:5555)");
   }
 }

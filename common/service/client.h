@@ -10,12 +10,15 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "service/protocol.h"
 
 namespace feu::service {
 
 struct ClientOptions {
+  // One endpoint, or several separated by commas (the fronts of a fleet): a
+  // timeout moves to the next one and resends with the same id.
   std::string server = "tcp://127.0.0.1:5555";
   int timeout_ms = 30000;          // wait for each reply before resending
   int retries = 3;                 // resends after timeouts (and busy replies)
@@ -54,13 +57,18 @@ class Client {
   const ClientOptions& options() const { return options_; }
 
  private:
-  void connect();
+  void connect(bool next_server = true);
   void send(const Message& message);
   // The next reply for `id` ("" = any id) before `until`; replies for other
   // ids (late answers to earlier requests) are skipped.
   std::optional<Message> receive(const std::string& id, std::chrono::steady_clock::time_point until);
 
+  // The endpoint in use, for messages.
+  const std::string& server() const { return servers_[current_]; }
+
   ClientOptions options_;
+  std::vector<std::string> servers_;
+  size_t current_ = 0;
   zmq::context_t context_;
   zmq::socket_t socket_;
 };

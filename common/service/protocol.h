@@ -40,6 +40,7 @@ inline constexpr const char* kPayloadTooLarge = "payload_too_large"; // a frame 
 inline constexpr const char* kUnsupportedVersion = "unsupported_version";
 inline constexpr const char* kIdConflict = "id_conflict";            // same id, different request
 inline constexpr const char* kShuttingDown = "shutting_down";        // daemon is draining; retry elsewhere/later
+inline constexpr const char* kDeadLetter = "dead_letter";            // the job's runs kept killing their workers
 }  // namespace codes
 
 // A failure with a stable code string (a protocol code or a feu::ErrorCode name).

@@ -36,12 +36,11 @@ constexpr int64_t kStoreRetryMaxMs = 5000;
 
 std::string short_hash(const std::string& text) { return sha256_bytes(text.data(), text.size()).substr(0, 12); }
 
-// The id a log line or message may show: ids are client-chosen, so control
-// characters and invalid UTF-8 are escaped (one line, no forged lines).
-std::string printable(const std::string& id) { return escape_text(id, 128); }
+std::string printable(const std::string& id) { return printable_id(id); }
 
 ServerConfig validated(ServerConfig config) {
   config.validate();
+  config.queue.redis.result_ttl_s = config.result_retention_s;  // one retention for both stores
   return config;
 }
 
@@ -64,6 +63,8 @@ json process_memory_json() {
 
 }  // namespace
 
+std::string printable_id(const std::string& id) { return escape_text(id, 128); }
+
 void Server::Pending::add_route(const Route& route) {
   if (route.identity.empty()) return;
   for (const Route& known : routes)
@@ -74,12 +75,39 @@ void Server::Pending::add_route(const Route& route) {
 
 Server::Server(ServerConfig config, Backend& backend, std::function<std::string()> resolve_current)
     : config_(validated(std::move(config))),
-      state_lock_(config_.journal_dir),
+      state_lock_(config_.queue.is_redis() ? nullptr : std::make_unique<StateDirLock>(config_.journal_dir)),
       backend_(backend),
       resolve_current_(std::move(resolve_current)),
       started_(std::chrono::steady_clock::now()),
       context_(1),
       queue_(config_.max_queue) {
+  if (config_.queue.is_redis()) {
+    fleet_ = std::make_unique<RedisQueue>(config_.queue.redis);
+    try {
+      fleet_->connect();
+    } catch (const Error& e) {
+      // Not fatal: the fleet outlives a Redis restart, and so does starting during one.
+      fleet_unreachable(e);
+    }
+  } else {
+    open_local_store();
+  }
+  if (config_.serves_clients()) bind_router();
+  wake_ = zmq::socket_t(context_, zmq::socket_type::pair);
+  wake_endpoint_ = "inproc://feu-wake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+  wake_.bind(wake_endpoint_);
+
+  if (resolve_current_) {
+    try {
+      last_current_dir_ = resolve_current_();
+    } catch (const std::exception& e) {
+      spdlog::warn("reload: cannot resolve the current artifact version: {}", e.what());
+    }
+  }
+  reload_status_ = {{"state", "idle"}, {"version_dir", last_current_dir_}};
+}
+
+void Server::open_local_store() {
   results_ = std::make_unique<ResultStore>((fs::path(config_.journal_dir) / "results").string(),
                                            config_.result_retention_s * 1000, config_.max_results,
                                            config_.max_result_bytes);
@@ -127,7 +155,9 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
   }
   { std::lock_guard<std::mutex> lock(completions_mutex_); completions_.clear(); }  // nobody to tell yet
   if (recovered_jobs_ > 0) spdlog::info("journal: recovered {} unfinished jobs", recovered_jobs_);
+}
 
+void Server::bind_router() {
   router_ = zmq::socket_t(context_, zmq::socket_type::router);
   if (config_.curve.enabled) {
     const std::string secret = read_secret_key_file(config_.curve.secret_key_file, "daemon.curve.secret_key_file");
@@ -152,19 +182,6 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
     throw Error(ErrorCode::kIoError, "cannot bind " + config_.bind + ": " + e.what());
   }
   endpoint_ = router_.get(zmq::sockopt::last_endpoint);
-
-  wake_ = zmq::socket_t(context_, zmq::socket_type::pair);
-  wake_endpoint_ = "inproc://feu-wake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-  wake_.bind(wake_endpoint_);
-
-  if (resolve_current_) {
-    try {
-      last_current_dir_ = resolve_current_();
-    } catch (const std::exception& e) {
-      spdlog::warn("reload: cannot resolve the current artifact version: {}", e.what());
-    }
-  }
-  reload_status_ = {{"state", "idle"}, {"version_dir", last_current_dir_}};
 }
 
 Server::~Server() {
@@ -173,6 +190,7 @@ Server::~Server() {
   drain_deadline_ms_ = 0;
   queue_.wake();
   if (worker_.joinable()) worker_.join();
+  if (fleet_worker_.joinable()) fleet_worker_.join();
   zap_stop_ = true;
   if (zap_thread_.joinable()) zap_thread_.join();
   std::thread reload;
@@ -188,25 +206,34 @@ Server::~Server() {
 
 void Server::run() {
   worker_ = std::thread(&Server::worker_loop, this);
-  spdlog::info("feu-daemon listening on {} (artifact version '{}', max_queue {}, max_batch {}, {} recovered jobs)",
-               endpoint_, backend_.artifact_version(), config_.max_queue, config_.max_batch, recovered_jobs_);
+  if (fleet_ && config_.runs_jobs()) fleet_worker_ = std::thread(&Server::fleet_worker_loop, this);
+  if (fleet_)
+    spdlog::info("feu-daemon ({}) {} on queue {} stream {} group {} (artifact version '{}', max_queue {}, max_batch {})",
+                 role_name(config_.role), endpoint_.empty() ? "not listening" : "listening on " + endpoint_,
+                 config_.queue.redis.url, config_.queue.redis.stream, config_.queue.redis.group,
+                 backend_.artifact_version(), config_.max_queue, config_.max_batch);
+  else
+    spdlog::info("feu-daemon listening on {} (artifact version '{}', max_queue {}, max_batch {}, {} recovered jobs)",
+                 endpoint_, backend_.artifact_version(), config_.max_queue, config_.max_batch, recovered_jobs_);
   while (true) {
     try {
-      zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0}, {wake_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, 2, std::chrono::milliseconds(50));
-      if (items[1].revents & ZMQ_POLLIN) {
+      // A worker alone has no client socket: it only waits on its wake-ups.
+      zmq::pollitem_t items[] = {{wake_.handle(), 0, ZMQ_POLLIN, 0}, {router_.handle(), 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, config_.serves_clients() ? 2 : 1, std::chrono::milliseconds(fleet_ ? 5 : 50));
+      if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t ignored;
         while (wake_.recv(ignored, zmq::recv_flags::dontwait)) {
         }
       }
-      if (items[0].revents & ZMQ_POLLIN) receive_burst();
+      if (config_.serves_clients() && (items[1].revents & ZMQ_POLLIN)) receive_burst();
       deliver_completions();
+      if (fleet_) fleet_deliver();
       int64_t now = now_unix_ms();
       if (now - last_maintenance_ms_ >= 100 || (stop_requested_ && !draining_)) {
         last_maintenance_ms_ = now;
         maintenance();
       }
-      if (draining_ && worker_done_) {
+      if (draining_ && worker_done_ && (!fleet_worker_.joinable() || fleet_worker_done_)) {
         deliver_completions();
         break;
       }
@@ -216,6 +243,11 @@ void Server::run() {
     }
   }
   worker_.join();
+  if (fleet_worker_.joinable()) fleet_worker_.join();
+  if (fleet_) {
+    spdlog::info("feu-daemon stopped: {} done; queued jobs stay in Redis for the fleet", stats_.counter("jobs.done"));
+    return;
+  }
   // Jobs still queued stay journaled: the next start runs them.
   std::vector<JournalEntry> left;
   for (const auto& [id, pending] : pending_)
@@ -304,6 +336,7 @@ void Server::handle_message(const Route& route, std::vector<Frame>& frames, bool
 }
 
 void Server::handle_edit(const Route& route, Request& request, std::vector<Frame>& frames) {
+  if (fleet_) return fleet_edit(route, request, frames);
   const std::string& id = request.id;
   auto conflict = [&] {
     stats_.count("rejected.id_conflict");
@@ -368,6 +401,7 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
 }
 
 void Server::commit_accepted() {
+  if (fleet_) return fleet_commit();
   std::set<std::string> failed;
   if (!to_journal_.empty()) {
     try {
@@ -396,6 +430,7 @@ void Server::commit_accepted() {
 }
 
 void Server::handle_result(const Route& route, const Request& request) {
+  if (fleet_) return fleet_result(route, request);
   const std::string& id = request.id;
   if (auto stored = results_->get(id)) {
     send(route, *stored);
@@ -415,6 +450,7 @@ void Server::handle_result(const Route& route, const Request& request) {
 }
 
 void Server::handle_cancel(const Route& route, const Request& request) {
+  if (fleet_) return fleet_cancel(route, request);
   const std::string& id = request.id;
   Message reply;
   reply.header = reply_header(id, status::kDone);
@@ -558,6 +594,7 @@ void Server::maintenance() {
     if (changed) start_reload(dir, "current changed");
   }
   // Expired results are already absent on read; pruning frees their disk space.
+  if (!results_) return;  // the redis queue: Redis expires results and keeps no journal here
   if (now - last_prune_ms_ >= std::min<int64_t>(kPruneIntervalMs, config_.result_retention_s * 1000)) {
     last_prune_ms_ = now;
     if (size_t pruned = results_->prune(now)) spdlog::info("result store: pruned {} expired results", pruned);
@@ -652,16 +689,33 @@ void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
   std::vector<JobPtr> live;
   for (const JobPtr& job : batch) {
     if (job->deadline_ms > 0 && job->deadline_ms < start)
-      complete(job, error_reply(job->id, error_code_name(ErrorCode::kDeadlineExceeded),
-                                "the job waited past its deadline of " +
-                                    std::to_string(job->deadline_ms - job->accepted_ms) + " ms"),
-               {{"queue_ms", start - job->accepted_ms}});
+      complete(job, deadline_reply(job, start), {{"queue_ms", start - job->accepted_ms}});
     else
       live.push_back(job);
   }
   if (live.empty()) return;
   if (live.front()->type == RequestType::kRetrieve) return run_retrieve(live.front());
+  std::vector<Message> replies = run_edits(live, start);
+  std::vector<ResultStore::Item> items;
+  for (size_t i = 0; i < live.size(); ++i) items.push_back({live[i]->id, live[i]->digest, &replies[i]});
+  try {
+    results_->put_many(items);  // one directory fsync for the batch
+  } catch (const std::exception& e) {
+    // Nothing of the batch was stored: no reply leaves, no job is marked done.
+    for (size_t i = 0; i < live.size(); ++i) defer_store(live[i], std::move(replies[i]), e.what());
+    return;
+  }
+  for (size_t i = 0; i < live.size(); ++i) finish(live[i], std::move(replies[i]));
+}
 
+Message Server::deadline_reply(const JobPtr& job, int64_t now_ms) const {
+  (void)now_ms;
+  return error_reply(job->id, error_code_name(ErrorCode::kDeadlineExceeded),
+                     "the job waited past its deadline of " + std::to_string(job->deadline_ms - job->accepted_ms) +
+                         " ms");
+}
+
+std::vector<Message> Server::run_edits(const std::vector<JobPtr>& live, int64_t start) {
   std::vector<edit::EditRequest> requests;
   for (const JobPtr& job : live) requests.push_back(job->edit);
   auto t0 = std::chrono::steady_clock::now();
@@ -681,7 +735,6 @@ void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
   stats_.observe("run", run_ms);
   stats_.observe("batch_size", static_cast<double>(live.size()));
   std::vector<Message> replies;
-  std::vector<ResultStore::Item> items;
   replies.reserve(live.size());
   for (size_t i = 0; i < live.size(); ++i) {
     const JobPtr& job = live[i];
@@ -691,15 +744,7 @@ void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
                                        : error_reply(job->id, outcomes[i].error_code, outcomes[i].error_message));
     finalize_timings(job, replies.back(), timings);
   }
-  for (size_t i = 0; i < live.size(); ++i) items.push_back({live[i]->id, live[i]->digest, &replies[i]});
-  try {
-    results_->put_many(items);  // one directory fsync for the batch
-  } catch (const std::exception& e) {
-    // Nothing of the batch was stored: no reply leaves, no job is marked done.
-    for (size_t i = 0; i < live.size(); ++i) defer_store(live[i], std::move(replies[i]), e.what());
-    return;
-  }
-  for (size_t i = 0; i < live.size(); ++i) finish(live[i], std::move(replies[i]));
+  return replies;
 }
 
 void Server::run_retrieve(const JobPtr& job) {
@@ -787,17 +832,25 @@ size_t Server::unstored_count() const {
 void Server::finish(const JobPtr& job, Message reply) {
   // The result was stored (fsynced) before this: a result a client saw is
   // never lost, and a restart never runs the job again.
-  const json all_timings = reply.header["timings_ms"];
-  int64_t total_ms = all_timings.value("total_ms", int64_t(0));
-  std::string outcome = reply.header.value("status", std::string()) == status::kDone
-                            ? "done"
-                            : reply.header["error"].value("code", std::string("internal"));
   if (job->type == RequestType::kEdit) {
     try {
       journal_->append_done(job->id);
     } catch (const std::exception& e) {
       spdlog::error("job id={}: cannot journal it done: {}", printable(job->id), e.what());
     }
+  }
+  record_outcome(job, reply);
+  std::lock_guard<std::mutex> lock(completions_mutex_);
+  completions_.push_back(Completion{job, std::move(reply)});
+}
+
+void Server::record_outcome(const JobPtr& job, const Message& reply) {
+  const json all_timings = reply.header["timings_ms"];
+  int64_t total_ms = all_timings.value("total_ms", int64_t(0));
+  std::string outcome = reply.header.value("status", std::string()) == status::kDone
+                            ? "done"
+                            : reply.header["error"].value("code", std::string("internal"));
+  if (job->type == RequestType::kEdit) {
     stats_.count(outcome == "done" ? "jobs.done" : "jobs.error." + outcome);
     if (all_timings.contains("queue_ms")) stats_.observe("queue", all_timings["queue_ms"].get<double>());
     stats_.observe("total", static_cast<double>(total_ms));
@@ -818,8 +871,6 @@ void Server::finish(const JobPtr& job, Message reply) {
     spdlog::info("job id={} type=retrieve text={} k={} run_ms={} outcome={}", printable(job->id),
                  short_hash(job->text), job->k, all_timings.value("run_ms", 0.0), outcome);
   }
-  std::lock_guard<std::mutex> lock(completions_mutex_);
-  completions_.push_back(Completion{job, std::move(reply)});
 }
 
 // ---------------------------------------------------------------- status, ZAP
@@ -848,6 +899,10 @@ json Server::status_json() const {
                      {"bytes", pending_bytes_},
                      {"max_batch", config_.max_batch},
                      {"max_wait_ms", config_.max_wait_ms}};
+  if (fleet_) {
+    status["queue"].update(fleet_status_json());
+    return status;
+  }
   status["results"] = {{"stored", results_->size()},
                         {"bytes", results_->bytes()},
                         {"evicted", results_->evicted()},

@@ -7,6 +7,14 @@
 // version; with CURVE, a ZAP thread checks client keys. Jobs cross threads
 // through JobQueue, completions through a mutex-guarded list plus an inproc
 // wake-up socket (ZeroMQ sockets never cross threads).
+//
+// With daemon.queue.backend: redis (a fleet; see redis_queue.h) the journal
+// and the result store are Redis's: a front's I/O thread submits accepted
+// edits to the stream (one pipeline per burst) and polls the results its
+// clients wait for; a worker's fleet thread reads batches with its consumer
+// group, runs them on the Backend and stores their replies. Retrievals stay
+// local (the local worker thread), as they need no durability. Each thread has
+// its own Redis connection.
 #pragma once
 
 #include <zmq.hpp>
@@ -27,6 +35,7 @@
 #include "service/job_queue.h"
 #include "service/journal.h"
 #include "service/protocol.h"
+#include "service/redis_queue.h"
 #include "service/result_store.h"
 #include "service/server_config.h"
 #include "service/state_lock.h"
@@ -34,10 +43,15 @@
 
 namespace feu::service {
 
+// The id a log line or message may show: ids are client-chosen, so control
+// characters and invalid UTF-8 are escaped (one line, no forged lines).
+std::string printable_id(const std::string& id);
+
 class Server {
  public:
   // Binds the socket, opens the journal and result store under
-  // config.journal_dir and re-queues every unfinished journaled job.
+  // config.journal_dir and re-queues every unfinished journaled job. With the
+  // redis queue: no journal; a worker alone binds no socket (endpoint() "").
   // `resolve_current`: returns the version dir <root>/current points to (for
   // hot reload); empty function = reload only what SIGHUP names (nothing).
   // Errors: config_error, io_error (address in use, journal unwritable).
@@ -86,8 +100,16 @@ class Server {
     int64_t next_try_ms = 0;
   };
 
+  // The local queue's journal and result store, and recovery from them.
+  void open_local_store();
+  void bind_router();
   void worker_loop();
   void run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake);
+  // Runs edits as one batch on the backend: one reply each, timings final.
+  std::vector<Message> run_edits(const std::vector<JobPtr>& live, int64_t start_ms);
+  Message deadline_reply(const JobPtr& job, int64_t now_ms) const;
+  // Counts and logs a finished job. Any thread.
+  void record_outcome(const JobPtr& job, const Message& reply);
   void run_retrieve(const JobPtr& job);
   // Stores a finished edit's reply, journals it done, logs it and hands it to
   // the I/O thread for delivery. Any thread.
@@ -113,12 +135,28 @@ class Server {
   bool send(const Route& route, const Message& message);
   int64_t retry_after_ms() const;
 
+  // The redis queue (server_fleet.cpp). I/O thread: submit, results, cancel.
+  void fleet_edit(const Route& route, Request& request, std::vector<Frame>& frames);
+  void fleet_commit();
+  void fleet_result(const Route& route, const Request& request);
+  void fleet_cancel(const Route& route, const Request& request);
+  void fleet_deliver();
+  // A Redis call failed: refuse for a moment instead of blocking every request on it.
+  void fleet_unreachable(const Error& error);
+  bool fleet_reachable_now() const;
+  Message fleet_unavailable_reply(const std::string& id) const;
+  nlohmann::json fleet_status_json() const;
+  // Fleet thread: read, claim, start, run and finish batches.
+  void fleet_worker_loop();
+  void fleet_run(RedisQueue& queue, const std::vector<StreamJob>& entries, std::vector<StreamJob>* unstored_entries,
+                 std::vector<std::string>* unstored_replies);
+
   void maintenance();
   void start_reload(const std::string& version_dir, const std::string& why);
   void zap_loop(std::vector<std::string> allowed_keys);
 
   ServerConfig config_;
-  StateDirLock state_lock_;  // before the journal: one daemon per state directory
+  std::unique_ptr<StateDirLock> state_lock_;  // before the journal: one daemon per state directory
   Backend& backend_;
   std::function<std::string()> resolve_current_;
   std::chrono::steady_clock::time_point started_;
@@ -157,6 +195,20 @@ class Server {
   std::atomic<int64_t> drain_deadline_ms_{0};
   std::atomic<bool> worker_done_{false};
   std::atomic<bool> zap_stop_{false};
+  std::atomic<bool> fleet_worker_done_{false};
+  std::thread fleet_worker_;
+
+  // The redis queue, I/O thread's side (null with the local queue).
+  struct FleetSubmission {
+    Route route;
+    RedisQueue::Submission job;
+  };
+  std::unique_ptr<RedisQueue> fleet_;
+  std::vector<FleetSubmission> to_submit_;
+  std::unordered_map<std::string, Pending> fleet_waiting_;  // id -> clients awaiting its result (no job)
+  int64_t fleet_retry_at_ms_ = 0;  // Redis failed: until then every request is answered busy at once
+  int64_t last_fleet_poll_ms_ = 0;
+  std::string fleet_error_;
   std::thread worker_;
   std::thread zap_thread_;
 

@@ -73,6 +73,22 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
     }
     if (!short_form.empty()) c.http.bind = short_form;
   }
+  if (d.has("queue")) {
+    ConfigMap q = d.child("queue");
+    c.queue.backend = q.get<std::string>("backend", c.queue.backend);
+    if (c.queue.backend != "local" && c.queue.backend != "redis")
+      q.fail("backend", "must be 'local' or 'redis', got '" + c.queue.backend + "'");
+    if (c.queue.is_redis()) {
+      RedisQueueConfig& r = c.queue.redis;
+      r.url = q.require<std::string>("url");
+      r.stream = q.get<std::string>("stream", r.stream);
+      r.group = q.get<std::string>("group", r.group);
+      r.visibility_timeout_ms = q.get<int64_t>("visibility_timeout_ms", r.visibility_timeout_ms);
+      r.max_deliveries = q.get<int>("max_deliveries", r.max_deliveries);
+      r.connect_timeout_ms = q.get<int>("connect_timeout_ms", r.connect_timeout_ms);
+    }
+    q.finish();
+  }
   if (d.has("limits")) {
     ConfigMap l = d.child("limits");
     c.limits.max_frames = positive_size(l, "max_frames", c.limits.max_frames);
@@ -125,6 +141,19 @@ void ServerConfig::validate() const {
         "daemon.limits.max_photo_bytes = " + std::to_string(limits.max_photo_bytes) + " is above the engine's " +
             std::to_string(edit::EditLimits::kMaxPhotoBytes) + " bytes (it may only be lowered)");
   check(journal_dir != "", ErrorCode::kConfigError, "daemon.journal_dir must not be empty");
+  check(queue.backend == "local" || queue.backend == "redis", ErrorCode::kConfigError,
+        "daemon.queue.backend must be 'local' or 'redis', got '" + queue.backend + "'");
+  check(role == Role::kBoth || queue.is_redis(), ErrorCode::kConfigError,
+        std::string("--role ") + role_name(role) +
+            " needs a shared queue (daemon.queue.backend: redis); the local queue serves only --role both");
+  if (queue.is_redis()) {
+    RedisAddress::parse(queue.redis.url);
+    check(!queue.redis.stream.empty() && !queue.redis.group.empty(), ErrorCode::kConfigError,
+          "daemon.queue.stream and daemon.queue.group must not be empty");
+    positive(queue.redis.visibility_timeout_ms >= 100, "queue.visibility_timeout_ms (at least 100)");
+    positive(queue.redis.max_deliveries >= 1, "queue.max_deliveries");
+    positive(queue.redis.connect_timeout_ms >= 1, "queue.connect_timeout_ms");
+  }
   // ZeroMQ binds an interface or an address, never a host name: "localhost"
   // would pass the loopback rule and then fail to bind with "No such device".
   std::string host = tcp_host(bind);
@@ -195,6 +224,22 @@ HostPort parse_http_bind(const std::string& bind) {
 }
 
 bool is_loopback_host(const std::string& host) { return host == "127.0.0.1" || host == "::1"; }
+
+Role parse_role(const std::string& name) {
+  if (name == "both") return Role::kBoth;
+  if (name == "front") return Role::kFront;
+  if (name == "worker") return Role::kWorker;
+  throw Error(ErrorCode::kConfigError, "role '" + name + "' is not one of front, worker, both");
+}
+
+const char* role_name(Role role) {
+  switch (role) {
+    case Role::kFront: return "front";
+    case Role::kWorker: return "worker";
+    case Role::kBoth: break;
+  }
+  return "both";
+}
 
 bool is_loopback_endpoint(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;

@@ -8,6 +8,7 @@
 
 #include "core/config.h"
 #include "service/protocol.h"
+#include "service/redis_queue.h"
 
 namespace feu::service {
 
@@ -28,6 +29,21 @@ struct HttpConfig {
   bool enabled() const { return !bind.empty(); }
 };
 
+// `daemon.queue`: where accepted jobs wait. `local` is the single machine's
+// journal; `redis` a stream shared by a fleet of fronts and workers.
+struct QueueConfig {
+  std::string backend = "local";  // local | redis
+  RedisQueueConfig redis;         // backend: redis (result_ttl_s is daemon.result_retention_s)
+  bool is_redis() const { return backend == "redis"; }
+};
+
+// What one daemon process does (`feu-daemon --role`): a front takes client
+// requests and queues them, a worker runs queued jobs; `both` does both.
+// front and worker alone need the redis queue (the local one is in-process).
+enum class Role { kBoth, kFront, kWorker };
+Role parse_role(const std::string& name);  // config_error naming the three roles
+const char* role_name(Role role);
+
 struct ServerConfig {
   std::string bind = "tcp://127.0.0.1:5555";  // ROUTER endpoint; "tcp://127.0.0.1:*" picks a free port
   size_t max_queue = 256;          // waiting jobs before `busy`
@@ -45,6 +61,10 @@ struct ServerConfig {
   CurveConfig curve;
   Limits limits;
   HttpConfig http;
+  QueueConfig queue;
+  Role role = Role::kBoth;
+  bool serves_clients() const { return role != Role::kWorker; }
+  bool runs_jobs() const { return role != Role::kFront; }
 
   // Reads the `daemon` section (any key may be absent), resolving journal_dir
   // and key files against the config file; calls finish() on it.

@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "../service/fake_backend.h"
+#include "../service/redis_test_helpers.h"
 #include "../service/service_test_helpers.h"
 #include "service/client.h"
 #include "test_support.h"
@@ -1085,6 +1086,82 @@ TEST_F(ProductionDaemon, MalformedInputThenStillAnswersPing) {
   EXPECT_EQ(code_of({R"({"type":"edit","id":"m5","instruction":")" + long_prompt + R"("})"}), "invalid_argument");
   EXPECT_EQ(client.ping().header["status"], "done");
   EXPECT_EQ(daemon.stop(), 0);
+}
+
+
+// The fleet as processes: redis-server, 2 fronts and 3 workers of feu-daemon-fake,
+// 8 clients x 25 edits spread over both fronts; a worker and a front are killed
+// with -9 during the run. Every id is answered with its own result, every job
+// runs at least once and at most twice (only one running at a worker's kill runs
+// again), and nothing accepted is lost.
+TEST(DaemonFleet, TwoFrontsThreeWorkersSurviveKill9OfAWorkerAndAFront) {
+  test::TempDir dir;
+  fs::create_directories(dir.file("redis"));
+  test::RedisServerProcess redis(dir.file("redis"));
+  std::string config = write_config(dir, "  max_batch: 4\n  queue: {backend: redis, url: '" + redis.url() +
+                                             "', stream: 'feu:jobs', visibility_timeout_ms: 1000}\n");
+  std::vector<std::unique_ptr<DaemonProcess>> fronts, workers;
+  std::vector<std::string> front_endpoints;
+  for (int i = 0; i < 2; ++i) {
+    fronts.push_back(std::make_unique<DaemonProcess>(
+        fake_daemon(), std::vector<std::string>{"--config", config, "--role", "front"}, dir,
+        "front" + std::to_string(i)));
+    front_endpoints.push_back(fronts.back()->endpoint());
+    ASSERT_FALSE(front_endpoints.back().empty());
+  }
+  for (int i = 0; i < 3; ++i) {
+    workers.push_back(std::make_unique<DaemonProcess>(
+        fake_daemon(),
+        std::vector<std::string>{"--config", config, "--role", "worker", "--fake-batch-ms", "150",
+                                 "--fake-exec-log", dir.file("exec" + std::to_string(i) + ".log")},
+        dir, "worker" + std::to_string(i)));
+    EXPECT_EQ(workers.back()->endpoint(), "") << "a worker alone listens nowhere";
+  }
+  constexpr int kClients = 8, kEdits = 25;
+  std::atomic<int> good{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c)
+    clients.emplace_back([&, c] {
+      // Each client lists both fronts, starting with either.
+      ClientOptions options = client_for(front_endpoints[c % 2] + "," + front_endpoints[1 - c % 2], 2000);
+      options.retries = 6;
+      Client client(options);
+      for (int j = 0; j < kEdits; ++j) {
+        std::string instruction = "fleet c" + std::to_string(c) + " e" + std::to_string(j);
+        edit::EditRequest e = edit_of(instruction, j);
+        try {
+          Message reply = client.edit(instruction, e);
+          if (reply.header.value("status", std::string()) == "done" &&
+              image_text(decode_edit_result(reply).images.at(0)) == test::fake_image_bytes(e, 4.1, "v1"))
+            ++good;
+          else
+            ADD_FAILURE() << instruction << ": " << reply.header.dump();
+        } catch (const std::exception& ex) {
+          ADD_FAILURE() << instruction << ": " << ex.what();
+        }
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  workers[0]->stop(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  fronts[0]->stop(SIGKILL);
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(good.load(), kClients * kEdits);
+
+  std::map<std::string, int> runs;
+  for (int i = 0; i < 3; ++i) {
+    std::istringstream log(slurp(dir.file("exec" + std::to_string(i) + ".log")));
+    for (std::string line; std::getline(log, line);) runs[line]++;
+  }
+  EXPECT_EQ(runs.size(), size_t(kClients * kEdits));
+  int reruns = 0;
+  for (const auto& [instruction, count] : runs) {
+    EXPECT_LE(count, 2) << instruction;
+    reruns += count - 1;
+  }
+  EXPECT_LE(reruns, 4) << "only the batch running at the worker's kill runs again";
+  EXPECT_NE((workers[1]->log() + workers[2]->log()).find("claimed"), std::string::npos)
+      << "the killed worker's jobs were claimed by the others";
 }
 
 }  // namespace
