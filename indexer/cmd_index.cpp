@@ -131,6 +131,26 @@ void add_verify(CLI::App& app) {
   });
 }
 
+void add_merge_directions(CLI::App& app) {
+  struct Args {
+    std::string out;
+    std::vector<std::string> shards;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "merge-directions", "Join the shards of `directions --shard K/N` into the directions.h5 a single run gives");
+  cmd->add_option("--out", args->out, "directions.h5 to write")->required();
+  cmd->add_option("shards", args->shards, "every shard file of the run (any order)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->callback([args] {
+    Directions merged = merge_direction_shards(args->shards);
+    merged.save(args->out);
+    std::printf("merged %zu shards: %ld rows x %ld -> %s\n", args->shards.size(), long(merged.covered()),
+                long(merged.embed_dim), args->out.c_str());
+  });
+}
+
 void add_corpus_info(CLI::App& app) {
   struct Args {
     std::string dir;
@@ -242,9 +262,13 @@ void add_directions(CLI::App& app) {
   cmd->add_option("--layer", o->only_layer, "only this style layer index (benchmarks)");
   cmd->add_option("--max-channels", o->max_channels, "only the first N channels per layer (benchmarks)");
   cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N channels (testing resume)");
+  auto shard = std::make_shared<std::string>();
+  cmd->add_option("--shard", *shard,
+                  "K/N: compute only the K-th of N channel ranges into a shard file (join with merge-directions)");
   cmd->add_flag("--quiet", *quiet, "no progress output");
-  cmd->callback([o, quiet] {
+  cmd->callback([o, quiet, shard] {
     DirectionsOptions options = *o;
+    if (!shard->empty()) options.shard = parse_shard(*shard);
     options.progress = !*quiet;
     Interrupt::install_handlers();
     DirectionsReport report = compute_directions(options);
@@ -290,6 +314,7 @@ void register_index_commands(CLI::App& app) {
   add_import_styleclip(app);
   add_publish(app);
   add_verify(app);
+  add_merge_directions(app);
   add_corpus_info(app);
 #ifdef FEU_INDEX_WITH_MODELS
   add_embed(app);

@@ -319,6 +319,9 @@ std::string publish(const PublishOptions& options) {
 
   // Inputs must agree with each other before anything is written.
   Directions directions = Directions::load(options.directions_path);
+  check(!directions.info.shard.active(), ErrorCode::kInvalidArgument,
+        options.directions_path + " is shard " + directions.info.shard.text() +
+            " of a sharded run, not whole directions: join the shards with feu-indexer merge-directions");
   CorpusIndex corpus = CorpusIndex::load(options.corpus_dir);
   const std::string generator_sha = directions.info.generator_sha256;
   const std::string clip_sha = directions.info.clip_sha256;

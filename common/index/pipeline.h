@@ -94,6 +94,10 @@ struct DirectionsOptions {
   int64_t only_layer = -1;         // restrict to one style layer (benchmarks, tests)
   int64_t max_channels = -1;       // compute only the first N channels of each covered layer (benchmarks)
   int64_t stop_after = -1;         // test hook: act as on Ctrl-C after this many channels
+  // Computes only the K-th of N row ranges (cut at render-block boundaries, so
+  // every row is computed as in a single run) and writes a shard file for
+  // merge_direction_shards.
+  Shard shard;
   bool progress = true;
 };
 
