@@ -10,6 +10,7 @@
 #include "index/artifacts.h"
 #include "index/corpus.h"
 #include "index/directions.h"
+#include "index/pull.h"
 #ifdef FEU_INDEX_WITH_MODELS
 #include "index/pipeline.h"
 #include "index/progress.h"
@@ -128,6 +129,28 @@ void add_verify(CLI::App& app) {
     if (!report.ok())
       throw Error(report.checksum_failed ? ErrorCode::kChecksumMismatch : ErrorCode::kArtifactMismatch,
                   *dir + " failed verification (" + std::to_string(report.problems.size()) + " problems)");
+  });
+}
+
+void add_pull(CLI::App& app) {
+  auto o = std::make_shared<PullOptions>();
+  auto no_current = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "pull", "Copy a published version from an HTTP server or S3-compatible bucket, verify it, switch current");
+  cmd->add_option("--from", o->from, "URL of the publisher's artifact root (serves current.json, <version>/...)")
+      ->required();
+  cmd->add_option("--root", o->root, "local artifact root")->required();
+  cmd->add_option("--version", o->version, "version to pull (default: the one the publisher's current.json names)");
+  cmd->add_option("--attempts", o->attempts, "tries per file; each retry resumes with an HTTP Range request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--connect-timeout", o->connect_timeout_s, "seconds")->capture_default_str();
+  cmd->add_flag("--no-current", *no_current, "install without switching current");
+  cmd->callback([o, no_current] {
+    PullOptions options = *o;
+    options.make_current = !*no_current;
+    PullReport report = pull(options);
+    std::fputs(report.text().c_str(), stdout);
   });
 }
 
@@ -314,6 +337,7 @@ void register_index_commands(CLI::App& app) {
   add_import_styleclip(app);
   add_publish(app);
   add_verify(app);
+  add_pull(app);
   add_merge_directions(app);
   add_corpus_info(app);
 #ifdef FEU_INDEX_WITH_MODELS

@@ -19,6 +19,7 @@ PACKAGES=(
   libutf8proc-dev libpcre2-dev      # CLIP tokenizer (Unicode NFC, regex)
   libssl-dev                        # sha256
   libzip-dev                        # PyTorch checkpoints (.pt zips)
+  libcurl4-openssl-dev              # feu-indexer pull: artifacts over HTTP(S)
   libdlib-dev libdlib-data          # face detection, 68 landmarks (the model: iBUG 300-W, non-commercial)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-torch  # weight converter
