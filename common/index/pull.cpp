@@ -315,4 +315,64 @@ PullReport pull(const PullOptions& o) {
   return report;
 }
 
+// ---------------------------------------------------------------------------- ArtifactFollower
+
+ArtifactFollower::ArtifactFollower(PullOptions options, std::chrono::milliseconds period, Log log)
+    : options_(std::move(options)), period_(period), log_(std::move(log)) {
+  check(period_.count() > 0, ErrorCode::kInvalidArgument, "artifacts.poll_s must be positive");
+  options_.version.clear();  // always the publisher's current
+  thread_ = std::thread([this] { loop(); });
+}
+
+ArtifactFollower::~ArtifactFollower() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void ArtifactFollower::wake() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    woken_ = true;
+  }
+  changed_.notify_all();
+}
+
+int64_t ArtifactFollower::wait_for_passes(int64_t passes) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return passes_ >= passes || stop_; });
+  return passes_;
+}
+
+std::string ArtifactFollower::last_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return last_error_;
+}
+
+void ArtifactFollower::loop() {
+  std::string last_version;
+  for (;;) {
+    std::string error;
+    try {
+      PullReport report = pull(options_);
+      if (!report.already_present || report.version != last_version)
+        if (log_) log_("artifacts: " + report.text().substr(0, report.text().size() - 1), false);
+      last_version = report.version;
+    } catch (const std::exception& e) {
+      error = e.what();
+      if (log_) log_("artifacts: pull from " + options_.from + " failed (keeping the current version): " + error, true);
+    }
+    std::unique_lock<std::mutex> lock(mutex_);
+    last_error_ = error;
+    ++passes_;
+    changed_.notify_all();
+    changed_.wait_for(lock, period_, [&] { return stop_ || woken_; });
+    woken_ = false;
+    if (stop_) return;
+  }
+}
+
 }  // namespace feu::index

@@ -10,8 +10,13 @@
 // `current` switched; earlier versions stay.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/error.h"
 
@@ -61,5 +66,39 @@ std::string remote_current_version(const std::string& from, std::string* manifes
 // corrupt_file (a manifest path escaping the version directory, bad JSON),
 // artifact_mismatch (a complete version that fails verification).
 PullReport pull(const PullOptions& options);
+
+// The daemon's `artifacts: {follow: URL, poll_s: N}`: a background thread pulls
+// the publisher's current version now and every `period` into options.root,
+// so the daemon's reload (which watches <root>/current) picks it up. A failed
+// pull changes nothing (pull installs only verified versions) and is retried
+// at the next period. The destructor stops the thread after the pull under way.
+class ArtifactFollower {
+ public:
+  using Log = std::function<void(const std::string& line, bool failed)>;
+  ArtifactFollower(PullOptions options, std::chrono::milliseconds period, Log log);
+  ~ArtifactFollower();
+  ArtifactFollower(const ArtifactFollower&) = delete;
+  ArtifactFollower& operator=(const ArtifactFollower&) = delete;
+
+  // Pulls now instead of at the end of the period.
+  void wake();
+  // Blocks until at least `passes` pulls have finished; returns the count (tests).
+  int64_t wait_for_passes(int64_t passes);
+  // The last pull's error ("" after a success).
+  std::string last_error() const;
+
+ private:
+  void loop();
+
+  PullOptions options_;
+  std::chrono::milliseconds period_;
+  Log log_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  bool stop_ = false, woken_ = false;
+  int64_t passes_ = 0;
+  std::string last_error_;
+  std::thread thread_;
+};
 
 }  // namespace feu::index

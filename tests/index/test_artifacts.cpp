@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -455,6 +456,37 @@ TEST(Pull, TypedErrorsForStatusUnreachableHostAndEscapingPaths) {
                      {"../v1/directions.h5", "not a relative path inside the version directory"});
   EXPECT_FALSE(fs::exists(local.path() + "/v1"));
   EXPECT_FALSE(fs::exists(local.path() + "/evil"));
+}
+
+TEST(Pull, FollowerPullsNewVersionsAndKeepsTheGoodOneOnAFailure) {
+  Inputs in;
+  test::TempDir remote, local;
+  publish(in.options(remote.path(), "v1"));
+  // The corrupted file belongs to v3, published later.
+  ArtifactServer server(remote.path(), {"--corrupt", "v3/directions.h5"});
+  std::vector<std::string> failures;
+  std::mutex log_mutex;
+  ArtifactFollower follower(pull_options(server.url(), local.path()), std::chrono::hours(1),
+                            [&](const std::string& line, bool failed) {
+                              std::lock_guard<std::mutex> lock(log_mutex);
+                              if (failed) failures.push_back(line);
+                            });
+  follower.wait_for_passes(1);
+  EXPECT_EQ(follower.last_error(), "");
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v1").string());
+  publish(in.options(remote.path(), "v2"));
+  follower.wake();
+  follower.wait_for_passes(2);
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v2").string());
+  publish(in.options(remote.path(), "v3"));
+  follower.wake();
+  follower.wait_for_passes(3);
+  EXPECT_NE(follower.last_error().find("directions.h5"), std::string::npos) << follower.last_error();
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v2").string());
+  EXPECT_TRUE(fs::exists(local.path() + "/v1"));
+  std::lock_guard<std::mutex> lock(log_mutex);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_NE(failures[0].find("keeping the current version"), std::string::npos) << failures[0];
 }
 
 TEST(Pull, CommandLine) {
