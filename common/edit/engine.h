@@ -38,7 +38,8 @@ namespace feu::edit {
 // The config file's device/models/artifacts/edit sections.
 //   device: auto | cpu | cuda
 //   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false}
-//   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true
+//   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
+//              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
 //   edit: see EditDefaults
 struct EngineConfig {
   std::string device = "auto";
@@ -49,6 +50,8 @@ struct EngineConfig {
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload
+  std::string artifacts_follow;   // publisher root URL to pull new versions from ("" = none)
+  int artifacts_poll_s = 300;     // seconds between pulls
   EditDefaults edit;
 
   // Reads the four sections (finish() on each; the daemon reads `daemon:`).
