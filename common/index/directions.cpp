@@ -333,49 +333,6 @@ void Directions::save(const std::string& h5_path) const {
 
 // ---------------------------------------------------------------------------- shards
 
-namespace {
-
-std::map<std::string, std::string> settings_map(const std::string& text) {
-  std::map<std::string, std::string> values;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    const size_t eq = line.find('=');
-    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
-  }
-  return values;
-}
-
-// Names the first setting two shards disagree on, as models, statistics or settings.
-void check_same_settings(const std::string& a_path, const std::string& a, const std::string& b_path,
-                         const std::string& b) {
-  if (a == b) return;
-  const auto a_values = settings_map(a), b_values = settings_map(b);
-  std::string key;
-  for (const auto& [name, value] : a_values) {
-    auto it = b_values.find(name);
-    if (it == b_values.end() || it->second != value) {
-      key = name;
-      break;
-    }
-  }
-  if (key.empty())
-    for (const auto& [name, value] : b_values)
-      if (!a_values.count(name)) key = name;
-  const char* kind = key == "generator_sha256" || key == "clip_sha256" ? "different models"
-                     : key == "stats_sha256"                           ? "different statistics"
-                                                                       : "different settings";
-  auto value_of = [&](const std::map<std::string, std::string>& values) {
-    auto it = values.find(key);
-    return it == values.end() ? std::string("<unset>") : it->second;
-  };
-  throw Error(ErrorCode::kArtifactMismatch, "shards of " + std::string(kind) + ": " + a_path + " has " + key + "=" +
-                                                value_of(a_values) + " but " + b_path + " has " + key + "=" +
-                                                value_of(b_values));
-}
-
-}  // namespace
-
 Directions merge_direction_shards(const std::vector<std::string>& shard_paths) {
   check(!shard_paths.empty(), ErrorCode::kInvalidArgument, "merge-directions needs the shard files");
   std::vector<Directions> shards;
@@ -385,7 +342,7 @@ Directions merge_direction_shards(const std::vector<std::string>& shard_paths) {
     const DirectionsInfo& info = shards.back().info;
     check(info.shard.active(), ErrorCode::kInvalidArgument,
           path + " is not a directions shard (made by `feu-indexer directions --shard K/N`)");
-    check_same_settings(shard_paths.front(), shards.front().info.shard_settings, path, info.shard_settings);
+    check_same_shard_settings(shard_paths.front(), shards.front().info.shard_settings, path, info.shard_settings);
     check(info.shard_row_begin >= 0 && info.shard_row_begin <= info.shard_row_end &&
               info.shard_row_end <= shards.back().covered(),
           ErrorCode::kCorruptFile, path + ": shard rows out of range");

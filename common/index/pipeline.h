@@ -29,6 +29,9 @@ struct EmbedOptions {
   IndexOptions index;
   int64_t checkpoint_every = 2048; // images between checkpoints
   int64_t stop_after = -1;         // test hook: act as on Ctrl-C once this many images were embedded
+  // Embeds only the K-th of N ranges of the listing (whole batches, so every
+  // float is a single run's) into out_dir/corpus-shard.h5 for merge_embed_shards.
+  Shard shard;
   bool progress = true;
 };
 

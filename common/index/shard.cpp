@@ -1,7 +1,9 @@
 #include "index/shard.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -28,6 +30,49 @@ Shard parse_shard(const std::string& text) {
 std::pair<int64_t, int64_t> shard_part(const Shard& shard, int64_t units) {
   if (!shard.active()) return {0, units};
   return {(shard.index - 1) * units / shard.count, shard.index * units / shard.count};
+}
+
+namespace {
+
+std::map<std::string, std::string> settings_map(const std::string& text) {
+  std::map<std::string, std::string> values;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) values[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return values;
+}
+
+}  // namespace
+
+void check_same_shard_settings(const std::string& a_path, const std::string& a, const std::string& b_path,
+                         const std::string& b) {
+  if (a == b) return;
+  const auto a_values = settings_map(a), b_values = settings_map(b);
+  std::string key;
+  for (const auto& [name, value] : a_values) {
+    auto it = b_values.find(name);
+    if (it == b_values.end() || it->second != value) {
+      key = name;
+      break;
+    }
+  }
+  if (key.empty())
+    for (const auto& [name, value] : b_values)
+      if (!a_values.count(name)) key = name;
+  const char* kind = key == "generator_sha256" || key == "clip_sha256" ? "different models"
+                     : key == "stats_sha256"                           ? "different statistics"
+                     : key == "listing_sha256"                         ? "different corpora"
+                                                                       : "different settings";
+  auto value_of = [&](const std::map<std::string, std::string>& values) {
+    auto it = values.find(key);
+    return it == values.end() ? std::string("<unset>") : it->second;
+  };
+  throw Error(ErrorCode::kArtifactMismatch, "shards of " + std::string(kind) + ": " + a_path + " has " + key + "=" +
+                                                value_of(a_values) + " but " + b_path + " has " + key + "=" +
+                                                value_of(b_values));
 }
 
 std::vector<ShardPiece> check_shard_cover(std::vector<ShardPiece> pieces, int64_t total, const std::string& what) {

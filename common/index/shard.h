@@ -24,6 +24,13 @@ Shard parse_shard(const std::string& text);
 // The K-th of N contiguous, near-equal parts of [0, units): [begin, end).
 std::pair<int64_t, int64_t> shard_part(const Shard& shard, int64_t units);
 
+// Shards of one run record what they must share as "key=value" lines; this
+// names the first difference as one of different models (generator_sha256,
+// clip_sha256), statistics (stats_sha256), corpora (listing_sha256) or
+// settings. Errors: artifact_mismatch.
+void check_same_shard_settings(const std::string& a_path, const std::string& a, const std::string& b_path,
+                               const std::string& b);
+
 // One shard file as a merge sees it.
 struct ShardPiece {
   std::string origin;  // file, for messages

@@ -21,6 +21,7 @@
 #include "image/tensor_image.h"
 #include "index/artifacts.h"
 #include "index/corpus.h"
+#include "index/embed_shard.h"
 #include "index/pipeline.h"
 #include "index/progress.h"
 #include "tensor/tensor_h5.h"
@@ -505,6 +506,40 @@ TEST_F(Pipeline, DirectionShardMergeRefusesMismatchedOverlappingOrMissingShards)
   test::expect_error([&] { merge_direction_shards({one, overlapping}); }, ErrorCode::kInvalidArgument,
                      {"overlapping.h5", "overlaps"});
   test::expect_error([] { parse_shard("3/2"); }, ErrorCode::kInvalidArgument, {"3/2", "1 <= K <= N"});
+}
+
+TEST_F(Pipeline, EmbedShardsMergeIntoTheSingleRunsCorpus) {
+  test::TempDir work;
+  const std::string images = work.file("images");
+  fs::copy(images_, images, fs::copy_options::recursive);
+  write_file_atomic(images + "/2/unreadable.png", std::string("not a png"));  // skipped: ids move on
+  EmbedOptions single = embed_options(images, work.file("single"));
+  embed_corpus(single);
+  std::vector<std::string> shards;
+  for (int k : {2, 3, 1}) {
+    EmbedOptions o = embed_options(images, work.file("shard" + std::to_string(k)));
+    o.shard = parse_shard(std::to_string(k) + "/3");
+    EmbedReport report = embed_corpus(o);
+    EXPECT_GT(report.embedded, 0);
+    EXPECT_LT(report.embedded, 40);
+    EXPECT_FALSE(fs::exists(o.out_dir + "/corpus.h5"));
+    shards.push_back(o.out_dir);
+  }
+  CorpusIndex merged = merge_embed_shards(shards, {});
+  fs::create_directories(work.file("merged"));
+  merged.save(work.file("merged"));
+  expect_same_datasets(single.out_dir + "/corpus.h5", work.file("merged/corpus.h5"));
+  EXPECT_EQ(read_file(single.out_dir + "/corpus.faiss"), read_file(work.file("merged/corpus.faiss")));
+  EXPECT_EQ(merged.size(), 40);
+
+  test::expect_error([&] { merge_embed_shards({shards[0], shards[2]}, {}); }, ErrorCode::kInvalidArgument,
+                     {"missing shard(s) 3/3"});
+  EmbedOptions other = embed_options(images, work.file("other"));
+  other.batch_size = 4;
+  other.shard = parse_shard("3/3");
+  embed_corpus(other);
+  test::expect_error([&] { merge_embed_shards({shards[1], shards[2], other.out_dir}, {}); },
+                     ErrorCode::kArtifactMismatch, {"different settings", "batch=8", "batch=4"});
 }
 
 TEST_F(Pipeline, ZeroSigmaChannelIsDeadNotNan) {
