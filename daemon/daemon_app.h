@@ -20,6 +20,9 @@ struct BackendSetup {
   // Returns the version dir <artifacts root>/current points to; empty
   // function when the backend has no artifact root to watch.
   std::function<std::string()> resolve_current;
+  // Background work the backend needs while serving (main.cpp: the
+  // artifacts.follow puller); released after the server stops.
+  std::shared_ptr<void> background;
 };
 
 // Builds the backend from the whole config file (every section but `daemon`,

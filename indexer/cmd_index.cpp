@@ -10,6 +10,8 @@
 #include "index/artifacts.h"
 #include "index/corpus.h"
 #include "index/directions.h"
+#include "index/embed_shard.h"
+#include "index/pull.h"
 #ifdef FEU_INDEX_WITH_MODELS
 #include "index/pipeline.h"
 #include "index/progress.h"
@@ -131,6 +133,77 @@ void add_verify(CLI::App& app) {
   });
 }
 
+void add_pull(CLI::App& app) {
+  auto o = std::make_shared<PullOptions>();
+  auto no_current = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "pull", "Copy a published version from an HTTP server or S3-compatible bucket, verify it, switch current");
+  cmd->add_option("--from", o->from, "URL of the publisher's artifact root (serves current.json, <version>/...)")
+      ->required();
+  cmd->add_option("--root", o->root, "local artifact root")->required();
+  cmd->add_option("--version", o->version, "version to pull (default: the one the publisher's current.json names)");
+  cmd->add_option("--attempts", o->attempts, "tries per file; each retry resumes with an HTTP Range request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--connect-timeout", o->connect_timeout_s, "seconds")->capture_default_str();
+  cmd->add_flag("--no-current", *no_current, "install without switching current");
+  cmd->callback([o, no_current] {
+    PullOptions options = *o;
+    options.make_current = !*no_current;
+    PullReport report = pull(options);
+    std::fputs(report.text().c_str(), stdout);
+  });
+}
+
+void add_merge_directions(CLI::App& app) {
+  struct Args {
+    std::string out;
+    std::vector<std::string> shards;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "merge-directions", "Join the shards of `directions --shard K/N` into the directions.h5 a single run gives");
+  cmd->add_option("--out", args->out, "directions.h5 to write")->required();
+  cmd->add_option("shards", args->shards, "every shard file of the run (any order)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->callback([args] {
+    Directions merged = merge_direction_shards(args->shards);
+    merged.save(args->out);
+    std::printf("merged %zu shards: %ld rows x %ld -> %s\n", args->shards.size(), long(merged.covered()),
+                long(merged.embed_dim), args->out.c_str());
+  });
+}
+
+void add_merge_embeddings(CLI::App& app) {
+  struct Args {
+    std::string out, kind = "flat";
+    std::vector<std::string> shards;
+    IndexOptions index;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = app.add_subcommand(
+      "merge-embeddings", "Join the shards of `embed --shard K/N` into the corpus a single run gives");
+  cmd->add_option("--out", args->out, "output directory (corpus.faiss, corpus.h5)")->required();
+  cmd->add_option("shards", args->shards, "every shard (corpus-shard.h5, or the --out directory of a shard)")
+      ->required()
+      ->check(CLI::ExistingPath);
+  cmd->add_option("--index", args->kind, "flat (exact) | ivf | hnsw")->capture_default_str();
+  cmd->add_option("--ivf-lists", args->index.ivf_lists, "IVF lists (0 = about 4 sqrt(N))")->capture_default_str();
+  cmd->add_option("--nprobe", args->index.ivf_nprobe, "IVF lists probed per query")->capture_default_str();
+  cmd->add_option("--hnsw-m", args->index.hnsw_m, "HNSW degree")->capture_default_str();
+  cmd->add_option("--ef-search", args->index.hnsw_ef_search, "HNSW search breadth")->capture_default_str();
+  cmd->callback([args] {
+    IndexOptions options = args->index;
+    options.kind = parse_index_kind(args->kind);
+    CorpusIndex corpus = merge_embed_shards(args->shards, options);
+    fs::create_directories(args->out);
+    corpus.save(args->out);
+    std::printf("merged %zu shards: %ld images of dim %ld -> %s\n", args->shards.size(), long(corpus.size()),
+                long(corpus.dim()), args->out.c_str());
+  });
+}
+
 void add_corpus_info(CLI::App& app) {
   struct Args {
     std::string dir;
@@ -179,9 +252,14 @@ void add_embed(CLI::App& app) {
   cmd->add_option("--ef-search", o->index.hnsw_ef_search, "HNSW search breadth")->capture_default_str();
   cmd->add_option("--checkpoint-every", o->checkpoint_every, "images between checkpoints")->capture_default_str();
   cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N images (testing resume)");
+  auto shard = std::make_shared<std::string>();
+  cmd->add_option("--shard", *shard,
+                  "K/N: embed only the K-th of N ranges of the listing into <out>/corpus-shard.h5 "
+                  "(join with merge-embeddings)");
   cmd->add_flag("--quiet", *quiet, "no progress output");
-  cmd->callback([o, kind, quiet] {
+  cmd->callback([o, kind, quiet, shard] {
     EmbedOptions options = *o;
+    if (!shard->empty()) options.shard = parse_shard(*shard);
     options.index.kind = parse_index_kind(*kind);
     options.progress = !*quiet;
     Interrupt::install_handlers();
@@ -190,6 +268,7 @@ void add_embed(CLI::App& app) {
     if (report.interrupted)
       throw Error(ErrorCode::kCancelled, "embed interrupted; the checkpoint in " + options.out_dir +
                                              " lets the same command resume");
+    if (options.shard.active()) return;  // no index until merge-embeddings
     if (options.index.kind != IndexKind::kFlat) {
       CorpusIndex corpus = CorpusIndex::load(options.out_dir);
       std::printf("recall@100 of the %s index vs exact search: %.4f (200 stored rows as queries)\n",
@@ -242,9 +321,13 @@ void add_directions(CLI::App& app) {
   cmd->add_option("--layer", o->only_layer, "only this style layer index (benchmarks)");
   cmd->add_option("--max-channels", o->max_channels, "only the first N channels per layer (benchmarks)");
   cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N channels (testing resume)");
+  auto shard = std::make_shared<std::string>();
+  cmd->add_option("--shard", *shard,
+                  "K/N: compute only the K-th of N channel ranges into a shard file (join with merge-directions)");
   cmd->add_flag("--quiet", *quiet, "no progress output");
-  cmd->callback([o, quiet] {
+  cmd->callback([o, quiet, shard] {
     DirectionsOptions options = *o;
+    if (!shard->empty()) options.shard = parse_shard(*shard);
     options.progress = !*quiet;
     Interrupt::install_handlers();
     DirectionsReport report = compute_directions(options);
@@ -290,6 +373,9 @@ void register_index_commands(CLI::App& app) {
   add_import_styleclip(app);
   add_publish(app);
   add_verify(app);
+  add_pull(app);
+  add_merge_directions(app);
+  add_merge_embeddings(app);
   add_corpus_info(app);
 #ifdef FEU_INDEX_WITH_MODELS
   add_embed(app);

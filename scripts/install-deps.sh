@@ -21,6 +21,7 @@ PACKAGES=(
   libutf8proc-dev libpcre2-dev      # CLIP tokenizer (Unicode NFC, regex)
   libssl-dev                        # sha256
   libzip-dev                        # PyTorch checkpoints (.pt zips)
+  libcurl4-openssl-dev              # feu-indexer pull: artifacts over HTTP(S)
   libdlib-dev libdlib-data          # face detection, 68 landmarks (the model: iBUG 300-W, non-commercial)
   libcpp-httplib-dev                # the daemon's HTTP front (API, web page, /metrics)
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -59,6 +59,11 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.artifacts_root = artifacts.path("root");
   out.artifacts_version = artifacts.path("version");
   out.verify_artifacts = artifacts.get<bool>("verify", true);
+  out.artifacts_follow = artifacts.get<std::string>("follow", "");
+  out.artifacts_poll_s = artifacts.get<int>("poll_s", out.artifacts_poll_s);
+  if (out.artifacts_poll_s <= 0) artifacts.fail("poll_s", "must be a positive number of seconds");
+  if (!out.artifacts_follow.empty() && out.artifacts_root.empty())
+    artifacts.fail("follow", "needs artifacts.root: the pulled versions are installed there");
   artifacts.finish();
   if (out.artifacts_root.empty() == out.artifacts_version.empty()) {
     root.fail("artifacts", "needs exactly one of root (serves <root>/current) or version (a version directory)");

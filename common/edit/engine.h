@@ -40,7 +40,8 @@ namespace feu::edit {
 //   device: auto | cpu | cuda
 //   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false,
 //            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it)}
-//   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true
+//   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
+//              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
 //   edit: see EditDefaults
 //   face: {predictor: dlib 68-landmark model, upsample: 1, detect_max_pixels: 2000000,
 //          inversion_cache_size: 256, paste_feather: 0.1}
@@ -53,6 +54,8 @@ struct EngineConfig {
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload
+  std::string artifacts_follow;   // publisher root URL to pull new versions from ("" = none)
+  int artifacts_poll_s = 300;     // seconds between pulls
   EditDefaults edit;
   std::string e4e_path;           // "" = no photo editing
   // HOG with one upsample scans 4x the photo's pixels (8 s for 12 MP on two

@@ -221,14 +221,15 @@ VerifyReport verify(const std::string& version_dir) {
 
 // ---------------------------------------------------------------------------- publish
 
-namespace {
-
 void check_version_name(const std::string& version) {
-  const bool valid = !version.empty() && version != "current" && version[0] != '.' &&
-                     version.find('/') == std::string::npos && version.find('\0') == std::string::npos;
+  const bool valid = !version.empty() && version != "current" && version != kCurrentJsonFile &&
+                     version[0] != '.' && version.find('/') == std::string::npos &&
+                     version.find('\\') == std::string::npos && version.find('\0') == std::string::npos;
   check(valid, ErrorCode::kInvalidArgument,
         "invalid version name '" + version + "' (expected a plain directory name, not 'current', not hidden)");
 }
+
+namespace {
 
 void copy_file_synced(const std::string& from, const std::string& to) {
   std::error_code ec;
@@ -307,6 +308,15 @@ void set_current(const std::string& root, const std::string& version) {
     throw Error(ErrorCode::kIoError, "cannot switch " + root + "/current: " + std::strerror(err));
   }
   fsync_path(root);
+  const nlohmann::json current = {{"version", version},
+                                  {"manifest_sha256", sha256_file(root + "/" + version + "/" + kManifestFile)}};
+  write_file_atomic(root + "/" + kCurrentJsonFile, current.dump(2) + "\n");
+}
+
+void install_version(const std::string& temp_dir, const std::string& root, const std::string& version) {
+  check_version_name(version);
+  rename_no_replace(temp_dir, root + "/" + version);
+  fsync_path(root);
 }
 
 std::string publish(const PublishOptions& options) {
@@ -319,6 +329,9 @@ std::string publish(const PublishOptions& options) {
 
   // Inputs must agree with each other before anything is written.
   Directions directions = Directions::load(options.directions_path);
+  check(!directions.info.shard.active(), ErrorCode::kInvalidArgument,
+        options.directions_path + " is shard " + directions.info.shard.text() +
+            " of a sharded run, not whole directions: join the shards with feu-indexer merge-directions");
   CorpusIndex corpus = CorpusIndex::load(options.corpus_dir);
   const std::string generator_sha = directions.info.generator_sha256;
   const std::string clip_sha = directions.info.clip_sha256;
@@ -389,9 +402,8 @@ std::string publish(const PublishOptions& options) {
   fsync_path(temp_dir);
   if (options.hook) options.hook("manifest");
 
-  rename_no_replace(temp_dir, final_dir);
+  install_version(temp_dir, options.root, options.version);
   guard.release();
-  fsync_path(options.root);
   if (options.hook) options.hook("renamed");
   if (options.make_current) set_current(options.root, options.version);
   return final_dir;

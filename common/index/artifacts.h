@@ -7,6 +7,8 @@
 //   directions.h5
 //   models/...                 optional copies of the model files
 // <root>/current -> <version>  switched atomically (symlink + rename)
+// <root>/current.json          {"version", "manifest_sha256"}: the same, for
+//                              a static HTTP server (feu-indexer pull reads it)
 //
 // A version is assembled in a hidden temporary directory under <root>, fsynced
 // and renamed into place, so a crash never leaves a half version visible and
@@ -47,6 +49,7 @@ struct Manifest {
 };
 
 inline const char* kManifestFile = "manifest.json";
+inline const char* kCurrentJsonFile = "current.json";
 inline const char* kDirectionsFile = "directions.h5";
 inline const char* kCorpusDir = "corpus";
 
@@ -86,8 +89,18 @@ struct PublishOptions {
 // artifact_mismatch (inputs made with different models), io_error.
 std::string publish(const PublishOptions& options);
 
-// Points <root>/current at `version` atomically.
+// Points <root>/current at `version` atomically, then rewrites
+// <root>/current.json (temp + fsync + rename) to name it and its manifest's sha256.
 void set_current(const std::string& root, const std::string& version);
+
+// Refuses a version name that is not a plain directory name ("current",
+// hidden, a path). Errors: invalid_argument.
+void check_version_name(const std::string& version);
+
+// Renames a complete, fsynced temporary version directory (under `root`) to
+// <root>/<version> without replacing an existing one, and fsyncs the root.
+// publish and pull install through it. Errors: invalid_argument (exists), io_error.
+void install_version(const std::string& temp_dir, const std::string& root, const std::string& version);
 
 class ArtifactSet {
  public:

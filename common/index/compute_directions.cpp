@@ -90,12 +90,20 @@ bool aggregate(const at::Tensor& minus, const at::Tensor& plus, float* out, int6
   return true;
 }
 
-std::string job_fingerprint(const DirectionsOptions& o, const Setup& s) {
+// What the shards of one run must share, readable so a merge can name the
+// difference ("key=value" lines; see merge_direction_shards).
+std::string settings_text(const DirectionsOptions& o, const Setup& s, int64_t micro, int64_t clip_batch) {
   std::ostringstream text;
-  text << s.generator->fingerprint() << "\n" << s.clip->fingerprint() << "\n" << sha256_file(o.stats_path) << "\n"
-       << o.images << "\n" << o.step_sigmas << "\n" << o.coverage << "\n" << o.cumulative << "\n"
-       << o.channels_per_block << "\n" << o.synth_batch << "\n" << o.clip_batch << "\n" << o.only_layer << "\n" << o.max_channels << "\n";
-  const std::string t = text.str();
+  text << "generator_sha256=" << s.generator->fingerprint() << "\nclip_sha256=" << s.clip->fingerprint()
+       << "\nstats_sha256=" << sha256_file(o.stats_path) << "\nimages=" << o.images << "\nstep=" << o.step_sigmas
+       << "\ncoverage=" << o.coverage << "\ncumulative=" << o.cumulative << "\nblock=" << o.channels_per_block
+       << "\nsynth_batch=" << micro << "\nclip_batch=" << clip_batch << "\nlayer=" << o.only_layer
+       << "\nmax_channels=" << o.max_channels << "\ndevice=" << (s.device.is_cuda() ? "cuda" : "cpu") << "\n";
+  return text.str();
+}
+
+std::string job_fingerprint(const std::string& settings, const Shard& shard) {
+  const std::string t = settings + "shard=" + (shard.active() ? shard.text() : std::string("all")) + "\n";
   return sha256_bytes(t.data(), t.size());
 }
 
@@ -177,8 +185,37 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
   const int64_t rows = d.covered();
   check(rows > 0, ErrorCode::kInvalidArgument, "coverage '" + o.coverage + "' selects no conv channel");
 
+  const int64_t block = std::max<int64_t>(1, o.channels_per_block);
+  // Batched synthesis differs from batch-1 synthesis by ~1e-6 before the uint8
+  // quantization, which then flips the odd pixel and moves a row by ~1e-4. On
+  // CPU batching buys little, so the default renders one sample at a time and
+  // reproduces the one-image reference exactly; CUDA batches.
+  const int64_t micro = o.synth_batch > 0 ? o.synth_batch : (s.device.is_cuda() ? 128 : 1);
+  const int64_t clip_batch = std::max<int64_t>(micro, o.clip_batch > 0 ? o.clip_batch : 64);
+  auto channels_of = [&](size_t l) {
+    return o.max_channels >= 0 ? std::min(o.max_channels, layers[l].channels) : layers[l].channels;
+  };
+
+  // A shard is a run of whole render blocks (batching, hence every bit of a
+  // row, as in a single run); the rows of the other shards count as done.
+  std::vector<uint8_t> skip(rows, 0);
+  int64_t shard_begin = 0, shard_end = rows;
+  if (o.shard.active()) {
+    std::vector<int64_t> block_starts;
+    for (size_t l = 0, first_row = 0; l < layers.size(); ++l) {
+      if (!covered[l]) continue;
+      for (int64_t b0 = 0; b0 < channels_of(l); b0 += block) block_starts.push_back(int64_t(first_row) + b0);
+      first_row += layers[l].channels;
+    }
+    const int64_t blocks = int64_t(block_starts.size());
+    const auto [first, last] = shard_part(o.shard, blocks);
+    shard_begin = first == blocks ? rows : block_starts[first];
+    shard_end = last == blocks ? rows : block_starts[last];
+    for (int64_t r = 0; r < rows; ++r) skip[r] = r < shard_begin || r >= shard_end;
+  }
+  const std::string settings = settings_text(o, s, micro, clip_batch);
   const std::string checkpoint_path = o.out_path + ".checkpoint.h5";
-  const std::string job = job_fingerprint(o, s);
+  const std::string job = job_fingerprint(settings, o.shard);
   Checkpoint cp;
   DirectionsReport report;
   report.channels = rows;
@@ -191,17 +228,13 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
     cp.dead.assign(rows, 0);
     cp.fs3.assign(rows * dim, 0.0f);
   }
-  const int64_t block = std::max<int64_t>(1, o.channels_per_block);
-  // Batched synthesis differs from batch-1 synthesis by ~1e-6 before the uint8
-  // quantization, which then flips the odd pixel and moves a row by ~1e-4. On
-  // CPU batching buys little, so the default renders one sample at a time and
-  // reproduces the one-image reference exactly; CUDA batches.
-  const int64_t micro = o.synth_batch > 0 ? o.synth_batch : (s.device.is_cuda() ? 128 : 1);
-  const int64_t clip_batch = std::max<int64_t>(micro, o.clip_batch > 0 ? o.clip_batch : 64);
   const int64_t M = s.images;
   int64_t todo_total = 0;
-  for (size_t l = 0; l < layers.size(); ++l)
-    if (covered[l]) todo_total += o.max_channels >= 0 ? std::min(o.max_channels, layers[l].channels) : layers[l].channels;
+  for (size_t l = 0, first_row = 0; l < layers.size(); ++l) {
+    if (!covered[l]) continue;
+    for (int64_t c = 0; c < channels_of(l); ++c) todo_total += !skip[first_row + c];
+    first_row += layers[l].channels;
+  }
   Progress progress("directions", todo_total, "ch", report.resumed, o.progress ? stderr : nullptr);
 
   // The cumulative variant keeps every processed channel at its mean for all
@@ -218,9 +251,9 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
     const LayerSpec& layer = layers[l];
     const int64_t first_row = row_offset;
     row_offset += layer.channels;
-    const int64_t channels = o.max_channels >= 0 ? std::min(o.max_channels, layer.channels) : layer.channels;
+    const int64_t channels = channels_of(l);
     bool layer_done = true;
-    for (int64_t c = 0; c < channels; ++c) layer_done = layer_done && cp.done[first_row + c];
+    for (int64_t c = 0; c < channels; ++c) layer_done = layer_done && (cp.done[first_row + c] || skip[first_row + c]);
     if (layer_done) {
       if (o.cumulative)
         for (int64_t c = 0; c < channels; ++c) set_to_mean(l, c);
@@ -246,7 +279,7 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
     for (int64_t b0 = 0; b0 < channels && !interrupted; b0 += block) {
       const int64_t b1 = std::min(channels, b0 + block);
       bool block_done = true;
-      for (int64_t c = b0; c < b1; ++c) block_done = block_done && cp.done[first_row + c];
+      for (int64_t c = b0; c < b1; ++c) block_done = block_done && (cp.done[first_row + c] || skip[first_row + c]);
       if (block_done) {
         if (o.cumulative)
           for (int64_t c = b0; c < b1; ++c) set_to_mean(l, c);
@@ -334,8 +367,7 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
     int64_t row = 0;
     for (size_t l = 0; l < layers.size(); ++l) {
       if (!covered[l]) continue;
-      const int64_t channels = o.max_channels >= 0 ? std::min(o.max_channels, layers[l].channels) : layers[l].channels;
-      for (int64_t c = 0; c < channels; ++c) all_done = all_done && cp.done[row + c];
+      for (int64_t c = 0; c < channels_of(l); ++c) all_done = all_done && (cp.done[row + c] || skip[row + c]);
       row += layers[l].channels;
     }
   }
@@ -368,6 +400,12 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
   info.tool_version = tool_version();
   info.torch_version = torch_version();
   info.created = utc_timestamp();
+  if (o.shard.active()) {
+    info.shard = o.shard;
+    info.shard_row_begin = shard_begin;
+    info.shard_row_end = shard_end;
+    info.shard_settings = settings;
+  }
   d.save(o.out_path);
   std::error_code ignored;
   fs::remove(checkpoint_path, ignored);

@@ -1,8 +1,10 @@
 #include "index/directions.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -272,6 +274,13 @@ Directions Directions::load(const std::string& h5_path) {
   info.tool_version = attr_or(file, "tool_version");
   info.torch_version = attr_or(file, "torch_version");
   info.created = attr_or(file, "created");
+  if (file.has_attr("/", "shard_count")) {
+    info.shard.index = file.attr_int("/", "shard_index");
+    info.shard.count = file.attr_int("/", "shard_count");
+    info.shard_row_begin = file.attr_int("/", "shard_row_begin");
+    info.shard_row_end = file.attr_int("/", "shard_row_end");
+    info.shard_settings = attr_or(file, "shard_settings");
+  }
   file.close();
   try {
     d.validate();
@@ -310,9 +319,54 @@ void Directions::save(const std::string& h5_path) const {
     file.set_attr("/", "tool_version", info.tool_version);
     file.set_attr("/", "torch_version", info.torch_version);
     file.set_attr("/", "created", info.created);
+    if (info.shard.active()) {
+      file.set_attr("/", "shard_index", info.shard.index);
+      file.set_attr("/", "shard_count", info.shard.count);
+      file.set_attr("/", "shard_row_begin", info.shard_row_begin);
+      file.set_attr("/", "shard_row_end", info.shard_row_end);
+      file.set_attr("/", "shard_settings", info.shard_settings);
+    }
     file.close();
   }
   out.commit();
+}
+
+// ---------------------------------------------------------------------------- shards
+
+Directions merge_direction_shards(const std::vector<std::string>& shard_paths) {
+  check(!shard_paths.empty(), ErrorCode::kInvalidArgument, "merge-directions needs the shard files");
+  std::vector<Directions> shards;
+  std::vector<ShardPiece> pieces;
+  for (const std::string& path : shard_paths) {
+    shards.push_back(Directions::load(path));
+    const DirectionsInfo& info = shards.back().info;
+    check(info.shard.active(), ErrorCode::kInvalidArgument,
+          path + " is not a directions shard (made by `feu-indexer directions --shard K/N`)");
+    check_same_shard_settings(shard_paths.front(), shards.front().info.shard_settings, path, info.shard_settings);
+    check(info.shard_row_begin >= 0 && info.shard_row_begin <= info.shard_row_end &&
+              info.shard_row_end <= shards.back().covered(),
+          ErrorCode::kCorruptFile, path + ": shard rows out of range");
+    pieces.push_back(ShardPiece{path, info.shard, info.shard_row_begin, info.shard_row_end});
+  }
+  Directions merged = shards.front();
+  for (size_t i = 1; i < shards.size(); ++i)
+    check(shards[i].layer_names == merged.layer_names && shards[i].layer_offsets == merged.layer_offsets &&
+              shards[i].covered_channels == merged.covered_channels && shards[i].embed_dim == merged.embed_dim &&
+              shards[i].s_mean == merged.s_mean && shards[i].s_std == merged.s_std,
+          ErrorCode::kArtifactMismatch,
+          shard_paths[i] + " has another layer table, coverage or statistics than " + shard_paths.front());
+  check_shard_cover(pieces, merged.covered(), "directions");
+  const int64_t dim = merged.embed_dim;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const int64_t begin = pieces[i].row_begin, end = pieces[i].row_end;
+    std::copy(shards[i].fs3.begin() + begin * dim, shards[i].fs3.begin() + end * dim, merged.fs3.begin() + begin * dim);
+    std::copy(shards[i].dead.begin() + begin, shards[i].dead.begin() + end, merged.dead.begin() + begin);
+  }
+  merged.info.shard = Shard{};
+  merged.info.shard_row_begin = merged.info.shard_row_end = 0;
+  merged.info.shard_settings.clear();
+  merged.validate();
+  return merged;
 }
 
 // ---------------------------------------------------------------------------- .npy

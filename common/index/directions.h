@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "index/shard.h"
+
 namespace feu::index {
 
 // One style layer of S (mirrors stylegan2::StyleLayer without torch).
@@ -55,6 +57,12 @@ struct DirectionsInfo {
   std::string tool_version;
   std::string torch_version;
   std::string created;
+  // Only in one shard of a sharded run (`directions --shard K/N`): the fs3 rows
+  // it computed (the others are zero and dead) and what its shards must share,
+  // as "key=value" lines (models, statistics, settings).
+  Shard shard;
+  int64_t shard_row_begin = 0, shard_row_end = 0;
+  std::string shard_settings;
 };
 
 // The statistics file written by `feu-indexer stats` (stats.h5: s_mean, s_std,
@@ -103,6 +111,12 @@ struct Directions {
   // sizes agree, unit or dead rows). Throws shape_mismatch/corrupt_file.
   void validate() const;
 };
+
+// Joins the shard files of one sharded `directions` run into the directions a
+// single run gives (same datasets). Errors: artifact_mismatch (shards of
+// different models, statistics or settings), invalid_argument (not a shard,
+// overlapping or missing ranges, N differs).
+Directions merge_direction_shards(const std::vector<std::string>& shard_paths);
 
 // A .npy array (as written by numpy.save): float16/float32 (little-endian or
 // native), C order. Values converted to float32.

@@ -25,6 +25,7 @@
 #include "index/artifacts.h"
 #include "index/pipeline.h"
 #include "index/checkpoint.h"
+#include "index/embed_shard.h"
 #include "index/progress.h"
 #include "tensor/tensor_h5.h"
 
@@ -206,6 +207,28 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
   if (old)
     for (const CorpusEntry& e : old->entries()) report.dropped += present.count(e.path) ? 0 : 1;
 
+  // A shard embeds whole batches of the listing: batch composition, hence
+  // every float, is what a single run computes.
+  int64_t shard_begin = 0, shard_end = static_cast<int64_t>(work.size());
+  std::string shard_settings;
+  if (options.shard.active()) {
+    check(!options.incremental, ErrorCode::kInvalidArgument,
+          "embed --shard does not combine with --incremental (each shard embeds its part of the whole listing)");
+    const int64_t files = static_cast<int64_t>(work.size());
+    const auto [first, last] = shard_part(options.shard, (files + options.batch_size - 1) / options.batch_size);
+    shard_begin = std::min(files, first * options.batch_size);
+    shard_end = std::min(files, last * options.batch_size);
+    std::ostringstream listing;
+    for (const CorpusEntry& e : work) listing << e.path << "\t" << e.size << "\t" << e.mtime_ns << "\n";
+    const std::string text = listing.str();
+    std::ostringstream settings;
+    settings << "clip_sha256=" << clip_sha << "\nlisting_sha256=" << sha256_bytes(text.data(), text.size())
+             << "\nbatch=" << options.batch_size << "\nmax_image_pixels=" << options.max_image_pixels
+             << "\ndevice=" << (device.is_cuda() ? "cuda" : "cpu") << "\n";
+    shard_settings = settings.str();
+    work = std::vector<CorpusEntry>(work.begin() + shard_begin, work.begin() + shard_end);
+  }
+
   // Resume from a checkpoint of this exact job.
   const std::string checkpoint_path = options.out_dir + "/" + kCheckpointFile;
   const std::string fingerprint = job_fingerprint(clip_sha, work, options.batch_size);
@@ -342,6 +365,29 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
   for (int64_t idx = 0; idx < cp.done; ++idx)
     if (!cp.ok[idx]) report.skipped.push_back({work[idx].path, cp.reasons[idx]});
   if (report.interrupted) {
+    report.total_seconds = seconds_since(start);
+    return report;
+  }
+
+  if (options.shard.active()) {
+    EmbedShard shard;
+    shard.shard = options.shard;
+    shard.row_begin = shard_begin;
+    shard.row_end = shard_end;
+    shard.total_files = static_cast<int64_t>(all.size());
+    shard.settings = shard_settings;
+    shard.entries = work;
+    shard.ok = cp.ok;
+    shard.reasons = cp.reasons;
+    shard.embeddings = cp.embeddings;
+    shard.dim = dim;
+    shard.provenance.clip_sha256 = clip_sha;
+    shard.provenance.preprocessing = kPreprocessing;
+    shard.provenance.corpus_root = fs::absolute(options.images_dir).lexically_normal().string();
+    shard.provenance.torch_version = torch_version();
+    shard.save(options.out_dir + "/" + kEmbedShardFile);
+    std::error_code ignored;
+    fs::remove(checkpoint_path, ignored);
     report.total_seconds = seconds_since(start);
     return report;
   }

@@ -29,6 +29,9 @@ struct EmbedOptions {
   IndexOptions index;
   int64_t checkpoint_every = 2048; // images between checkpoints
   int64_t stop_after = -1;         // test hook: act as on Ctrl-C once this many images were embedded
+  // Embeds only the K-th of N ranges of the listing (whole batches, so every
+  // float is a single run's) into out_dir/corpus-shard.h5 for merge_embed_shards.
+  Shard shard;
   bool progress = true;
 };
 
@@ -94,6 +97,10 @@ struct DirectionsOptions {
   int64_t only_layer = -1;         // restrict to one style layer (benchmarks, tests)
   int64_t max_channels = -1;       // compute only the first N channels of each covered layer (benchmarks)
   int64_t stop_after = -1;         // test hook: act as on Ctrl-C after this many channels
+  // Computes only the K-th of N row ranges (cut at render-block boundaries, so
+  // every row is computed as in a single run) and writes a shard file for
+  // merge_direction_shards.
+  Shard shard;
   bool progress = true;
 };
 

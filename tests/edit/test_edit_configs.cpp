@@ -5,6 +5,7 @@
 
 #include "core/config.h"
 #include "edit/engine.h"
+#include "test_support.h"
 
 namespace feu::edit {
 namespace {
@@ -23,6 +24,23 @@ TEST(ShippedConfigs, EngineSectionsParse) {
     ++parsed;
   }
   EXPECT_GE(parsed, 2);
+}
+
+TEST(EngineConfigArtifacts, FollowNeedsARootAndAPositivePeriod) {
+  auto parse = [](const std::string& artifacts) {
+    const YAML::Node node =
+        YAML::Load("models: {generator: g.h5, clip: c.pt, vocab: v.txt.gz}\nartifacts: " + artifacts);
+    return EngineConfig::from_config(ConfigMap(node, "test.yaml", "", "/srv"));
+  };
+  const EngineConfig follow = parse("{root: /srv/feu, follow: 'http://publisher/feu', poll_s: 60}");
+  EXPECT_EQ(follow.artifacts_follow, "http://publisher/feu");
+  EXPECT_EQ(follow.artifacts_poll_s, 60);
+  EXPECT_EQ(parse("{root: /srv/feu}").artifacts_follow, "");
+  EXPECT_EQ(parse("{root: /srv/feu}").artifacts_poll_s, 300);
+  test::expect_error([&] { parse("{version: /srv/feu/v1, follow: 'http://publisher/feu'}"); },
+                     ErrorCode::kConfigError, {"follow", "needs artifacts.root"});
+  test::expect_error([&] { parse("{root: /srv/feu, follow: 'http://publisher/feu', poll_s: 0}"); },
+                     ErrorCode::kConfigError, {"poll_s", "positive"});
 }
 
 }  // namespace

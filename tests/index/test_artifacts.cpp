@@ -1,17 +1,23 @@
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "core/files.h"
 #include "index/artifacts.h"
 #include "index/corpus.h"
 #include "index/directions.h"
+#include "index/pull.h"
 #include "test_support.h"
 
 namespace feu::index {
@@ -211,7 +217,7 @@ TEST(Publish, InterruptedRunLeavesCurrentUnchanged) {
       if (s == stage) throw Error(ErrorCode::kCancelled, "simulated crash");
     };
     EXPECT_THROW(publish(o), Error);
-    EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"current", "v1"})) << stage;
+    EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"current", "current.json", "v1"})) << stage;
     EXPECT_EQ(ArtifactSet::resolve_current(root.path()), current);
   }
   // SIGKILL in the middle (a real crash): the half version stays hidden and
@@ -232,14 +238,14 @@ TEST(Publish, InterruptedRunLeavesCurrentUnchanged) {
   EXPECT_FALSE(fs::exists(root.path() + "/v2"));
   EXPECT_EQ(ArtifactSet::resolve_current(root.path()), current);
   for (const auto& name : listing(root.path()))
-    EXPECT_TRUE(name == "current" || name == "v1" || name[0] == '.') << name;
+    EXPECT_TRUE(name == "current" || name == "current.json" || name == "v1" || name[0] == '.') << name;
   bool leftover = false;
   for (const auto& name : listing(root.path())) leftover = leftover || name.rfind(".publishing-", 0) == 0;
   EXPECT_TRUE(leftover) << "the killed publish should have left its hidden temporary";
   publish(in.options(root.path(), "v2"));
   EXPECT_TRUE(verify(root.path() + "/v2").ok());
   // The next publish cleaned the dead run's temporary.
-  EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"current", "v1", "v2"}));
+  EXPECT_EQ(listing(root.path()), (std::vector<std::string>{"current", "current.json", "v1", "v2"}));
 }
 
 TEST(Publish, CommandLineVerifyExitCodes) {
@@ -265,6 +271,240 @@ TEST(Publish, CommandLineVerifyExitCodes) {
   fs::create_directory_symlink(root.path() + "/v9", root.path() + "/current");
   EXPECT_EQ(test::run_command(indexer + " verify " + root.path() + "/current", &out), 2) << out;
   EXPECT_NE(out.find("v9, which does not exist"), std::string::npos) << out;
+}
+
+// ---------------------------------------------------------------------------- pull
+
+// tests/index/artifact_server.py serving a publisher root on a free loopback port.
+class ArtifactServer {
+ public:
+  explicit ArtifactServer(const std::string& root, const std::vector<std::string>& flags = {}) {
+    const std::string script = std::string(FEU_SOURCE_DIR) + "/tests/index/artifact_server.py";
+    const std::string port_file = dir_.file("port");
+    log_ = dir_.file("requests.log");
+    std::vector<std::string> argv = {"python3", script, "--root", root, "--port-file", port_file, "--log", log_};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a crashed test leaves no server behind
+      std::vector<char*> args;
+      for (std::string& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execvp("python3", args.data());
+      _exit(127);
+    }
+    // Bounded wait for the listening socket (python3 start-up).
+    for (int i = 0; i < 600 && !fs::exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    const std::vector<uint8_t> port = read_file(port_file);
+    url_ = "http://127.0.0.1:" + std::string(port.begin(), port.end());
+  }
+  ~ArtifactServer() {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  const std::string& url() const { return url_; }
+  std::string requests() const {
+    if (!fs::exists(log_)) return "";
+    const std::vector<uint8_t> bytes = read_file(log_);
+    return std::string(bytes.begin(), bytes.end());
+  }
+
+ private:
+  test::TempDir dir_;
+  std::string log_, url_;
+  pid_t pid_ = -1;
+};
+
+// Every file under a version directory, relative path -> bytes.
+std::map<std::string, std::vector<uint8_t>> files_of(const std::string& dir) {
+  std::map<std::string, std::vector<uint8_t>> files;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it)
+    if (it->is_regular_file()) files[fs::relative(it->path(), dir).generic_string()] = read_file(it->path().string());
+  return files;
+}
+
+PullOptions pull_options(const std::string& url, const std::string& root, const std::string& version = "") {
+  PullOptions o;
+  o.from = url;
+  o.root = root;
+  o.version = version;
+  return o;
+}
+
+TEST(Pull, FetchesTheCurrentVersionIntoTheSameFiles) {
+  Inputs in;
+  test::TempDir remote, local;
+  const std::string v1 = publish(in.options(remote.path(), "v1"));
+  const nlohmann::json current = nlohmann::json::parse(read_file(remote.path() + "/current.json"));
+  EXPECT_EQ(current["version"], "v1");
+  EXPECT_EQ(current["manifest_sha256"], sha256_file(v1 + "/manifest.json"));
+  ArtifactServer server(remote.path());
+  PullReport report = pull(pull_options(server.url(), local.path()));
+  EXPECT_EQ(report.version, "v1");
+  EXPECT_FALSE(report.already_present);
+  EXPECT_EQ(report.files, int64_t(Manifest::load(v1).files.size()));
+  EXPECT_EQ(files_of(local.path() + "/v1"), files_of(v1));
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v1").string());
+  EXPECT_EQ(read_file(local.path() + "/current.json"), read_file(remote.path() + "/current.json"));
+  EXPECT_EQ(listing(local.path()), (std::vector<std::string>{"current", "current.json", "v1"}));
+  // Pulling it again downloads nothing.
+  PullReport again = pull(pull_options(server.url(), local.path()));
+  EXPECT_TRUE(again.already_present);
+  EXPECT_EQ(again.bytes_downloaded, 0);
+}
+
+TEST(Pull, ResumesADroppedDownloadWithARangeRequest) {
+  Inputs in;
+  test::TempDir remote, local;
+  const std::string v1 = publish(in.options(remote.path(), "v1"));
+  ArtifactServer server(remote.path(), {"--drop-first"});
+  // One attempt per file: the first file's half stays in its partial file.
+  PullOptions once = pull_options(server.url(), local.path());
+  once.attempts = 1;
+  try {
+    pull(once);
+    ADD_FAILURE() << "a dropped connection with one attempt should fail";
+  } catch (const FetchError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError) << e.what();
+    EXPECT_EQ(e.http_status(), 200);  // the answer began, then the connection dropped
+    EXPECT_NE(std::string(e.what()).find("v1/corpus/corpus.faiss failed"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(local.path() + "/current"));
+  // The next run resumes that file and retries every later drop in place.
+  PullReport report = pull(pull_options(server.url(), local.path()));
+  EXPECT_GT(report.bytes_resumed, 0);
+  EXPECT_GE(report.retries, 4);  // every later file dropped once
+  EXPECT_EQ(files_of(local.path() + "/v1"), files_of(v1));
+  const std::string requests = server.requests();
+  EXPECT_NE(requests.find("GET /v1/corpus/corpus.faiss range=bytes="), std::string::npos) << requests;
+  EXPECT_NE(requests.find("GET /v1/directions.h5 range=bytes="), std::string::npos) << requests;
+  EXPECT_EQ(listing(local.path()), (std::vector<std::string>{"current", "current.json", "v1"}));
+}
+
+TEST(Pull, RefusesACorruptedByteAndKeepsCurrent) {
+  Inputs in;
+  test::TempDir remote, local;
+  publish(in.options(remote.path(), "v1"));
+  {
+    ArtifactServer clean(remote.path());
+    pull(pull_options(clean.url(), local.path()));
+  }
+  const std::string v2 = publish(in.options(remote.path(), "v2"));
+  ArtifactServer server(remote.path(), {"--corrupt", "v2/directions.h5"});
+  const std::string expected = sha256_file(v2 + "/directions.h5");
+  test::expect_error([&] { pull(pull_options(server.url(), local.path())); }, ErrorCode::kChecksumMismatch,
+                     {"directions.h5", "sha256", expected});
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v1").string());
+  EXPECT_FALSE(fs::exists(local.path() + "/v2"));
+  EXPECT_TRUE(verify(local.path() + "/v1").ok());
+}
+
+TEST(Pull, ASecondVersionKeepsThePreviousAndSwitchesCurrent) {
+  Inputs in;
+  test::TempDir remote, local;
+  publish(in.options(remote.path(), "v1"));
+  ArtifactServer server(remote.path());
+  pull(pull_options(server.url(), local.path()));
+  const std::string v2 = publish(in.options(remote.path(), "v2"));
+  EXPECT_EQ(pull(pull_options(server.url(), local.path())).version, "v2");
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v2").string());
+  EXPECT_TRUE(verify(local.path() + "/v1").ok());
+  EXPECT_EQ(files_of(local.path() + "/v2"), files_of(v2));
+  // An explicit --version goes back without downloading.
+  PullReport back = pull(pull_options(server.url(), local.path(), "v1"));
+  EXPECT_TRUE(back.already_present);
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v1").string());
+}
+
+TEST(Pull, TypedErrorsForStatusUnreachableHostAndEscapingPaths) {
+  Inputs in;
+  test::TempDir remote, local;
+  const std::string v1 = publish(in.options(remote.path(), "v1"));
+  ArtifactServer server(remote.path());
+  try {
+    pull(pull_options(server.url(), local.path(), "v9"));
+    ADD_FAILURE() << "a missing version should fail";
+  } catch (const FetchError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+    EXPECT_EQ(e.http_status(), 404);
+    EXPECT_NE(std::string(e.what()).find("HTTP 404 for " + server.url() + "/v9/manifest.json"), std::string::npos)
+        << e.what();
+  }
+  // A port nothing listens on: the server's port once it is gone.
+  std::string closed_url;
+  {
+    ArtifactServer gone(remote.path());
+    closed_url = gone.url();
+  }
+  try {
+    pull(pull_options(closed_url, local.path()));
+    ADD_FAILURE() << "an unreachable host should fail";
+  } catch (const FetchError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIoError);
+    EXPECT_EQ(e.http_status(), 0);
+    EXPECT_NE(std::string(e.what()).find("cannot reach " + closed_url), std::string::npos) << e.what();
+  }
+  // A manifest naming a file outside its version directory is refused before any download.
+  fs::copy(v1, remote.path() + "/evil", fs::copy_options::recursive);
+  const std::string evil_manifest = remote.path() + "/evil/manifest.json";
+  nlohmann::json manifest = nlohmann::json::parse(read_file(evil_manifest));
+  manifest["version"] = "evil";
+  manifest["files"][0]["path"] = "../v1/directions.h5";
+  fs::permissions(evil_manifest, fs::perms::owner_write, fs::perm_options::add);
+  write_file_atomic(evil_manifest, manifest.dump());
+  test::expect_error([&] { pull(pull_options(server.url(), local.path(), "evil")); }, ErrorCode::kCorruptFile,
+                     {"../v1/directions.h5", "not a relative path inside the version directory"});
+  EXPECT_FALSE(fs::exists(local.path() + "/v1"));
+  EXPECT_FALSE(fs::exists(local.path() + "/evil"));
+}
+
+TEST(Pull, FollowerPullsNewVersionsAndKeepsTheGoodOneOnAFailure) {
+  Inputs in;
+  test::TempDir remote, local;
+  publish(in.options(remote.path(), "v1"));
+  // The corrupted file belongs to v3, published later.
+  ArtifactServer server(remote.path(), {"--corrupt", "v3/directions.h5"});
+  std::vector<std::string> failures;
+  std::mutex log_mutex;
+  ArtifactFollower follower(pull_options(server.url(), local.path()), std::chrono::hours(1),
+                            [&](const std::string& line, bool failed) {
+                              std::lock_guard<std::mutex> lock(log_mutex);
+                              if (failed) failures.push_back(line);
+                            });
+  follower.wait_for_passes(1);
+  EXPECT_EQ(follower.last_error(), "");
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v1").string());
+  publish(in.options(remote.path(), "v2"));
+  follower.wake();
+  follower.wait_for_passes(2);
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v2").string());
+  publish(in.options(remote.path(), "v3"));
+  follower.wake();
+  follower.wait_for_passes(3);
+  EXPECT_NE(follower.last_error().find("directions.h5"), std::string::npos) << follower.last_error();
+  EXPECT_EQ(ArtifactSet::resolve_current(local.path()), fs::canonical(local.path() + "/v2").string());
+  EXPECT_TRUE(fs::exists(local.path() + "/v1"));
+  std::lock_guard<std::mutex> lock(log_mutex);
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_NE(failures[0].find("keeping the current version"), std::string::npos) << failures[0];
+}
+
+TEST(Pull, CommandLine) {
+  const std::string indexer = test::program("feu-indexer");
+  if (!fs::exists(indexer)) GTEST_SKIP() << "feu-indexer not built";
+  Inputs in;
+  test::TempDir remote, local;
+  publish(in.options(remote.path(), "v1"));
+  ArtifactServer server(remote.path());
+  std::string out;
+  EXPECT_EQ(test::run_command(indexer + " pull --from " + server.url() + " --root " + local.path(), &out), 0) << out;
+  EXPECT_NE(out.find("pulled v1"), std::string::npos) << out;
+  EXPECT_TRUE(verify(local.path() + "/current").ok());
+  EXPECT_EQ(test::run_command(indexer + " pull --from " + server.url() + " --root " + local.path() + " --version v7",
+                              &out),
+            2)
+      << out;
+  EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
 }
 
 }  // namespace

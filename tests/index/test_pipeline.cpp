@@ -21,6 +21,7 @@
 #include "image/tensor_image.h"
 #include "index/artifacts.h"
 #include "index/corpus.h"
+#include "index/embed_shard.h"
 #include "index/pipeline.h"
 #include "index/progress.h"
 #include "tensor/tensor_h5.h"
@@ -411,6 +412,134 @@ TEST_F(Pipeline, ADamagedDirectionsCheckpointIsDiscardedAndItsWorkRedone) {
   DirectionsReport second = compute_directions(r);
   EXPECT_EQ(second.resumed, 0) << "a damaged checkpoint was resumed";
   EXPECT_EQ(Directions::load(r.out_path).fs3, full.fs3);
+}
+
+// Every dataset of two HDF5 files, compared value for value (numbers as
+// doubles: exact for float32 and int64 data; strings as strings).
+void expect_same_datasets(const std::string& a_path, const std::string& b_path, const std::string& group = "/") {
+  h5::File a = h5::File::open_read(a_path), b = h5::File::open_read(b_path);
+  ASSERT_EQ(a.list(group), b.list(group)) << group;
+  for (const std::string& name : a.list(group)) {
+    const std::string path = group == "/" ? name : group + "/" + name;
+    if (a.is_group(path)) {
+      expect_same_datasets(a_path, b_path, path);
+      continue;
+    }
+    EXPECT_EQ(a.shape(path), b.shape(path)) << path;
+    try {
+      EXPECT_EQ(a.read_double(path), b.read_double(path)) << path;
+    } catch (const Error&) {
+      EXPECT_EQ(a.read_strings(path), b.read_strings(path)) << path;
+    }
+  }
+}
+
+TEST_F(Pipeline, DirectionShardsMergeIntoTheSingleRunsDatasets) {
+  for (bool cumulative : {false, true}) {
+    SCOPED_TRACE(cumulative ? "cumulative" : "independent");
+    test::TempDir work;
+    auto options = [&](const std::string& out) {
+      DirectionsOptions o = directions_options(work.file(out));
+      o.coverage = "8";
+      o.channels_per_block = 4;
+      o.cumulative = cumulative;
+      if (!cumulative) o.max_channels = 6;  // blocks of 4 and 2 channels, rows past 6 dead
+      return o;
+    };
+    DirectionsOptions single = options("single.h5");
+    compute_directions(single);
+    std::vector<std::string> shards;
+    for (int k = 3; k >= 1; --k) {
+      DirectionsOptions o = options("shard" + std::to_string(k) + ".h5");
+      o.shard = parse_shard(std::to_string(k) + "/3");
+      DirectionsReport report = compute_directions(o);
+      EXPECT_GT(report.computed, 0);
+      EXPECT_LT(report.computed, cumulative ? 40 : 18);
+      shards.push_back(o.out_path);
+    }
+    Directions merged = merge_direction_shards(shards);
+    EXPECT_FALSE(merged.info.shard.active());
+    merged.save(work.file("merged.h5"));
+    expect_same_datasets(single.out_path, work.file("merged.h5"));
+  }
+}
+
+TEST_F(Pipeline, DirectionShardMergeRefusesMismatchedOverlappingOrMissingShards) {
+  test::TempDir work;
+  auto shard = [&](const std::string& name, const std::string& k_of_n, double step = 5.0) {
+    DirectionsOptions o = directions_options(work.file(name));
+    o.coverage = "4";
+    o.channels_per_block = 1;
+    o.max_channels = 2;
+    o.step_sigmas = step;
+    if (!k_of_n.empty()) o.shard = parse_shard(k_of_n);
+    compute_directions(o);
+    return o.out_path;
+  };
+  const std::string one = shard("one.h5", "1/2"), two = shard("two.h5", "2/2");
+  EXPECT_EQ(merge_direction_shards({two, one}).covered(), 16);
+  test::expect_error([&] { merge_direction_shards({one}); }, ErrorCode::kInvalidArgument, {"missing shard(s) 2/2"});
+  test::expect_error([&] { merge_direction_shards({one, one, two}); }, ErrorCode::kInvalidArgument,
+                     {"shard 1/2 is given twice"});
+  test::expect_error([&] { merge_direction_shards({one, shard("third.h5", "2/3")}); }, ErrorCode::kInvalidArgument,
+                     {"third.h5", "2/3", "1/2"});
+  test::expect_error([&] { merge_direction_shards({one, shard("whole.h5", "")}); }, ErrorCode::kInvalidArgument,
+                     {"whole.h5", "is not a directions shard"});
+  test::expect_error([&] { merge_direction_shards({one, shard("step4.h5", "2/2", 4.0)}); },
+                     ErrorCode::kArtifactMismatch, {"different settings", "step=5", "step=4", "step4.h5"});
+  const std::string other_model = work.file("other_model.h5");
+  fs::copy_file(two, other_model);
+  {
+    h5::File f = h5::File::open_rw(other_model);
+    std::string settings = f.attr_string("/", "shard_settings");
+    settings.replace(settings.find("generator_sha256=") + 17, 4, "ffff");
+    f.set_attr("/", "shard_settings", settings);
+  }
+  test::expect_error([&] { merge_direction_shards({one, other_model}); }, ErrorCode::kArtifactMismatch,
+                     {"different models", "generator_sha256", "other_model.h5"});
+  const std::string overlapping = work.file("overlapping.h5");
+  fs::copy_file(two, overlapping);
+  {
+    h5::File f = h5::File::open_rw(overlapping);
+    f.set_attr("/", "shard_row_begin", int64_t{0});
+  }
+  test::expect_error([&] { merge_direction_shards({one, overlapping}); }, ErrorCode::kInvalidArgument,
+                     {"overlapping.h5", "overlaps"});
+  test::expect_error([] { parse_shard("3/2"); }, ErrorCode::kInvalidArgument, {"3/2", "1 <= K <= N"});
+}
+
+TEST_F(Pipeline, EmbedShardsMergeIntoTheSingleRunsCorpus) {
+  test::TempDir work;
+  const std::string images = work.file("images");
+  fs::copy(images_, images, fs::copy_options::recursive);
+  write_file_atomic(images + "/2/unreadable.png", std::string("not a png"));  // skipped: ids move on
+  EmbedOptions single = embed_options(images, work.file("single"));
+  embed_corpus(single);
+  std::vector<std::string> shards;
+  for (int k : {2, 3, 1}) {
+    EmbedOptions o = embed_options(images, work.file("shard" + std::to_string(k)));
+    o.shard = parse_shard(std::to_string(k) + "/3");
+    EmbedReport report = embed_corpus(o);
+    EXPECT_GT(report.embedded, 0);
+    EXPECT_LT(report.embedded, 40);
+    EXPECT_FALSE(fs::exists(o.out_dir + "/corpus.h5"));
+    shards.push_back(o.out_dir);
+  }
+  CorpusIndex merged = merge_embed_shards(shards, {});
+  fs::create_directories(work.file("merged"));
+  merged.save(work.file("merged"));
+  expect_same_datasets(single.out_dir + "/corpus.h5", work.file("merged/corpus.h5"));
+  EXPECT_EQ(read_file(single.out_dir + "/corpus.faiss"), read_file(work.file("merged/corpus.faiss")));
+  EXPECT_EQ(merged.size(), 40);
+
+  test::expect_error([&] { merge_embed_shards({shards[0], shards[2]}, {}); }, ErrorCode::kInvalidArgument,
+                     {"missing shard(s) 3/3"});
+  EmbedOptions other = embed_options(images, work.file("other"));
+  other.batch_size = 4;
+  other.shard = parse_shard("3/3");
+  embed_corpus(other);
+  test::expect_error([&] { merge_embed_shards({shards[1], shards[2], other.out_dir}, {}); },
+                     ErrorCode::kArtifactMismatch, {"different settings", "batch=8", "batch=4"});
 }
 
 TEST_F(Pipeline, ZeroSigmaChannelIsDeadNotNan) {
