@@ -311,7 +311,8 @@ TEST(Daemon, ReloadUnderLoadAndAFailedLoadKeepsServing) {
   };
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   point_current(root, "v2");
-  json status = wait_status([](const json& s) { return s["artifact_version"] == "v2"; });
+  // The version switches first, then the reload reports ok: wait for both.
+  json status = wait_status([](const json& s) { return s["artifact_version"] == "v2" && s["reload"]["state"] == "ok"; });
   EXPECT_EQ(status["artifact_version"], "v2");
   EXPECT_EQ(status["reload"]["state"], "ok");
   Message after = client.edit("after-v2", edit_of("after-v2"));
