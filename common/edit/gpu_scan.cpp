@@ -1,6 +1,7 @@
 #include "edit/gpu_scan.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "core/error.h"
 #include "tensor/tensor_h5.h"
@@ -16,7 +17,7 @@ struct GpuCorpusScan::Device {
   int64_t dim = 0;
 };
 
-bool GpuCorpusScan::available() { return at::hasCUDA() && at::globalContext().getNumGPUs() > 0; }
+bool GpuCorpusScan::available() { return at::hasCUDA(); }  // a CUDA libtorch that sees a GPU
 
 GpuCorpusScan::GpuCorpusScan(std::shared_ptr<const index::CorpusIndex> corpus, const std::string& device)
     : corpus_(std::move(corpus)) {
