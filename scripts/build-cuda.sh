@@ -49,7 +49,7 @@ cuda_root=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
 # which architectures to name; 9.0 is the H100's/H200's.
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$FEU_TORCH_PREFIX;$torch_root" \
-  -DCUDAToolkit_ROOT="$cuda_root" -DCMAKE_CUDA_COMPILER="$cuda_root/bin/nvcc" \
+  -DCUDAToolkit_ROOT="$cuda_root" \
   -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
   -DFEU_REQUIRE_CUDA_TORCH=ON ${FEU_CUDA_CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" -j "${FEU_BUILD_JOBS:-$(nproc)}" "$@"
