@@ -6,7 +6,7 @@
 #   downloads into .devdeps/ the Debian packages of feu's dependencies (and the libraries they
 #   load) with an install.sh that unpacks, on the GPU machine, those it does not have.
 # There (no registry; carry .devdeps):    scripts/gpu-check.sh [OUT_DIR]   (default $OUT, else
-#   gpu-check-out). Variables: LIBTORCH (a libtorch folder to build against instead of python3's
+#   build-gpu/gpu-check). Variables: LIBTORCH (a libtorch folder to build against instead of python3's
 #   torch), FEU_BUILD_JOBS (default nproc), FEU_GPU_CHECK_BUILD_DIR (default build-gpu).
 # Progress lines start with "gpu-check [seconds]". Made to fit 8 minutes on a 16-core H100.
 set -euo pipefail
@@ -55,10 +55,10 @@ EOS
   exit 0
 fi
 
-out=${1:-${OUT:-gpu-check-out}}
+build=${FEU_GPU_CHECK_BUILD_DIR:-build-gpu}
+out=${1:-${OUT:-$build/gpu-check}}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-build=${FEU_GPU_CHECK_BUILD_DIR:-build-gpu}
 
 if [ -x .devdeps/install.sh ]; then
   log "installing the carried Debian packages"

@@ -46,7 +46,10 @@ std::vector<float> unit_query(int64_t dim, uint64_t seed) {
   std::normal_distribution<float> gauss;
   std::vector<float> q(static_cast<size_t>(dim));
   double norm = 0;
-  for (float& v : q) norm += double(v = gauss(rng)) * v;
+  for (float& v : q) {
+    v = gauss(rng);
+    norm += double(v) * v;
+  }
   for (float& v : q) v = static_cast<float>(v / std::sqrt(norm));
   return q;
 }
