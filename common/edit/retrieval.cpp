@@ -92,11 +92,18 @@ index::CorpusIndex::Hit hit_of(const index::CorpusIndex& corpus, int64_t row, co
 
 RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float* query, int64_t k_pos,
                                    int64_t k_neg, NegativeSampling negatives, uint64_t seed, int threads) {
+  return training_set_from_scores(corpus, score_all(corpus, query, threads), k_pos, k_neg, negatives, seed);
+}
+
+RetrievedSet training_set_from_scores(const index::CorpusIndex& corpus, const std::vector<float>& scores,
+                                      int64_t k_pos, int64_t k_neg, NegativeSampling negatives, uint64_t seed) {
   check(k_pos >= 1 && k_neg >= 1, ErrorCode::kInvalidArgument, "k_pos and k_neg must be at least 1");
   check(k_pos + k_neg <= corpus.size(), ErrorCode::kInvalidArgument,
         "k_pos + k_neg = " + std::to_string(k_pos + k_neg) + " exceeds the " + std::to_string(corpus.size()) +
             " images of the corpus index");
-  const std::vector<float> scores = score_all(corpus, query, threads);
+  check(static_cast<int64_t>(scores.size()) == corpus.size(), ErrorCode::kShapeMismatch,
+        "got " + std::to_string(scores.size()) + " scores for a corpus of " + std::to_string(corpus.size()) +
+            " images (expected one per image)");
   RetrievedSet out;
   out.scored_in_float = corpus.size();
   out.positive_rows = select(scores, k_pos, true);
@@ -114,8 +121,16 @@ RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float
 
 std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corpus, const float* query, int64_t k,
                                                   std::vector<int64_t>* rows_out, int threads) {
+  return top_from_scores(corpus, score_all(corpus, query, threads), k, rows_out);
+}
+
+std::vector<index::CorpusIndex::Hit> top_from_scores(const index::CorpusIndex& corpus,
+                                                     const std::vector<float>& scores, int64_t k,
+                                                     std::vector<int64_t>* rows_out) {
   check(k >= 1, ErrorCode::kInvalidArgument, "k must be at least 1");
-  const std::vector<float> scores = score_all(corpus, query, threads);
+  check(static_cast<int64_t>(scores.size()) == corpus.size(), ErrorCode::kShapeMismatch,
+        "got " + std::to_string(scores.size()) + " scores for a corpus of " + std::to_string(corpus.size()) +
+            " images (expected one per image)");
   const std::vector<int64_t> best = select(scores, std::min(k, corpus.size()), true);
   std::vector<index::CorpusIndex::Hit> hits;
   for (int64_t row : best) hits.push_back(hit_of(corpus, row, scores));

@@ -34,6 +34,15 @@ RetrievedSet retrieve_training_set(const index::CorpusIndex& corpus, const float
 std::vector<index::CorpusIndex::Hit> retrieve_top(const index::CorpusIndex& corpus, const float* query, int64_t k,
                                                   std::vector<int64_t>* rows = nullptr, int threads = 1);
 
+// The same two selections from `scores` ([corpus.size()], row order) computed elsewhere: the GPU
+// scan (edit/gpu_scan.h) computes the plain scan's scores bit for bit, so the rows, ties
+// included, are the plain scan's.
+RetrievedSet training_set_from_scores(const index::CorpusIndex& corpus, const std::vector<float>& scores,
+                                      int64_t k_pos, int64_t k_neg, NegativeSampling negatives, uint64_t seed);
+std::vector<index::CorpusIndex::Hit> top_from_scores(const index::CorpusIndex& corpus,
+                                                     const std::vector<float>& scores, int64_t k,
+                                                     std::vector<int64_t>* rows = nullptr);
+
 // The same retrieval, exact, but reading a quarter of the memory: the scan
 // runs over int8 codes of the corpus (Int8Rows), whose estimates carry a
 // bound on their distance from the float score. Rows whose bound interval

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The prepared GPU check: builds feu's CUDA tests and GPU benchmark against the GPU machine's own
+# CUDA PyTorch, runs them, and writes gpu-check.json and gpu-check.txt (a short table) to a folder.
+#
+# Here (with a package registry), once:   scripts/gpu-check.sh --fetch-debs
+#   downloads into .devdeps/ the Debian packages of feu's dependencies (and the libraries they
+#   load) with an install.sh that unpacks, on the GPU machine, those it does not have.
+# There (no registry; carry .devdeps):    scripts/gpu-check.sh [OUT_DIR]   (default $OUT, else
+#   build-gpu/gpu-check). Variables: LIBTORCH (a libtorch folder to build against instead of python3's
+#   torch), FEU_BUILD_JOBS (default nproc), FEU_GPU_CHECK_BUILD_DIR (default build-gpu).
+# Progress lines start with "gpu-check [seconds]". Made to fit 8 minutes on a 16-core H100.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+log() { echo "gpu-check [$(($(date +%s) - start))s] $*"; }
+
+if [ "${1:-}" = --fetch-debs ]; then
+  dest=.devdeps
+  mkdir -p "$dest"
+  grep -qxF "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >> .git/info/exclude
+  # The development packages feu builds with (scripts/install-deps.sh less the toolchain, Python
+  # and Debian's CPU libtorch), and the packages of every shared library that the CUDA build's
+  # test_cuda and bench_cuda load (ldd follows the chain; the wheel's torch and CUDA libraries
+  # belong to no package and drop out), less the C/C++ runtime the GPU machine has, newer.
+  dev="libfaiss-dev libhdf5-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev liblinear-dev nlohmann-json3-dev
+       libcli11-dev libspdlog-dev libfmt-dev libpng-dev libjpeg-dev zlib1g-dev libutf8proc-dev libpcre2-dev
+       libssl-dev libzip-dev libdlib-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas0-openmp"
+  cuda_build=${FEU_CUDA_BUILD_DIR:-build-cuda}
+  bash scripts/build-cuda.sh --target test_cuda bench_cuda
+  runtime=$(ldd "$cuda_build/tests/test_cuda" "$cuda_build/bin/bench_cuda" | awk '$3 ~ /^\// {print $3}' | sort -u |
+    while read -r lib; do
+      real=$(readlink -f "$lib")
+      # merged /usr: a package may have registered the /lib path of the file
+      dpkg -S "$real" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null || true
+    done | cut -d: -f1 | sort -u | grep -vxE 'libc6|libstdc\+\+6|libgcc-s1' || true)
+  pkgs=$(echo $dev $runtime ${EXTRA_DEBS:-} | tr ' ' '\n' | sort -u)
+  (cd "$dest" && apt-get download $pkgs)
+  cat > "$dest/install.sh" <<'EOS'
+#!/bin/bash
+# Unpacks the carried packages that this machine lacks (an installed package is never replaced).
+set -e
+here=$(cd "$(dirname "$0")" && pwd)
+n=0
+for f in "$here"/*.deb; do
+  pkg=$(dpkg-deb -f "$f" Package)
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then continue; fi
+  dpkg -x "$f" /
+  n=$((n + 1))
+done
+ldconfig
+echo "device deps: $n of $(ls "$here"/*.deb | wc -l) packages unpacked (the rest were installed)"
+EOS
+  chmod +x "$dest/install.sh"
+  echo "gpu-check: $(ls "$dest"/*.deb | wc -l) packages in $dest ($(du -sh "$dest" | cut -f1))"
+  exit 0
+fi
+
+build=${FEU_GPU_CHECK_BUILD_DIR:-build-gpu}
+out=${1:-${OUT:-$build/gpu-check}}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+if [ -x .devdeps/install.sh ]; then
+  log "installing the carried Debian packages"
+  bash .devdeps/install.sh
+fi
+
+if [ -n "${LIBTORCH:-}" ]; then
+  export FEU_TORCH_PREFIX=$LIBTORCH/share/cmake
+else
+  export FEU_TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+fi
+log "libtorch: $FEU_TORCH_PREFIX"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
+log "GPU: $(cat "$out/gpu.txt")"
+
+log "building test_cuda and bench_cuda into $build"
+build_start=$(date +%s)
+FEU_CUDA_BUILD_DIR=$build FEU_CUDA_CMAKE_ARGS="-DFEU_BUILD_BENCHMARKS=OFF ${FEU_CUDA_CMAKE_ARGS:-}" \
+  bash scripts/build-cuda.sh --target test_cuda bench_cuda > "$out/build.log" 2>&1 ||
+  { tail -40 "$out/build.log"; log "build failed (the log: $out/build.log)"; exit 1; }
+build_s=$(($(date +%s) - build_start))
+log "built in ${build_s}s"
+
+log "CUDA tests"
+test_status=0
+"$build/tests/test_cuda" --gtest_output="json:$out/test_cuda.json" > "$out/test_cuda.log" 2>&1 || test_status=$?
+grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/test_cuda.log" || true
+grep -A3 -E 'Failure|Skipped$' "$out/test_cuda.log" | head -40 || true
+
+log "GPU benchmark (bench_cuda)"
+timeout 300 "$build/bin/bench_cuda" --device cuda --out "$out/bench_cuda.json" > "$out/bench_cuda.log" 2>&1 ||
+  log "bench_cuda failed or ran out of time (the log: $out/bench_cuda.log)"
+
+python3 - "$out" "$build_s" "$test_status" <<'EOF'
+import json, os, sys
+out, build_s, test_status = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def load(name):
+    try:
+        with open(os.path.join(out, name)) as f:
+            return json.load(f)
+    except Exception as e:
+        return {"error": f"{name}: {e}"}
+tests = load("test_cuda.json")
+cases = [c for s in tests.get("testsuites", []) for c in s.get("testsuite", [])]
+summary = {
+    "gpu": open(os.path.join(out, "gpu.txt")).read().strip(),
+    "build_seconds": build_s,
+    "tests": {"status": test_status,
+              "cases": {c["classname"] + "." + c["name"]:
+                        ("failed" if c.get("failures") else c.get("result", "COMPLETED").lower())
+                        for c in cases}},
+    "bench": load("bench_cuda.json"),
+}
+with open(os.path.join(out, "gpu-check.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+rows = [("GPU", summary["gpu"]), ("build (s)", str(build_s))]
+rows += [("test " + k, v) for k, v in summary["tests"]["cases"].items()]
+b = summary["bench"]
+for name, item in b.items():
+    if isinstance(item, dict):
+        for k, v in item.items():
+            rows.append((f"{name} {k}", json.dumps(v)))
+with open(os.path.join(out, "gpu-check.txt"), "w") as f:
+    for k, v in rows:
+        f.write(f"{k:<40} {v}\n")
+print(open(os.path.join(out, "gpu-check.txt")).read())
+EOF
+log "done: $out/gpu-check.json, $out/gpu-check.txt"
+exit "$test_status"

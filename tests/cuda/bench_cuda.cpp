@@ -1,0 +1,156 @@
+// The GPU figures of scripts/gpu-check.sh, as one JSON: StyleGAN2 config-f 1024² synthesis
+// (eager fp32) at batch 1/16/64, CLIP ViT-B/32 image tower at batch 512 (fp32 and fp16), and
+// exact flat retrieval over an FFHQ-sized corpus (GPU scan vs CPU scan). Random weights: the same
+// cost as trained ones. A failing item is recorded with its error and the others still run.
+// Usage: bench_cuda [--device cuda|cpu] [--quick] [--out FILE]  (--quick: small sizes, a smoke run)
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "clip/model.h"
+#include "core/error.h"
+#include "edit/gpu_scan.h"
+#include "edit/retrieval.h"
+#include "stylegan2/generator.h"
+#include "tensor/tensor_h5.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Waits for the device: a scalar read back is ordered after every kernel queued before it.
+void sync(const at::Tensor& t) {
+  if (t.defined() && t.device().is_cuda()) t.flatten()[0].item<float>();
+}
+
+// Median seconds of `reps` runs of `fn` after `warmup` runs.
+double median_seconds(int warmup, int reps, const std::function<at::Tensor()>& fn) {
+  for (int i = 0; i < warmup; ++i) sync(fn());
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = Clock::now();
+    sync(fn());
+    times.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+void run_item(nlohmann::json& out, const std::string& name, const std::function<nlohmann::json()>& fn) {
+  std::cerr << "bench_cuda: " << name << "..." << std::endl;
+  try {
+    out[name] = fn();
+  } catch (const std::exception& e) {
+    out[name] = {{"error", e.what()}};
+  }
+  std::cerr << "bench_cuda: " << name << " " << out[name].dump() << std::endl;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string device_name = "cuda", out_path;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") quick = true;
+    else if (arg == "--device" && i + 1 < argc) device_name = argv[++i];
+    else if (arg == "--out" && i + 1 < argc) out_path = argv[++i];
+    else {
+      std::cerr << "bench_cuda: unknown argument '" << arg << "' (expected --device, --quick, --out)\n";
+      return 2;
+    }
+  }
+  nlohmann::json out;
+  at::Device device(at::kCPU);
+  try {
+    device = feu::resolve_device(device_name);
+  } catch (const feu::Error& e) {
+    out["skipped"] = e.what();
+    std::cout << out.dump(2) << std::endl;
+    if (!out_path.empty()) std::ofstream(out_path) << out.dump(2) << "\n";
+    return 0;
+  }
+  out["device"] = device.str();
+  out["quick"] = quick;
+  at::NoGradGuard no_grad;
+
+  run_item(out, "synthesis", [&] {
+    feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
+    if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
+    const auto g = feu::stylegan2::Generator::random(config, 0, device);
+    nlohmann::json r = {{"resolution", config.img_resolution}, {"precision", "fp32"}, {"mode", "eager"}};
+    for (int64_t batch : {int64_t{1}, int64_t{16}, int64_t{64}}) {
+      if (quick && batch > 16) break;
+      at::manual_seed(1);
+      const auto styles = g.styles_from_ws(g.mapping(at::randn({batch, config.z_dim}).to(device), 0.7));
+      const double s = median_seconds(3, quick ? 3 : 20, [&] { return g.synthesize(styles); });
+      r["batch_" + std::to_string(batch)] = {{"ms", s * 1e3}, {"img_per_s", batch / s}};
+    }
+    return r;
+  });
+
+  run_item(out, "clip_image", [&] {
+    const feu::clip::ClipConfig config = quick ? feu::clip::ClipConfig::small() : feu::clip::ClipConfig::vit_b_32();
+    const int64_t batch = quick ? 16 : 512;
+    const std::string path = "/tmp/feu-bench-cuda-clip.h5";
+    feu::clip::ClipModel::random(config, 0, at::kCPU).save_h5(path);
+    nlohmann::json r = {{"batch", batch}, {"resolution", config.image_resolution}};
+    at::manual_seed(2);
+    const at::Tensor pixels = at::randn({batch, 3, config.image_resolution, config.image_resolution}).to(device);
+    for (bool fp16 : {false, true}) {
+      if (fp16 && !device.is_cuda()) continue;
+      const auto model = feu::clip::ClipModel::load(path, device, fp16);
+      const double s = median_seconds(2, quick ? 3 : 10, [&] { return model.encode_image(pixels); });
+      r[fp16 ? "fp16" : "fp32"] = {{"ms", s * 1e3}, {"img_per_s", batch / s}};
+    }
+    std::remove(path.c_str());
+    return r;
+  });
+
+  run_item(out, "retrieval", [&] {
+    const int64_t n = quick ? 5000 : 70000, dim = 512;
+    std::mt19937_64 rng(3);
+    std::normal_distribution<float> gauss;
+    std::vector<float> data(static_cast<size_t>(n * dim));
+    for (float& v : data) v = gauss(rng);
+    std::vector<feu::index::CorpusEntry> entries;
+    for (int64_t i = 0; i < n; ++i) entries.push_back({i, "f", 0, 0});
+    auto corpus = std::make_shared<feu::index::CorpusIndex>(
+        feu::index::CorpusIndex::build(std::move(entries), std::move(data), dim, {}, {}));
+    std::vector<float> query(corpus->embedding(0), corpus->embedding(0) + dim);
+    const feu::edit::GpuCorpusScan scan(corpus, device.str());
+    auto time_ms = [](int reps, const std::function<void()>& fn) {
+      fn();
+      const auto start = Clock::now();
+      for (int i = 0; i < reps; ++i) fn();
+      return std::chrono::duration<double, std::milli>(Clock::now() - start).count() / reps;
+    };
+    const double device_ms = time_ms(20, [&] {
+      scan.training_set(query.data(), 100, 400, feu::edit::NegativeSampling::kFarthest, 0);
+    });
+    const double cpu_ms = time_ms(5, [&] {
+      feu::edit::retrieve_training_set(*corpus, query.data(), 100, 400, feu::edit::NegativeSampling::kFarthest, 0);
+    });
+    const bool same =
+        scan.training_set(query.data(), 100, 400, feu::edit::NegativeSampling::kFarthest, 0).negative_rows ==
+        feu::edit::retrieve_training_set(*corpus, query.data(), 100, 400, feu::edit::NegativeSampling::kFarthest, 0)
+            .negative_rows;
+    return nlohmann::json{{"rows", n}, {"dim", dim}, {"device_ms", device_ms}, {"cpu_scan_ms", cpu_ms},
+                          {"same_rows", same}};
+  });
+
+  std::cout << out.dump(2) << std::endl;
+  if (!out_path.empty()) std::ofstream(out_path) << out.dump(2) << "\n";
+  return 0;
+}

@@ -1,0 +1,96 @@
+// The models on CUDA against the CPU: StyleGAN2 synthesis in fp32 (TF32 off: Generator turns it
+// off on CUDA) and the CLIP towers in fp32 and in OpenAI's fp16 layout. Skipped without a GPU.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+
+#include "clip/model.h"
+#include "cuda_support.h"
+#include "stylegan2/generator.h"
+#include "test_support.h"
+
+namespace feu {
+namespace {
+
+using clip::ClipConfig;
+using clip::ClipModel;
+using stylegan2::Generator;
+using stylegan2::GeneratorConfig;
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kCPU).to(at::kDouble) - b.to(at::kCPU).to(at::kDouble)).abs().max().item<double>();
+}
+
+double min_row_cosine(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor x = a.to(at::kCPU).to(at::kDouble), y = b.to(at::kCPU).to(at::kDouble);
+  return at::cosine_similarity(x, y, 1).min().item<double>();
+}
+
+// A small config-f-shaped generator (every block kind up to 64², modulated convs, toRGB skips).
+GeneratorConfig small_config() {
+  GeneratorConfig c;
+  c.z_dim = c.w_dim = 64;
+  c.img_resolution = 64;
+  c.mapping_layers = 4;
+  c.channel_base = 2048;
+  c.channel_max = 64;
+  return c;
+}
+
+TEST(CudaSynthesis, Fp32MatchesTheCpu) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  const Generator cpu = Generator::random(small_config(), 3, at::kCPU);
+  const Generator gpu = Generator::random(small_config(), 3, at::Device(at::kCUDA, 0));
+  at::manual_seed(5);
+  const at::Tensor z = at::randn({4, 64});
+  const at::Tensor ws_cpu = cpu.mapping(z, 0.7);
+  const at::Tensor ws_gpu = gpu.mapping(z.to(gpu.device()), 0.7);
+  EXPECT_TRUE(ws_gpu.device().is_cuda());
+  EXPECT_LE(max_abs_diff(ws_gpu, ws_cpu), 1e-4);
+  const at::Tensor img_cpu = cpu.synthesize_ws(ws_cpu);
+  const at::Tensor img_gpu = gpu.synthesize_ws(ws_cpu.to(gpu.device()));
+  ASSERT_EQ(img_gpu.sizes(), img_cpu.sizes());
+  // The tolerance of the parity tests against the Python reference.
+  EXPECT_LE(max_abs_diff(img_gpu, img_cpu), 1e-4);
+  // Styles in, one layer's style changed: the partial synthesis agrees too.
+  std::vector<at::Tensor> styles = gpu.styles_from_ws(ws_cpu.to(gpu.device()));
+  const auto state = gpu.run_until(styles, 3);
+  EXPECT_LE(max_abs_diff(gpu.run_from(state, styles, 3), img_cpu), 1e-4);
+}
+
+TEST(CudaClip, Fp32AndFp16TowersMatchTheCpu) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  test::TempDir dir;
+  const ClipConfig config = ClipConfig::small(/*vocab_size=*/1000);
+  ClipModel::random(config, 11, at::kCPU).save_h5(dir.file("clip.h5"));
+  const ClipModel cpu = ClipModel::load(dir.file("clip.h5"), at::kCPU);
+  const ClipModel fp32 = ClipModel::load(dir.file("clip.h5"), at::Device(at::kCUDA, 0));
+  const ClipModel fp16 = ClipModel::load(dir.file("clip.h5"), at::Device(at::kCUDA, 0), /*fp16=*/true);
+  at::manual_seed(2);
+  const at::Tensor pixels = at::randn({8, 3, 32, 32});
+  at::Tensor tokens = at::zeros({3, 77}, at::kLong);
+  tokens[0][0] = 998, tokens[0][1] = 5, tokens[0][2] = 999;
+  tokens[1][0] = 998, tokens[1][1] = 17, tokens[1][2] = 300, tokens[1][3] = 999;
+  tokens[2][0] = 998, tokens[2][1] = 999;
+  const at::Tensor image = cpu.encode_image(pixels), text = cpu.encode_text(tokens);
+  const at::Tensor image32 = fp32.encode_image(pixels), text32 = fp32.encode_text(tokens);
+  EXPECT_TRUE(image32.device().is_cuda());
+  EXPECT_LE(max_abs_diff(image32, image), 1e-4 * image.abs().max().item<double>());
+  EXPECT_LE(max_abs_diff(text32, text), 1e-4 * text.abs().max().item<double>());
+  // fp16 activations: the embeddings' directions (what retrieval and Δi use) agree.
+  const at::Tensor image16 = fp16.encode_image(pixels), text16 = fp16.encode_text(tokens);
+  EXPECT_EQ(image16.scalar_type(), at::kFloat);
+  EXPECT_GE(min_row_cosine(image16, image), 0.999);
+  EXPECT_GE(min_row_cosine(text16, text), 0.999);
+}
+
+TEST(CudaClip, Fp16OnTheCpuIsATypedError) {
+  // fp16 is a CUDA layout: asking for it on the CPU is refused, GPU or not.
+  test::TempDir dir;
+  ClipModel::random(ClipConfig::small(1000), 11, at::kCPU).save_h5(dir.file("clip.h5"));
+  test::expect_error([&] { ClipModel::load(dir.file("clip.h5"), at::kCPU, /*fp16=*/true); },
+                     ErrorCode::kUnsupported, {"fp16"});
+}
+
+}  // namespace
+}  // namespace feu
