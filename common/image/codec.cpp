@@ -141,7 +141,7 @@ void jpeg_emit_message(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) errors->truncated = true;
 }
 
-enum class JpegResult { kOk, kError, kTruncated, kCmyk, kTooLarge };
+enum class JpegResult { kOk, kError, kTruncated, kTooLarge };
 
 JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, int64_t max_pixels, JpegErrorManager* errors,
                            std::vector<uint8_t>* pixels, int* width, int* height) {
@@ -163,18 +163,32 @@ JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, int64_t max_pixels,
     jpeg_destroy_decompress(&cinfo);
     return JpegResult::kTooLarge;
   }
-  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-    jpeg_destroy_decompress(&cinfo);
-    return JpegResult::kCmyk;
-  }
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   // Same decoder settings as Pillow's defaults (islow DCT, fancy upsampling).
-  cinfo.out_color_space = JCS_RGB;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   jpeg_start_decompress(&cinfo);
   const size_t w = cinfo.output_width, h = cinfo.output_height;
   pixels->resize(w * h * 3);
+  std::vector<uint8_t> ink(cmyk ? w * 4 : 0);
+  // Adobe's CMYK JPEGs (Photoshop's, Pillow's) store inverted ink: Pillow
+  // reads them as "CMYK;I".
+  const bool inverted = cmyk && cinfo.saw_Adobe_marker;
   while (cinfo.output_scanline < cinfo.output_height) {
-    JSAMPROW row = pixels->data() + static_cast<size_t>(cinfo.output_scanline) * w * 3;
+    uint8_t* out = pixels->data() + static_cast<size_t>(cinfo.output_scanline) * w * 3;
+    JSAMPROW row = cmyk ? ink.data() : out;
     jpeg_read_scanlines(&cinfo, &row, 1);
+    if (!cmyk) continue;
+    // Pillow's convert("RGB") of CMYK (libImaging/Convert.c cmyk2rgb):
+    // channel = (255 - k) - round((255 - k) · ink / 255).
+    for (size_t x = 0; x < w; ++x) {
+      uint8_t v[4];
+      for (int c = 0; c < 4; ++c) v[c] = inverted ? 255 - ink[x * 4 + c] : ink[x * 4 + c];
+      const int nk = 255 - v[3];
+      for (int c = 0; c < 3; ++c) {
+        const int t = v[c] * nk + 128;
+        out[x * 3 + c] = static_cast<uint8_t>(std::clamp(nk - (((t >> 8) + t) >> 8), 0, 255));
+      }
+    }
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
@@ -191,9 +205,6 @@ Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int
     case JpegResult::kTooLarge: too_many_pixels(name, image.width, image.height, max_pixels);
     case JpegResult::kError: corrupt(name, std::string("JPEG: ") + errors.message);
     case JpegResult::kTruncated: corrupt(name, "JPEG: file is truncated (premature end of data)");
-    case JpegResult::kCmyk:
-      throw Error(ErrorCode::kUnsupported, "cannot decode image " + name +
-                                               ": CMYK/YCCK JPEG is not supported (expected RGB or grayscale)");
   }
   return image;
 }

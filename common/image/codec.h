@@ -25,7 +25,7 @@ constexpr int64_t kDefaultMaxPixels = 50'000'000;
 // Grayscale, gray+alpha, RGBA, palette and 16-bit PNGs become RGB8: alpha is
 // dropped (as PIL's convert("RGB") does), 16-bit samples keep their high byte.
 // Errors: not_found / io_error (file), corrupt_file naming the file
-// (truncated, not an image, bad data), unsupported (CMYK JPEG),
+// (truncated, not an image, bad data),
 // invalid_argument when the header declares more than `max_pixels` pixels
 // (checked before any pixel is decoded or allocated).
 Image decode_file(const std::string& path, int64_t max_pixels = kDefaultMaxPixels);

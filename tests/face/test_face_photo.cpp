@@ -328,12 +328,21 @@ TEST(PhotoFormats, GrayPaletteAnd16BitPhotosAreAligned) {
   EXPECT_FALSE(align_faces(detector, gray_photo, "gray.jpg").empty());
 }
 
-// image::decode_bytes refuses CMYK JPEGs today; the face module passes that
-// on as a typed error naming the file rather than aligning wrong colours.
-TEST(PhotoFormats, CmykJpegIsATypedErrorNamingTheFile) {
+// A print shop's CMYK JPEG (Adobe marker, inverted ink, as Photoshop and
+// Pillow write it) decodes to what Pillow's convert("RGB") gives, exactly.
+// The fixture and Pillow 9.4's RGB of it: tests/face/data (made by
+// Image.fromarray(cmyk, "CMYK").save(quality=95)).
+TEST(PhotoFormats, CmykJpegDecodesAsPillowConvertsIt) {
+  const std::string data = std::string(FEU_SOURCE_DIR) + "/tests/face/data/";
+  const image::Image got = load_photo(data + "cmyk_adobe.jpg");
+  const image::Image pillow = image::decode_file(data + "cmyk_adobe_pillow_rgb.png");
+  ASSERT_EQ(got.width, 16);
+  ASSERT_EQ(got.height, 12);
+  EXPECT_EQ(got.rgb, pillow.rgb);
+  // libjpeg's own CMYK output (Adobe marker, ink not inverted) decodes too.
   const std::vector<uint8_t> cmyk(8 * 8 * 4, 100);
   const std::vector<uint8_t> jpeg = make_jpeg(8, 8, 4, cmyk);
-  expect_error([&] { decode_photo(jpeg.data(), jpeg.size(), "print.jpg"); }, ErrorCode::kUnsupported, "print.jpg");
+  EXPECT_EQ(decode_photo(jpeg.data(), jpeg.size(), "print.jpg").width, 8);
 }
 
 // --------------------------------------------------------------- faces ----
