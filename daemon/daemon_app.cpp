@@ -8,6 +8,7 @@
 
 #include "core/cli.h"
 #include "core/files.h"
+#include "core/logging.h"
 #include "service/http_front.h"
 #include "service/server.h"
 #include "web_assets.h"
@@ -79,10 +80,12 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
       ->check(CLI::IsMember({"front", "worker", "both"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json (one JSON object per line, for log shippers)")
+      ->check(CLI::IsMember({"text", "json"}));
   if (add_options) add_options(app);
   app.callback([&] {
-    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-    spdlog::set_level(spdlog::level::from_str(log_level));
+    configure_logging(log_format, log_level);
     // Every line reaches the log before the next event: a kill -9 must not
     // take the last finished jobs' lines with it (stdout to a file is buffered).
     spdlog::flush_on(spdlog::level::trace);

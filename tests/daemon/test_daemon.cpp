@@ -724,6 +724,28 @@ TEST(Daemon, BatchEditsEveryInstructionOnEverySeedAndSweepsAlphas) {
   EXPECT_EQ(daemon.stop(), 0);
 }
 
+TEST(Daemon, JsonLogLinesAreOneObjectEachWhateverTheRequestSays) {
+  test::TempDir dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, ""), "--log-format", "json"}, dir);
+  std::string endpoint = daemon.endpoint();
+  ASSERT_FALSE(endpoint.empty());
+  Client client(client_for(endpoint));
+  EXPECT_EQ(client.edit("quote\"d", edit_of("say \"hi\"\n\x1b[31m")).header["status"], "done");
+  EXPECT_EQ(daemon.stop(), 0);
+  std::istringstream lines(daemon.log());
+  int parsed = 0, jobs = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json entry = json::parse(line, nullptr, false);
+    ASSERT_TRUE(entry.is_object()) << "not one JSON object: " << line;
+    EXPECT_TRUE(entry["time"].is_string() && entry["level"].is_string() && entry["message"].is_string()) << line;
+    jobs += entry["message"].get<std::string>().find("job id=") != std::string::npos;
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 3);
+  EXPECT_EQ(jobs, 1);
+}
+
 TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
   // A port nobody listens on: the one a daemon used before it stopped.
   test::TempDir dir;
