@@ -159,14 +159,16 @@ void register_stylegan2_commands(CLI::App& app) {
   CLI::App* gen = app.add_subcommand("generate",
                                      "Render images with a StyleGAN2 generator "
                                      "from seeds (PNGs) or latents (HDF5)");
-  gen->add_option("--generator", opt->generator, "generator weights (.h5)")->required();
+  gen->add_option("--generator,--network", opt->generator, "generator weights (.h5; --network as NVlabs names it)")
+      ->required();
   gen->add_option("--seeds", opt->seeds, "seeds, e.g. 1,2,5-7 (z = numpy RandomState(seed).randn)");
   gen->add_option("--latents", opt->latents,
                   "HDF5 with z [N,z_dim], ws [N,num_ws,w_dim]|[N,w_dim] or styles/<layer>");
-  gen->add_option("--out", opt->out, "output directory (--seeds) or HDF5 file (--latents)")
+  gen->add_option("--out,--outdir", opt->out, "output directory (--seeds) or HDF5 file (--latents)")
       ->required();
-  CLI::Option* psi =
-      gen->add_option("--psi", opt->psi, "truncation psi (z/seeds only; default 1 = off)");
+  CLI::Option* psi = gen->add_option("--psi,--trunc", opt->psi,
+                                     "truncation psi (z/seeds only; default 1 = off, as NVlabs generate.py; "
+                                     "feu edit's default is the config's edit.psi, 0.7 as StyleCLIP)");
   gen->add_option("--trunc-cutoff", opt->cutoff, "truncate only the first N ws (default all)");
   gen->add_option("--noise-mode", opt->noise_mode, "const | none | random")->capture_default_str();
   gen->add_option("--device", opt->device, "cpu | cuda | cuda:N | auto")->capture_default_str();

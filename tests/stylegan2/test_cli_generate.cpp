@@ -167,6 +167,17 @@ TEST(GenerateCli, InitGeneratorAndSeedsToPng) {
     EXPECT_EQ(decoded.rgb, expected.rgb) << name;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("png") + "/seed0003.png"));
+
+  // NVlabs' generate.py spellings give the same images.
+  ASSERT_EQ(run("generate --network " + dir.file("g.h5") + " --seeds 1,2,5-7 --trunc 0.7 --outdir " +
+                    dir.file("nvlabs"),
+                &log),
+            0)
+      << log;
+  for (const char* name : {"seed0001.png", "seed0007.png"})
+    EXPECT_EQ(image::decode_file(dir.file("nvlabs") + "/" + name).rgb,
+              image::decode_file(dir.file("png") + "/" + name).rgb)
+        << name;
 }
 
 // Bad input: one error line naming the problem, non-zero exit, no output.
