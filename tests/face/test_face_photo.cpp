@@ -328,12 +328,15 @@ TEST(PhotoFormats, GrayPaletteAnd16BitPhotosAreAligned) {
   EXPECT_FALSE(align_faces(detector, gray_photo, "gray.jpg").empty());
 }
 
-// image::decode_bytes refuses CMYK JPEGs today; the face module passes that
-// on as a typed error naming the file rather than aligning wrong colours.
-TEST(PhotoFormats, CmykJpegIsATypedErrorNamingTheFile) {
+// A CMYK JPEG (print workflows) decodes as Pillow's convert("RGB") does:
+// samples read with Adobe polarity, stored 100 -> ink 155 of each of C, M, Y, K,
+// (255 - 155) - (255 - 155) * 155 / 255 = 39 per channel.
+TEST(PhotoFormats, CmykJpegDecodesAsPillowConvertsIt) {
   const std::vector<uint8_t> cmyk(8 * 8 * 4, 100);
   const std::vector<uint8_t> jpeg = make_jpeg(8, 8, 4, cmyk);
-  expect_error([&] { decode_photo(jpeg.data(), jpeg.size(), "print.jpg"); }, ErrorCode::kUnsupported, "print.jpg");
+  const image::Image photo = decode_photo(jpeg.data(), jpeg.size(), "print.jpg");
+  ASSERT_EQ(photo.rgb.size(), 8u * 8 * 3);
+  for (uint8_t v : photo.rgb) EXPECT_NEAR(v, 39, 2);
 }
 
 // --------------------------------------------------------------- faces ----
