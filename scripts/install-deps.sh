@@ -22,6 +22,7 @@ PACKAGES=(
   libdlib-dev libdlib-data          # face detection, 68 landmarks (the model: iBUG 300-W, non-commercial)
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-h5py python3-torch  # weight converter
+  python3-pil  # tests/image/modes/make_fixtures.py: the Pillow references
 )
 
 missing=()
