@@ -133,7 +133,7 @@ void encode_image(const EncodeImageOptions& opt) {
     const int resolution = static_cast<int>(model.config().image_resolution);
     std::vector<at::Tensor> rows;
     for (const std::string& path : opt.images)
-      rows.push_back(clip::preprocess_image(image::decode_file(path), resolution));
+      rows.push_back(clip::preprocess_image(image::decode_native_file(path), resolution));
     pixels = at::stack(rows, 0);
     datasets.emplace_back("pixels", pixels);
   }

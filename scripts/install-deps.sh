@@ -27,6 +27,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   chromium chromium-driver python3-jsonschema  # HTTP tests: the page in headless Chromium, OpenAPI checks
   python3 python3-numpy python3-h5py python3-torch  # weight converter
+  python3-pil  # tests/image/modes/make_fixtures.py: the Pillow references
 )
 
 missing=()

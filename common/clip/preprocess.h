@@ -13,15 +13,19 @@ namespace feu::clip {
 extern const float kClipMean[3];
 extern const float kClipStd[3];
 
-// One decoded image -> [3, R, R] float32 CPU, normalized. Bit-compatible with
-// Pillow's ImagingResample on 8-bit RGB (fixed point, uint8 between passes),
-// hence with the reference for RGB, grayscale and opaque RGBA files. Known
-// differences, because image::Image is already RGB: Pillow resizes palette
-// ("P") images with NEAREST whatever the filter, resizes RGBA premultiplied
-// by alpha, and clips 16-bit grayscale to 255 (feu keeps the high byte).
+// One decoded RGB image -> [3, R, R] float32 CPU, normalized. Bit-compatible
+// with Pillow's ImagingResample on 8-bit RGB (fixed point, uint8 between
+// passes), hence with the reference for RGB and grayscale files.
 at::Tensor preprocess_image(const image::Image& image, int resolution);
+// A file in its own mode, as OpenAI's _transform sees it (Resize in the file's
+// mode, then convert("RGB")): Pillow resizes "P" and "1" with NEAREST whatever
+// the filter, "RGBA" and "LA" premultiplied by alpha (RGBa/La and back),
+// "CMYK" per channel, and "I" (16-bit gray) in double precision before
+// convert("RGB") clips it to 0..255. Bit-compatible for every mode.
+at::Tensor preprocess_image(const image::NativeImage& image, int resolution);
 // The same before normalization: [R, R, 3] uint8 (HWC), for tests.
 image::Image resize_and_crop(const image::Image& image, int resolution);
+image::Image resize_and_crop(const image::NativeImage& image, int resolution);
 
 // Generator output [N, 3, H, W] in [-1, 1] (any device) -> [N, 3, R, R]
 // normalized, on the same device. Quantizes to uint8 first as StyleCLIP does

@@ -156,8 +156,13 @@ image::Image apply_orientation(const image::Image& in, int orientation) {
 image::Image decode_photo(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   // The codec refuses a header declaring more than max_pixels before decoding
   // anything (decompression bombs): the one place of that rule.
-  const image::Image decoded = image::decode_bytes(data, size, name, max_pixels);
-  return apply_orientation(decoded, exif_orientation(data, size));
+  image::NativeImage native = image::decode_native_bytes(data, size, name, max_pixels);
+  // Pillow's convert("RGB") clips 16-bit gray ("I") to 0..255, which turns a
+  // real 16-bit photo white and leaves no face to find; a photo keeps its
+  // levels instead (the high byte, as 16-bit colour PNGs).
+  if (native.mode == image::PixelMode::kInt32)
+    for (int32_t& v : native.wide) v >>= 8;
+  return apply_orientation(image::to_rgb(std::move(native)), exif_orientation(data, size));
 }
 
 image::Image load_photo(const std::string& path, int64_t max_pixels) {

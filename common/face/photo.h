@@ -12,10 +12,11 @@
 
 namespace feu::face {
 
-// Decodes a photo upright. Errors: not_found / io_error (file); corrupt_file
+// Decodes a photo upright, as Pillow's convert("RGB") except 16-bit gray,
+// which keeps its high byte (Pillow clips it to 255: white). Errors: not_found / io_error (file); corrupt_file
 // naming the file (not an image, truncated); invalid_argument naming the file
 // when it holds more than `max_pixels` pixels; unsupported where the codec
-// refuses the colour model.
+// refuses the colour model (none today: CMYK/YCCK JPEGs decode).
 image::Image load_photo(const std::string& path, int64_t max_pixels = image::kDefaultMaxPixels);
 // The same for bytes in memory; `name` is used in error messages.
 image::Image decode_photo(const uint8_t* data, size_t size, const std::string& name,

@@ -54,9 +54,9 @@ void png_read_from_memory(png_structp png, png_bytep out, png_size_t length) {
 }
 
 // Returns false (and the reason in source->message) on a libpng error.
-// `rows` receives the RGB8 pixels; its storage is owned by the caller so that
-// nothing here needs unwinding after a longjmp.
-bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* width, int* height) {
+// `image` is owned by the caller so that nothing here needs unwinding after a
+// longjmp.
+bool decode_png_raw(PngReadSource* source, NativeImage* image) {
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, source, png_error_to_jmp,
                                            png_ignore_warning);
   if (!png) {
@@ -78,32 +78,62 @@ bool decode_png_raw(PngReadSource* source, std::vector<uint8_t>* pixels, int* wi
   const png_uint_32 h = png_get_image_height(png, info);
   const int color_type = png_get_color_type(png, info);
   const int bit_depth = png_get_bit_depth(png, info);
-  // Everything becomes RGB8 the way Pillow's convert("RGB") sees it: palette
-  // expanded, gray replicated, alpha (and tRNS) dropped, 16-bit -> high byte.
-  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (bit_depth == 16) png_set_strip_16(png);
-  if ((color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
-    png_set_strip_alpha(png);
-  if (color_type == PNG_COLOR_TYPE_GRAY || color_type == PNG_COLOR_TYPE_GRAY_ALPHA)
-    png_set_gray_to_rgb(png);
+  // Pillow's PngImagePlugin modes: tRNS never adds an alpha channel, 16-bit
+  // colour keeps the high byte, 16-bit gray is "I" with its full value.
+  size_t sample_bytes = 1;
+  switch (color_type) {
+    case PNG_COLOR_TYPE_PALETTE:
+      image->mode = PixelMode::kPalette;
+      png_set_packing(png);
+      break;
+    case PNG_COLOR_TYPE_GRAY:
+      if (bit_depth == 16) {
+        image->mode = PixelMode::kInt32;
+        sample_bytes = 2;
+      } else {
+        image->mode = bit_depth == 1 ? PixelMode::kBilevel : PixelMode::kGray;
+        // Scales 1/2/4-bit levels to 0..255 by bit replication, as Pillow's L;2 / L;4 unpackers.
+        png_set_expand_gray_1_2_4_to_8(png);
+      }
+      break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: image->mode = PixelMode::kGrayAlpha; break;
+    case PNG_COLOR_TYPE_RGB: image->mode = PixelMode::kRgb; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: image->mode = PixelMode::kRgba; break;
+    default: png_error(png, "unknown colour type");
+  }
+  if (bit_depth == 16 && image->mode != PixelMode::kInt32) png_set_strip_16(png);
   png_set_interlace_handling(png);
   png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3) png_error(png, "unexpected row layout");
+  const size_t channels = image->mode == PixelMode::kInt32 ? 1 : mode_channels(image->mode);
+  const size_t row_bytes = static_cast<size_t>(w) * channels * sample_bytes;
+  if (png_get_rowbytes(png, info) != row_bytes) png_error(png, "unexpected row layout");
   if (static_cast<uint64_t>(w) * h > (1ull << 28)) png_error(png, "image too large");
-  pixels->resize(static_cast<size_t>(w) * h * 3);
+  if (image->mode == PixelMode::kPalette) {
+    png_colorp colors = nullptr;
+    int count = 0;
+    if (!png_get_PLTE(png, info, &colors, &count)) png_error(png, "palette image without a PLTE chunk");
+    image->palette.resize(256 * 3);
+    for (int i = 0; i < 256; ++i) {
+      const bool listed = i < count;
+      image->palette[i * 3 + 0] = listed ? colors[i].red : static_cast<uint8_t>(i);
+      image->palette[i * 3 + 1] = listed ? colors[i].green : static_cast<uint8_t>(i);
+      image->palette[i * 3 + 2] = listed ? colors[i].blue : static_cast<uint8_t>(i);
+    }
+  }
+  std::vector<uint8_t>& rows = image->samples;
+  rows.resize(row_bytes * h);
   row_pointers = static_cast<png_bytep*>(std::malloc(sizeof(png_bytep) * (h ? h : 1)));
-  for (png_uint_32 y = 0; y < h; ++y) row_pointers[y] = pixels->data() + static_cast<size_t>(y) * w * 3;
+  for (png_uint_32 y = 0; y < h; ++y) row_pointers[y] = rows.data() + static_cast<size_t>(y) * row_bytes;
   png_read_image(png, row_pointers);
   png_read_end(png, nullptr);
   std::free(row_pointers);
   png_destroy_read_struct(&png, &info, nullptr);
-  *width = static_cast<int>(w);
-  *height = static_cast<int>(h);
+  image->width = static_cast<int>(w);
+  image->height = static_cast<int>(h);
   return true;
 }
 
-Image decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+NativeImage decode_png(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   // IHDR is the first chunk of every PNG (signature, length, "IHDR", width,
   // height): the size is known before libpng reads or allocates anything.
   if (size >= 24 && std::memcmp(data + 12, "IHDR", 4) == 0) {
@@ -114,9 +144,15 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name, int6
     if (width * height > static_cast<uint64_t>(max_pixels)) too_many_pixels(name, width, height, max_pixels);
   }
   PngReadSource source{data, size, 0, {0}};
-  Image image;
-  if (!decode_png_raw(&source, &image.rgb, &image.width, &image.height))
-    corrupt(name, std::string("PNG: ") + source.message);
+  NativeImage image;
+  if (!decode_png_raw(&source, &image)) corrupt(name, std::string("PNG: ") + source.message);
+  if (image.mode == PixelMode::kInt32) {
+    // libpng leaves 16-bit samples big-endian.
+    image.wide.resize(static_cast<size_t>(image.width) * image.height);
+    for (size_t i = 0; i < image.wide.size(); ++i)
+      image.wide[i] = image.samples[2 * i] << 8 | image.samples[2 * i + 1];
+    image.samples = {};
+  }
   return image;
 }
 
@@ -144,7 +180,7 @@ void jpeg_emit_message(j_common_ptr cinfo, int level) {
 enum class JpegResult { kOk, kError, kTruncated, kTooLarge };
 
 JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, int64_t max_pixels, JpegErrorManager* errors,
-                           std::vector<uint8_t>* pixels, int* width, int* height) {
+                           NativeImage* image) {
   jpeg_decompress_struct cinfo;
   cinfo.err = jpeg_std_error(&errors->base);
   errors->base.error_exit = jpeg_error_to_jmp;
@@ -158,50 +194,44 @@ JpegResult decode_jpeg_raw(const uint8_t* data, size_t size, int64_t max_pixels,
   jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
   jpeg_read_header(&cinfo, TRUE);
   if (static_cast<uint64_t>(cinfo.image_width) * cinfo.image_height > static_cast<uint64_t>(max_pixels)) {
-    *width = static_cast<int>(cinfo.image_width);
-    *height = static_cast<int>(cinfo.image_height);
+    image->width = static_cast<int>(cinfo.image_width);
+    image->height = static_cast<int>(cinfo.image_height);
     jpeg_destroy_decompress(&cinfo);
     return JpegResult::kTooLarge;
   }
-  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  // Pillow's JpegDecode: libjpeg converts YCCK to CMYK, gray stays "L".
   // Same decoder settings as Pillow's defaults (islow DCT, fancy upsampling).
-  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  switch (cinfo.jpeg_color_space) {
+    case JCS_GRAYSCALE: cinfo.out_color_space = JCS_GRAYSCALE; image->mode = PixelMode::kGray; break;
+    case JCS_CMYK:
+    case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; image->mode = PixelMode::kCmyk; break;
+    default: cinfo.out_color_space = JCS_RGB; image->mode = PixelMode::kRgb; break;
+  }
   jpeg_start_decompress(&cinfo);
   const size_t w = cinfo.output_width, h = cinfo.output_height;
-  pixels->resize(w * h * 3);
-  std::vector<uint8_t> ink(cmyk ? w * 4 : 0);
-  // Adobe's CMYK JPEGs (Photoshop's, Pillow's) store inverted ink: Pillow
-  // reads them as "CMYK;I".
-  const bool inverted = cmyk && cinfo.saw_Adobe_marker;
+  const size_t row_bytes = w * cinfo.output_components;
+  image->samples.resize(row_bytes * h);
   while (cinfo.output_scanline < cinfo.output_height) {
-    uint8_t* out = pixels->data() + static_cast<size_t>(cinfo.output_scanline) * w * 3;
-    JSAMPROW row = cmyk ? ink.data() : out;
+    JSAMPROW row = image->samples.data() + static_cast<size_t>(cinfo.output_scanline) * row_bytes;
     jpeg_read_scanlines(&cinfo, &row, 1);
-    if (!cmyk) continue;
-    // Pillow's convert("RGB") of CMYK (libImaging/Convert.c cmyk2rgb):
-    // channel = (255 - k) - round((255 - k) · ink / 255).
-    for (size_t x = 0; x < w; ++x) {
-      uint8_t v[4];
-      for (int c = 0; c < 4; ++c) v[c] = inverted ? 255 - ink[x * 4 + c] : ink[x * 4 + c];
-      const int nk = 255 - v[3];
-      for (int c = 0; c < 3; ++c) {
-        const int t = v[c] * nk + 128;
-        out[x * 3 + c] = static_cast<uint8_t>(std::clamp(nk - (((t >> 8) + t) >> 8), 0, 255));
-      }
-    }
   }
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
-  *width = static_cast<int>(w);
-  *height = static_cast<int>(h);
+  image->width = static_cast<int>(w);
+  image->height = static_cast<int>(h);
   return errors->truncated ? JpegResult::kTruncated : JpegResult::kOk;
 }
 
-Image decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+NativeImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   JpegErrorManager errors;
-  Image image;
-  switch (decode_jpeg_raw(data, size, max_pixels, &errors, &image.rgb, &image.width, &image.height)) {
-    case JpegResult::kOk: return image;
+  NativeImage image;
+  switch (decode_jpeg_raw(data, size, max_pixels, &errors, &image)) {
+    case JpegResult::kOk:
+      // Pillow reads every 4-component JPEG as "CMYK;I" (Adobe polarity,
+      // what Photoshop writes), whatever its APP14 marker says.
+      if (image.mode == PixelMode::kCmyk)
+        for (uint8_t& v : image.samples) v = static_cast<uint8_t>(255 - v);
+      return image;
     case JpegResult::kTooLarge: too_many_pixels(name, image.width, image.height, max_pixels);
     case JpegResult::kError: corrupt(name, std::string("JPEG: ") + errors.message);
     case JpegResult::kTruncated: corrupt(name, "JPEG: file is truncated (premature end of data)");
@@ -263,7 +293,79 @@ const char* sniff_format(const uint8_t* data, size_t size) {
   return nullptr;
 }
 
-Image decode_bytes(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+const char* pillow_mode_name(PixelMode mode) {
+  switch (mode) {
+    case PixelMode::kBilevel: return "1";
+    case PixelMode::kGray: return "L";
+    case PixelMode::kGrayAlpha: return "LA";
+    case PixelMode::kPalette: return "P";
+    case PixelMode::kRgb: return "RGB";
+    case PixelMode::kRgba: return "RGBA";
+    case PixelMode::kInt32: return "I";
+    case PixelMode::kCmyk: return "CMYK";
+  }
+  return "?";
+}
+
+int mode_channels(PixelMode mode) {
+  switch (mode) {
+    case PixelMode::kBilevel:
+    case PixelMode::kGray:
+    case PixelMode::kPalette: return 1;
+    case PixelMode::kGrayAlpha: return 2;
+    case PixelMode::kRgb: return 3;
+    case PixelMode::kRgba:
+    case PixelMode::kCmyk: return 4;
+    case PixelMode::kInt32: return 0;
+  }
+  return 0;
+}
+
+Image to_rgb(NativeImage image) {
+  const size_t pixels = static_cast<size_t>(image.width) * image.height;
+  const size_t channels = mode_channels(image.mode);
+  check(image.width > 0 && image.height > 0 &&
+            (image.mode == PixelMode::kInt32 ? image.wide.size() == pixels
+                                             : image.samples.size() == pixels * channels) &&
+            (image.mode != PixelMode::kPalette || image.palette.size() == 256 * 3),
+        ErrorCode::kInvalidArgument,
+        std::string("to_rgb: malformed ") + pillow_mode_name(image.mode) + " image of " +
+            std::to_string(image.width) + "x" + std::to_string(image.height));
+  Image out;
+  out.width = image.width;
+  out.height = image.height;
+  if (image.mode == PixelMode::kRgb) {
+    out.rgb = std::move(image.samples);
+    return out;
+  }
+  out.rgb.resize(pixels * 3);
+  uint8_t* o = out.rgb.data();
+  const uint8_t* in = image.samples.data();
+  for (size_t i = 0; i < pixels; ++i, o += 3) {
+    switch (image.mode) {
+      case PixelMode::kBilevel:
+      case PixelMode::kGray:
+      case PixelMode::kGrayAlpha: o[0] = o[1] = o[2] = in[i * channels]; break;
+      case PixelMode::kPalette: std::memcpy(o, image.palette.data() + in[i] * 3, 3); break;
+      case PixelMode::kRgba: std::memcpy(o, in + i * 4, 3); break;
+      case PixelMode::kInt32: o[0] = o[1] = o[2] = static_cast<uint8_t>(std::clamp(image.wide[i], 0, 255)); break;
+      case PixelMode::kCmyk: {
+        const uint8_t* p = in + i * 4;
+        const int not_black = 255 - p[3];
+        for (int c = 0; c < 3; ++c) {
+          // MULDIV255: a*b/255 rounded, with Pillow's shifts.
+          const int t = p[c] * not_black + 128;
+          o[c] = static_cast<uint8_t>(std::clamp(not_black - (((t >> 8) + t) >> 8), 0, 255));
+        }
+        break;
+      }
+      case PixelMode::kRgb: break;
+    }
+  }
+  return out;
+}
+
+NativeImage decode_native_bytes(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
   check(max_pixels > 0, ErrorCode::kInvalidArgument, "the pixel limit must be positive");
   const char* format = sniff_format(data, size);
   if (format && format[0] == 'p') return decode_png(data, size, name, max_pixels);
@@ -271,9 +373,17 @@ Image decode_bytes(const uint8_t* data, size_t size, const std::string& name, in
   corrupt(name, size == 0 ? "file is empty" : "not a PNG or JPEG file (unknown signature)");
 }
 
-Image decode_file(const std::string& path, int64_t max_pixels) {
+NativeImage decode_native_file(const std::string& path, int64_t max_pixels) {
   std::vector<uint8_t> bytes = read_file(path);
-  return decode_bytes(bytes.data(), bytes.size(), path, max_pixels);
+  return decode_native_bytes(bytes.data(), bytes.size(), path, max_pixels);
+}
+
+Image decode_bytes(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  return to_rgb(decode_native_bytes(data, size, name, max_pixels));
+}
+
+Image decode_file(const std::string& path, int64_t max_pixels) {
+  return to_rgb(decode_native_file(path, max_pixels));
 }
 
 std::vector<uint8_t> encode_png(const Image& image, int compression_level) {

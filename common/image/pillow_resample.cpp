@@ -173,6 +173,7 @@ PillowAxis pillow_axis(int in_size, int out_size, PillowFilter filter) {
   axis.first.resize(out_size);
   axis.count.resize(out_size);
   axis.weights.assign(static_cast<size_t>(out_size) * axis.taps, 0);
+  axis.normalized.assign(static_cast<size_t>(out_size) * axis.taps, 0.0);
   std::vector<double> w(axis.taps);
   for (int i = 0; i < out_size; ++i) {
     const double center = (i + 0.5) * scale;
@@ -187,6 +188,7 @@ PillowAxis pillow_axis(int in_size, int out_size, PillowFilter filter) {
     int32_t* fixed = axis.weights.data() + static_cast<size_t>(i) * axis.taps;
     for (int x = 0; x < count; ++x) {
       const double normalized = total != 0.0 ? w[x] / total : w[x];
+      axis.normalized[static_cast<size_t>(i) * axis.taps + x] = normalized;
       // normalize_coeffs_8bpc: rounded half away from zero.
       fixed[x] = normalized < 0 ? static_cast<int32_t>(-0.5 + normalized * (1 << kPillowPrecisionBits))
                                 : static_cast<int32_t>(0.5 + normalized * (1 << kPillowPrecisionBits));

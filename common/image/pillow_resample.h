@@ -29,6 +29,9 @@ struct PillowAxis {
   std::vector<int> first;
   std::vector<int> count;
   std::vector<int32_t> weights;
+  // The same weights before fixed point (Pillow's kk), which its 32-bit
+  // ("I", "F") resampling uses in double precision.
+  std::vector<double> normalized;
 };
 PillowAxis pillow_axis(int in_size, int out_size, PillowFilter filter);
 

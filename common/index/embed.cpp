@@ -271,7 +271,8 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
       Decoded d;
       const auto t0 = Clock::now();
       try {
-        image::Image img = image::decode_file(options.images_dir + "/" + work[idx].path, options.max_image_pixels);
+        image::NativeImage img =
+            image::decode_native_file(options.images_dir + "/" + work[idx].path, options.max_image_pixels);
         const auto t1 = Clock::now();
         decode_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
         d.pixels = clip::preprocess_image(img, resolution);

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "clip/preprocess.h"
+#include "core/files.h"
 #include "core/h5.h"
 #include "image/codec.h"
 #include "tensor/tensor_h5.h"
@@ -37,7 +38,7 @@ TEST(ClipPreprocess, MatchesPillowOnEveryParityCase) {
   double overall_max = 0;
   for (const std::string& name : cases) {
     std::vector<uint8_t> png = file.read_uint8(name + "/png");
-    image::Image decoded = image::decode_bytes(png.data(), png.size(), name);
+    const image::NativeImage decoded = image::decode_native_bytes(png.data(), png.size(), name);
     at::Tensor ours = preprocess_image(decoded, 224);
     ASSERT_EQ(ours.sizes(), at::IntArrayRef({3, 224, 224})) << name;
     at::Tensor expected = read_tensor(file, name + "/expected");
@@ -66,6 +67,34 @@ TEST(ClipPreprocess, GeneratedPathMatchesPillowOnEveryParityCase) {
     at::Tensor ours = preprocess_generated(generated, 224)[0];
     at::Tensor expected = read_tensor(file, name + "/expected");
     EXPECT_LE((to_levels(ours) - to_levels(expected)).abs().max().item<double>(), 1e-3) << name;
+  }
+}
+
+// OpenAI's _transform resizes in the file's own mode and converts to RGB after
+// the crop: palette and 1-bit images NEAREST, RGBA / LA premultiplied, CMYK per
+// channel, 16-bit gray ("I") in double precision and clipped only at the end.
+// References: tests/image/modes/*.clip16.rgb, Pillow 9.4 (make_fixtures.py).
+TEST(ClipPreprocess, ResizesInTheFilesOwnModeAsPillowDoes) {
+  const char* files[] = {"gray_down.png",    "la_down.png",          "rgba_down.png",    "palette_down.png",
+                         "palette_trns_down.png", "bilevel_down.png", "gray16_down.png",  "cmyk_down.jpg",
+                         "rgb_down.jpg",     "gray_up.png",          "la_up.png",        "rgba_up.png",
+                         "palette_up.png",   "palette_trns_up.png",  "bilevel_up.png",   "gray16_up.png",
+                         "cmyk_up.jpg",      "rgb_up.jpg",           "rgb16_down.png",   "rgba16_down.png"};
+  const std::string dir = std::string(FEU_SOURCE_DIR) + "/tests/image/modes/";
+  for (const std::string file : files) {
+    const image::NativeImage native = image::decode_native_file(dir + file);
+    const image::Image ours = resize_and_crop(native, 16);
+    const std::vector<uint8_t> expected = read_file(dir + file.substr(0, file.rfind('.')) + ".clip16.rgb");
+    ASSERT_EQ(ours.rgb.size(), expected.size()) << file;
+    int worst = 0;
+    for (size_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(ours.rgb[i] - expected[i]));
+    EXPECT_EQ(worst, 0) << file << " (" << image::pillow_mode_name(native.mode) << ")";
+    // The normalized tensor is the same crop's.
+    at::Tensor levels = to_levels(preprocess_image(native, 16));
+    at::Tensor want = at::from_blob(const_cast<uint8_t*>(expected.data()), {16, 16, 3}, at::kByte)
+                          .permute({2, 0, 1})
+                          .to(at::kFloat);
+    EXPECT_LT((levels - want).abs().max().item<double>(), 1e-3) << file;
   }
 }
 

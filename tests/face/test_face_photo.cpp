@@ -332,17 +332,24 @@ TEST(PhotoFormats, GrayPaletteAnd16BitPhotosAreAligned) {
 // Pillow write it) decodes to what Pillow's convert("RGB") gives, exactly.
 // The fixture and Pillow 9.4's RGB of it: tests/face/data (made by
 // Image.fromarray(cmyk, "CMYK").save(quality=95)).
-TEST(PhotoFormats, CmykJpegDecodesAsPillowConvertsIt) {
+TEST(PhotoFormats, CmykJpegFixtureMatchesPillowExactly) {
   const std::string data = std::string(FEU_SOURCE_DIR) + "/tests/face/data/";
   const image::Image got = load_photo(data + "cmyk_adobe.jpg");
   const image::Image pillow = image::decode_file(data + "cmyk_adobe_pillow_rgb.png");
   ASSERT_EQ(got.width, 16);
   ASSERT_EQ(got.height, 12);
   EXPECT_EQ(got.rgb, pillow.rgb);
-  // libjpeg's own CMYK output (Adobe marker, ink not inverted) decodes too.
+}
+
+// A CMYK JPEG (print workflows) decodes as Pillow's convert("RGB") does:
+// samples read with Adobe polarity, stored 100 -> ink 155 of each of C, M, Y, K,
+// (255 - 155) - (255 - 155) * 155 / 255 = 39 per channel.
+TEST(PhotoFormats, CmykJpegDecodesAsPillowConvertsIt) {
   const std::vector<uint8_t> cmyk(8 * 8 * 4, 100);
   const std::vector<uint8_t> jpeg = make_jpeg(8, 8, 4, cmyk);
-  EXPECT_EQ(decode_photo(jpeg.data(), jpeg.size(), "print.jpg").width, 8);
+  const image::Image photo = decode_photo(jpeg.data(), jpeg.size(), "print.jpg");
+  ASSERT_EQ(photo.rgb.size(), 8u * 8 * 3);
+  for (uint8_t v : photo.rgb) EXPECT_NEAR(v, 39, 2);
 }
 
 // --------------------------------------------------------------- faces ----
