@@ -1,8 +1,7 @@
 // feu-daemon: the production daemon, serving edit::Engine.
-#include <spdlog/spdlog.h>
-
 #include <filesystem>
 
+#include "core/logging.h"
 #include "daemon_app.h"
 #include "engine_backend.h"
 #include "index/pull.h"
@@ -17,7 +16,7 @@ int main(int argc, char** argv) {
     follow.root = config.artifacts_root;
     // A fresh machine has nothing to serve before its first pull.
     if (!follow.from.empty() && !std::filesystem::exists(follow.root + "/current")) {
-      spdlog::info("artifacts: {}", index::pull(follow).text());
+      log_line(LogLevel::kInfo, "artifacts: " + index::pull(follow).text());
     }
     setup.backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(config));
     if (!config.artifacts_root.empty() || !config.artifacts_version.empty())
@@ -27,8 +26,7 @@ int main(int argc, char** argv) {
     if (!follow.from.empty())
       setup.background = std::make_shared<index::ArtifactFollower>(
           follow, std::chrono::seconds(config.artifacts_poll_s), [](const std::string& line, bool failed) {
-            if (failed) spdlog::warn("{}", line);
-            else spdlog::info("{}", line);
+            log_line(failed ? LogLevel::kWarn : LogLevel::kInfo, line);
           });
     return setup;
   });

@@ -41,4 +41,9 @@ void configure_logging(const std::string& format, const std::string& level) {
   spdlog::set_level(parsed);
 }
 
+void log_line(LogLevel level, const std::string& message) {
+  if (level == LogLevel::kWarn) spdlog::warn("{}", message);
+  else spdlog::info("{}", message);
+}
+
 }  // namespace feu

@@ -12,4 +12,10 @@ namespace feu {
 // Errors: invalid_argument naming the bad value.
 void configure_logging(const std::string& format, const std::string& level);
 
+// One log line through the configured logger, for code that must not include
+// spdlog: translation units that see libtorch's headers would pick up its
+// bundled fmt instead of the one Debian's spdlog was built against.
+enum class LogLevel { kInfo, kWarn };
+void log_line(LogLevel level, const std::string& message);
+
 }  // namespace feu
