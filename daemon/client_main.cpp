@@ -127,6 +127,20 @@ std::vector<std::string> read_instructions(const std::string& path) {
   return out;
 }
 
+#ifndef FEU_CLIENT_LOCAL
+// --local: the engine (libtorch) lives in the sibling program feu-local, so
+// that plain client calls start in milliseconds instead of seconds; this
+// replaces the process with it, same arguments.
+[[noreturn]] void exec_local_program(char** argv) {
+  std::string local_program = (fs::read_symlink("/proc/self/exe").parent_path() / "feu-local").string();
+  check(fs::exists(local_program), ErrorCode::kUnsupported,
+        "--local needs " + local_program + " (built with the edit engine), which is missing");
+  argv[0] = local_program.data();
+  execv(local_program.c_str(), argv);
+  throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
+}
+#endif
+
 // One number of option `flag`, e.g. --beta 0.1; the message names the flag.
 double parse_number(const std::string& text, const std::string& flag, const std::string& example) {
   try {
@@ -255,16 +269,17 @@ void save_latents(const std::string& path, const edit::EditResult& result) {
   AtomicFile out(path);
   {
     h5::File file = h5::File::create(out.temp_path());
-    const uint64_t channels = static_cast<uint64_t>(result.total_channels);
+    const int64_t channels = result.total_channels;
+    const int64_t values = static_cast<int64_t>(result.edited_styles.size());
     check(channels > 0 && !result.edited_styles.empty(), ErrorCode::kInternal, "the result carries no style codes");
-    file.write_float("s", result.edited_styles.data(), {result.edited_styles.size() / channels, channels});
+    file.write_float("s", result.edited_styles.data(), {values / channels, channels});
     file.set_attr("s", "kind", "s");
     std::vector<double> alphas;
     for (const auto& image : result.images) alphas.push_back(image.alpha);
-    if (alphas.size() * channels == result.edited_styles.size()) file.set_attr("s", "alphas", alphas);
+    if (static_cast<int64_t>(alphas.size()) * channels == values) file.set_attr("s", "alphas", alphas);
     if (!result.wplus.empty()) {
-      const uint64_t rows = static_cast<uint64_t>(std::max<int64_t>(result.wplus_rows, 1));
-      file.write_float("wplus", result.wplus.data(), {rows, result.wplus.size() / rows});
+      const int64_t rows = std::max<int64_t>(result.wplus_rows, 1);
+      file.write_float("wplus", result.wplus.data(), {rows, static_cast<int64_t>(result.wplus.size()) / rows});
       file.set_attr("wplus", "kind", "wplus");
     }
   }
@@ -440,14 +455,7 @@ int main(int argc, char** argv) {
         for (const edit::EditResult& result : results)
           std::cout << service::dump_json(service::edit_done_reply("local", result, json::object()).header) << "\n";
 #else
-      // The engine (libtorch) lives in the sibling program feu-local, so that
-      // plain client calls start in milliseconds instead of seconds.
-      std::string local_program = (fs::read_symlink("/proc/self/exe").parent_path() / "feu-local").string();
-      check(fs::exists(local_program), ErrorCode::kUnsupported,
-            "--local needs " + local_program + " (built with the edit engine), which is missing");
-      argv[0] = local_program.data();
-      execv(local_program.c_str(), argv);
-      throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
+      exec_local_program(argv);
 #endif
     } else if (jobs.size() == 1) {
       service::Client client = common.connect();
@@ -590,12 +598,7 @@ int main(int argc, char** argv) {
       std::cout << explained.dump(2) << "\n";
       return;
 #else
-      std::string local_program = (fs::read_symlink("/proc/self/exe").parent_path() / "feu-local").string();
-      check(fs::exists(local_program), ErrorCode::kUnsupported,
-            "--local needs " + local_program + " (built with the edit engine), which is missing");
-      argv[0] = local_program.data();
-      execv(local_program.c_str(), argv);
-      throw Error(ErrorCode::kIoError, "cannot run " + local_program + ": " + std::strerror(errno));
+      exec_local_program(argv);
 #endif
     }
     service::Client client = common.connect();
