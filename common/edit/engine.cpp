@@ -53,6 +53,9 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.clip_path = models.require_path("clip");
   out.vocab_path = models.require_path("vocab");
   out.clip_fp16 = models.get<bool>("clip_fp16", false);
+  out.cpu_render_lanes = models.get<int>("cpu_render_lanes", out.cpu_render_lanes);
+  if (out.cpu_render_lanes < 0 || out.cpu_render_lanes > 64)
+    models.fail("cpu_render_lanes", "must be 0 (auto: one per ATen thread, at most 8) or 1..64");
   out.e4e_path = models.path("e4e");
   models.finish();
   const ConfigMap artifacts = root.child("artifacts");

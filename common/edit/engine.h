@@ -51,6 +51,10 @@ struct EngineConfig {
   std::string clip_path;
   std::string vocab_path;
   bool clip_fp16 = false;
+  // CPU synthesis renders a batch's images in this many concurrent lanes, each
+  // one image at a time on its share of the ATen threads (0 = auto: one lane
+  // per thread, at most 8). One lane: every thread on each image in turn.
+  int cpu_render_lanes = 0;
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload

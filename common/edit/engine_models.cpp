@@ -1,9 +1,13 @@
 // StyleGAN2 and CLIP behind the engine's model interfaces (edit/models.h),
 // and Engine::create, which loads them from the config's files.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <exception>
+#include <thread>
 
 #include "clip/model.h"
 #include "clip/tokenizer.h"
@@ -38,7 +42,9 @@ std::vector<float> to_vector(const at::Tensor& tensor) {
 
 class Stylegan2Generator : public StyleGenerator {
  public:
-  explicit Stylegan2Generator(stylegan2::Generator generator) : generator_(std::move(generator)) {
+  // cpu_render_lanes: EngineConfig's (0 = auto)
+  Stylegan2Generator(stylegan2::Generator generator, int cpu_render_lanes)
+      : generator_(std::move(generator)), cpu_render_lanes_(cpu_render_lanes) {
     for (const stylegan2::StyleLayer& layer : generator_.style_space().layers()) {
       layout_.layer_names.push_back(layer.name);
       layout_.layer_offsets.push_back(layer.offset);
@@ -96,21 +102,58 @@ class Stylegan2Generator : public StyleGenerator {
         if (layers[i].resolution == 2 * size) stop = static_cast<int>(i);
       check(stop >= 0, ErrorCode::kInvalidArgument, "no block of this generator has resolution " + std::to_string(size));
     }
-    c10::InferenceMode guard;
     const int64_t total = total_channels();
     check(static_cast<int64_t>(styles.size()) == count * total, ErrorCode::kShapeMismatch,
           "render got " + std::to_string(styles.size()) + " style values for " + std::to_string(count) + " codes");
-    const at::Tensor all = at::from_blob(const_cast<float*>(styles.data()), {count, total}, at::kFloat)
-                               .to(generator_.device());
-    // Bounded chunks keep a large batch from exhausting memory at 1024². On
-    // CPU one image at a time: a batch saves no arithmetic there (the large
-    // layers modulate per sample anyway) and its 1024² activations (128 MB
-    // per image and layer) spill the caches and page-fault: batch 4 measured
-    // 3.1 s of CPU per image against 2.8 s at batch 1, worse in wall time.
-    const int64_t chunk = generator_.device().is_cuda() ? 16 : 1;
+    const at::Tensor all = at::from_blob(const_cast<float*>(styles.data()), {count, total}, at::kFloat);
+    if (generator_.device().is_cuda()) {
+      // Bounded chunks keep a large batch from exhausting GPU memory at 1024².
+      c10::InferenceMode guard;
+      return render_codes(all.to(generator_.device()), 16, stop);
+    }
+    // On CPU a batch saves no arithmetic (the large layers modulate per
+    // sample anyway) and its 1024² activations (128 MB per image and layer)
+    // spill the caches: batch 4 measured 3.1 s of CPU per image against 2.8 s
+    // at batch 1. Images go one at a time, in concurrent lanes: one ATen
+    // thread per image scales better than every thread on one image.
+    const int threads = at::get_num_threads();
+    const int64_t lanes = std::min<int64_t>(
+        count, cpu_render_lanes_ > 0 ? cpu_render_lanes_ : std::min(threads, kMaxAutoLanes));
+    if (lanes <= 1) {
+      c10::InferenceMode guard;
+      return render_codes(all, 1, stop);
+    }
+    std::vector<image::Image> images(static_cast<size_t>(count));
+    std::vector<std::exception_ptr> failures(static_cast<size_t>(lanes));
+    std::vector<std::thread> workers;
+    for (int64_t lane = 0; lane < lanes; ++lane) {
+      workers.emplace_back([&, lane] {
+        try {
+          // ATen's OpenMP backend runs on the calling thread's own team size:
+          // after ATen's lazy per-thread initialisation (get_num_threads),
+          // omp_set_num_threads narrows this lane alone (at::set_num_threads
+          // would also change the process-wide default for new threads).
+          at::get_num_threads();
+          omp_set_num_threads(std::max<int>(1, threads / static_cast<int>(lanes)));
+          c10::InferenceMode guard;
+          for (int64_t i = lane; i < count; i += lanes)
+            images[static_cast<size_t>(i)] = std::move(render_codes(all.narrow(0, i, 1), 1, stop).front());
+        } catch (...) {
+          failures[static_cast<size_t>(lane)] = std::current_exception();
+        }
+      });
+    }
+    for (std::thread& worker : workers) worker.join();
+    for (const std::exception_ptr& failure : failures)
+      if (failure) std::rethrow_exception(failure);
+    return images;
+  }
+
+  // codes: [N, total channels] on the generator's device; `stop` as above.
+  std::vector<image::Image> render_codes(const at::Tensor& codes, int64_t chunk, int stop) const {
     std::vector<image::Image> images;
-    for (int64_t start = 0; start < count; start += chunk) {
-      const at::Tensor flat = all.narrow(0, start, std::min(chunk, count - start));
+    for (int64_t start = 0; start < codes.size(0); start += chunk) {
+      const at::Tensor flat = codes.narrow(0, start, std::min(chunk, codes.size(0) - start));
       const std::vector<at::Tensor> split = generator_.style_space().split(flat);
       const at::Tensor img = stop < 0 ? generator_.synthesize(split, stylegan2::NoiseMode::kConst)
                                       : generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img;
@@ -120,7 +163,10 @@ class Stylegan2Generator : public StyleGenerator {
     return images;
   }
 
+  static constexpr int kMaxAutoLanes = 8;  // each lane holds a 1024² image's activations (~0.5 GB)
+
   stylegan2::Generator generator_;
+  int cpu_render_lanes_;
   StyleLayout layout_;
 };
 
@@ -198,7 +244,8 @@ class E4eFaceEncoder : public FaceEncoder {
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   use_compute_threads();
   const at::Device device = resolve_device(config.device);
-  auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device));
+  auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device),
+                                                        config.cpu_render_lanes);
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
                                                 clip::Tokenizer::load(config.vocab_path));
   auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);

@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <thread>
 
 #include "core/error.h"
 #include "core/files.h"
 #include "edit/engine.h"
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
 #include "image/codec.h"
@@ -39,11 +41,13 @@ struct Demo {
   }
 
   std::string write_config(const std::string& name, const std::string& edit,
-                           const std::string& generator = "demo/models/generator.h5") {
+                           const std::string& generator = "demo/models/generator.h5",
+                           const std::string& more_models = "") {
     const std::string path = dir.file(name + ".yaml");
     std::ofstream out(path);
     out << "device: cpu\n"
-        << "models: {generator: " << generator << ", clip: demo/models/clip.h5, vocab: demo/models/vocab.txt.gz}\n"
+        << "models: {generator: " << generator << ", clip: demo/models/clip.h5, vocab: demo/models/vocab.txt.gz"
+        << more_models << "}\n"
         << "artifacts: {root: demo/artifacts}\n"
         << "edit: {" << edit << "}\n";
     return path;
@@ -217,6 +221,38 @@ TEST(EngineModels, ReloadKeepsTheOldVersionOnError) {
   EXPECT_EQ(hits["hits"].size(), 3u);
 }
 
+TEST(EngineModels, CpuRenderLanesGiveTheSameImagesInOrder) {
+  const auto lanes_engine = [](int lanes) {
+    const std::string name = "lanes" + std::to_string(lanes);
+    return Engine::create(EngineConfig::load_file(demo().write_config(
+        name, "alphas: [1]", "demo/models/generator.h5", ", cpu_render_lanes: " + std::to_string(lanes))));
+  };
+  auto one = lanes_engine(1);
+  auto three = lanes_engine(3);
+  std::vector<float> styles;
+  for (int64_t seed = 0; seed < 5; ++seed) {
+    const std::vector<float> s = one->generator().styles_from_seed(seed, 0.7);
+    styles.insert(styles.end(), s.begin(), s.end());
+  }
+  at::set_num_threads(2);
+  const std::vector<image::Image> serial = one->generator().render(styles, 5);
+  const std::vector<image::Image> laned = three->generator().render(styles, 5);
+  ASSERT_EQ(laned.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) {
+    ASSERT_EQ(laned[i].rgb.size(), serial[i].rgb.size());
+    int worst = 0;  // other thread counts may sum in another order: a level at most
+    for (size_t k = 0; k < serial[i].rgb.size(); ++k)
+      worst = std::max(worst, std::abs(laned[i].rgb[k] - serial[i].rgb[k]));
+    EXPECT_LE(worst, 1) << "image " << i;
+    if (i > 0) EXPECT_NE(laned[i].rgb, laned[i - 1].rgb);  // each seed in its place
+  }
+  // The lanes narrow only their own threads: this thread and new ones keep ATen's setting.
+  EXPECT_EQ(at::get_num_threads(), 2);
+  int new_thread = 0;
+  std::thread([&] { new_thread = at::get_num_threads(); }).join();
+  EXPECT_EQ(new_thread, 2);
+}
+
 TEST(EngineConfig, SectionsAreValidated) {
   test::TempDir dir;
   auto load = [&](const std::string& text) {
@@ -232,6 +268,10 @@ TEST(EngineConfig, SectionsAreValidated) {
   EXPECT_EQ(code_of([&] { load(models + "artifacts: {}\n"); }), ErrorCode::kConfigError);
   EXPECT_EQ(code_of([&] { load("device: tpu\n" + models + "artifacts: {root: a}\n"); }), ErrorCode::kConfigError);
   EXPECT_EQ(code_of([&] { load("models: {generator: g.h5}\nartifacts: {root: a}\n"); }), ErrorCode::kConfigError);
+  EXPECT_EQ(code_of([&] {
+              load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_render_lanes: -1}\nartifacts: {root: a}\n");
+            }),
+            ErrorCode::kConfigError);
 }
 
 }  // namespace
