@@ -1,10 +1,13 @@
 // StyleGAN2 config-f 1024² (random weights: same cost as trained ones) on CPU:
 // synthesis at batch 1, 2, 4 and 8, and mapping + affines. Second argument: ATen
-// intra-op threads.
+// intra-op threads. BM_ServedRender times what the daemon runs (the engine's
+// render: codes to 8-bit images, in CPU lanes) on FEU_BENCH_CONFIG's generator
+// (configs/bench-real-size.yaml after `feu-indexer demo-assets --real-size`).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
+#include "edit/engine.h"
 #include "stylegan2/generator.h"
 #include "stylegan2/seed.h"
 
@@ -61,6 +64,36 @@ BENCHMARK(BM_MappingAndAffines)
     ->Args({1, 1})
     ->Args({4, 2})
     ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+void BM_ServedRender(benchmark::State& state) {
+  const char* config_path = std::getenv("FEU_BENCH_CONFIG");
+  if (config_path == nullptr) {
+    state.SkipWithError("set FEU_BENCH_CONFIG (e.g. configs/bench-real-size.yaml)");
+    return;
+  }
+  at::set_num_threads(2);
+  feu::edit::EngineConfig config = feu::edit::EngineConfig::load_file(config_path);
+  config.cpu_render_lanes = static_cast<int>(state.range(1));
+  std::unique_ptr<feu::edit::Engine> engine = feu::edit::Engine::create(config);
+  feu::edit::StyleGenerator& generator = engine->generator();
+  const int64_t batch = state.range(0);
+  std::vector<float> styles;
+  for (int64_t seed = 0; seed < batch; ++seed) {
+    const std::vector<float> one = generator.styles_from_seed(seed, 0.7);
+    styles.insert(styles.end(), one.begin(), one.end());
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(generator.render(styles, batch).data());
+  state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
+                                               benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ServedRender)
+    ->ArgNames({"batch", "lanes"})
+    ->Args({1, 1})
+    ->Args({4, 1})
+    ->Args({4, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1)
     ->UseRealTime();
 
 }  // namespace
