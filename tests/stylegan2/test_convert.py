@@ -23,6 +23,9 @@ import h5py
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nvlabs_pickle import write_nvlabs_pickle  # noqa: E402
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--indexer", required=True)
 parser.add_argument("--script", required=True)
@@ -123,66 +126,9 @@ with tempfile.TemporaryDirectory() as tmp:
         check(False, "rosinality conversion failed: %s" % e)
 
     # --- NVlabs PyTorch pickle ---------------------------------------------
-    persistence = types.ModuleType("torch_utils.persistence")
-
-    def _reconstruct_persistent_obj(meta):  # never called by the converter
-        raise AssertionError("the converter must not call pickled code")
-
-    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    sys.modules["torch_utils"] = types.ModuleType("torch_utils")
-    sys.modules["torch_utils.persistence"] = persistence
-
-    class Persistent:
-        def __init__(self, class_name, state):
-            self.meta = dict(type="class", version=6, module_src="raise SystemExit('source executed')",
-                             class_name="training.networks." + class_name, state=state)
-
-        def __reduce__(self):
-            return (_reconstruct_persistent_obj, (self.meta,))
-
-    def module_state(**extra):
-        s = dict(training=False, _parameters=collections.OrderedDict(), _buffers=collections.OrderedDict(),
-                 _non_persistent_buffers_set=set(), _modules=collections.OrderedDict())
-        s.update(extra)
-        return s
-
-    root = module_state(_init_kwargs=dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
-                                          mapping_kwargs=dict(num_layers=3), synthesis_kwargs=dict()))
-    nodes = {"": root}
-    buffers = ("resample_filter", "noise_const", "w_avg")
-    for key, value in W.items():
-        parts = key.split(".")
-        for depth in range(1, len(parts)):
-            path = ".".join(parts[:depth])
-            if path not in nodes:
-                parent = nodes[".".join(parts[:depth - 1])]
-                extra = {}
-                if parts[depth - 1].startswith("fc"):
-                    extra = dict(bias_gain=0.01, weight_gain=0.01 / 4, activation="lrelu")
-                if parts[depth - 1].startswith("conv"):
-                    extra = dict(conv_clamp=None, up=2 if parts[depth - 1] == "conv0" else 1)
-                if parts[depth - 1].startswith("b") and depth == 2:
-                    extra = dict(architecture="skip", use_fp16=False)
-                nodes[path] = module_state(**extra)
-                parent["_modules"][parts[depth - 1]] = nodes[path]
-        owner = nodes[".".join(parts[:-1])]
-        tensor = torch.from_numpy(value.copy())
-        if parts[-1] in buffers:
-            owner["_buffers"][parts[-1]] = tensor
-        else:
-            owner["_parameters"][parts[-1]] = torch.nn.Parameter(tensor, requires_grad=False)
-    nodes["synthesis.b4.conv1"]["_buffers"]["scratch"] = torch.zeros(3)  # non-persistent: skipped
-    nodes["synthesis.b4.conv1"]["_non_persistent_buffers_set"] = {"scratch"}
-
-    def wrap(state, name):
-        state["_modules"] = collections.OrderedDict(
-            (k, wrap(v, k)) for k, v in state["_modules"].items())
-        return Persistent(name, state)
-
     pkl = os.path.join(tmp, "network-snapshot.pkl")
-    with open(pkl, "wb") as f:
-        pickle.dump(dict(G_ema=wrap(root, "Generator"), training_set_kwargs=dict(resolution=16)), f)
+    write_nvlabs_pickle(W, dict(z_dim=16, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
+                                mapping_kwargs=dict(num_layers=3), synthesis_kwargs=dict()), pkl)
     try:
         out = os.path.join(tmp, "pkl.h5")
         conv.convert(pkl, out)
