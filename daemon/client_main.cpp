@@ -69,7 +69,7 @@ struct Common {
   // (a stopped daemon fails in seconds, not after every timeout and retry).
   service::Client connect() const {
     service::ClientOptions o = options();
-    service::probe_endpoint(o.server, std::min(2000, o.timeout_ms));
+    o.probe_timeout_ms = std::min(2000, o.timeout_ms);
     return service::Client(o);
   }
 };
@@ -297,6 +297,7 @@ int main(int argc, char** argv) {
   Common common;
   app.add_option("--server", common.server,
                  "daemon endpoint, or a fleet's fronts comma-separated (a timeout fails over to the next, same id)")
+      ->envname("FEU_SERVER")
       ->capture_default_str();
   app.add_option("--timeout", common.timeout_s, "seconds to wait for each reply before retrying")
       ->capture_default_str();

@@ -1,5 +1,7 @@
 #include "service/client.h"
 
+#include "service/endpoint_probe.h"
+
 #include <random>
 #include <thread>
 
@@ -19,14 +21,34 @@ Client::Client(ClientOptions options) : options_(std::move(options)), context_(1
   }
   // Clients of one fleet spread over its fronts.
   current_ = static_cast<size_t>(std::random_device{}()) % servers_.size();
+  if (options_.probe_timeout_ms > 0 && !pick_listening_server(/*must_find=*/true)) return;
   connect(false);
+}
+
+bool Client::pick_listening_server(bool must_find) {
+  std::string reasons;
+  for (size_t tried = 0; tried < servers_.size(); ++tried) {
+    try {
+      probe_endpoint(server(), options_.probe_timeout_ms);
+      return true;
+    } catch (const Error& e) {
+      reasons += (reasons.empty() ? "" : "; ") + std::string(e.what());
+      current_ = (current_ + 1) % servers_.size();
+    }
+  }
+  if (must_find) throw Error(ErrorCode::kIoError, reasons);
+  return false;
 }
 
 void Client::connect(bool next_server) {
   // A fresh socket per attempt: a reply to the abandoned one can never be
   // mistaken for this attempt's, and a stuck connection is dropped. After a
-  // failed attempt the next front is tried (Lazy Pirate over a fleet).
-  if (next_server) current_ = (current_ + 1) % servers_.size();
+  // failed attempt the next front is tried (Lazy Pirate over a fleet), the
+  // first one that listens when probing is on.
+  if (next_server) {
+    current_ = (current_ + 1) % servers_.size();
+    if (options_.probe_timeout_ms > 0) pick_listening_server(/*must_find=*/false);
+  }
   socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 0);
   if (!options_.curve_server_key.empty()) {

@@ -25,6 +25,11 @@ struct ClientOptions {
   std::string curve_server_key;    // Z85 server public key; non-empty enables CURVE
   std::string curve_public_key;    // Z85 client keypair (must be in the daemon's allow-list)
   std::string curve_secret_key;
+  // > 0: before using a tcp:// endpoint, check within this many ms that
+  // something listens there (service/endpoint_probe.h); a front that does not
+  // is skipped, and when none does the constructor throws instead of waiting
+  // out every timeout. 0: no check (ZeroMQ connects lazily).
+  int probe_timeout_ms = 0;
 };
 
 class Client {
@@ -65,6 +70,9 @@ class Client {
 
   // The endpoint in use, for messages.
   const std::string& server() const { return servers_[current_]; }
+  // Moves current_ to the first server, from current_ on, that a probe
+  // reaches; when none does, throws (must_find) or leaves current_ as it was.
+  bool pick_listening_server(bool must_find);
 
   ClientOptions options_;
   std::vector<std::string> servers_;

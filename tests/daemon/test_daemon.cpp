@@ -766,6 +766,33 @@ TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
   }
 }
 
+TEST(Daemon, AFrontListWithAStoppedFrontGoesToTheOneThatListens) {
+  test::TempDir dir;
+  std::string stopped;
+  {
+    DaemonProcess gone(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+    stopped = gone.endpoint();
+    ASSERT_FALSE(stopped.empty());
+    EXPECT_EQ(gone.stop(), 0);
+  }
+  test::TempDir live_dir;
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(live_dir, "")}, live_dir);
+  const std::string live = daemon.endpoint();
+  ASSERT_FALSE(live.empty());
+  // Timeouts of 600 s: only skipping the stopped front (whichever the client starts on) ends this early.
+  std::string out;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    ASSERT_EQ(test::run_command(test::program("feu") + " --server " + stopped + "," + live +
+                                    " --timeout 600 edit smile --seed 1 -o " + dir.file("x.png"),
+                                &out),
+              0)
+        << out;
+  }
+  // FEU_SERVER stands for --server; when no front listens, the error names each.
+  EXPECT_EQ(test::run_command("FEU_SERVER=" + stopped + "," + stopped + " " + test::program("feu") + " ping", &out), 2);
+  EXPECT_NE(out.find("nothing answers at " + stopped), std::string::npos) << out;
+}
+
 TEST(Daemon, RequestTextCannotForgeLogLines) {
   test::TempDir dir;
   DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
