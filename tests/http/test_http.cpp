@@ -204,6 +204,20 @@ TEST(HttpConfig, ShortAndLongFormsAndTheirMistakes) {
                      {"max_body_bytes"});
 }
 
+// CMakeLists.txt checks the link graph at configure time; this checks the
+// binaries as the loader sees them: the front resizes thumbnails with
+// feu_codec, and nothing may pull the ATen half of image/ (feu_image) in.
+TEST(HttpLinks, TheDaemonProgramAndThisTestLoadNoTorch) {
+  for (const std::string& binary : {fs::read_symlink("/proc/self/exe").string(),
+                                    std::string(FEU_TEST_BINARY_DIR) + "/feu-daemon-fake"}) {
+    std::string libraries;
+    ASSERT_EQ(test::run_command("ldd " + binary, &libraries), 0) << libraries;
+    EXPECT_NE(libraries.find("libc.so"), std::string::npos) << libraries;  // ldd did list them
+    for (const char* torch : {"libtorch", "libc10"})
+      EXPECT_EQ(libraries.find(torch), std::string::npos) << binary << " loads " << torch << ":\n" << libraries;
+  }
+}
+
 TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   test::TempDir dir;
   Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir)));
