@@ -1,5 +1,5 @@
 // Image files as feu reads and writes them: PNG and JPEG decoded to 8-bit RGB,
-// encoded from 8-bit RGB. No torch here (the daemon links this too).
+// encoded from 8-bit RGB. No torch here: it is feu_codec, which the torch-free service links.
 #pragma once
 
 #include <cstddef>

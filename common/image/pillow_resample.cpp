@@ -255,4 +255,35 @@ Image pillow_resize_region(const Image& image, int out_width, int out_height, Pi
   return out;
 }
 
+PixelSize pillow_thumbnail_size(int width, int height, int max_width, int max_height) {
+  check(width > 0 && height > 0 && max_width > 0 && max_height > 0, ErrorCode::kInvalidArgument,
+        "thumbnail: sizes must be positive (got " + std::to_string(width) + "x" + std::to_string(height) +
+            " into " + std::to_string(max_width) + "x" + std::to_string(max_height) + ")");
+  if (max_width >= width && max_height >= height) return {width, height};
+  const double aspect = static_cast<double>(width) / height;
+  // round_aspect: floor or ceil of `exact`, the one whose `error` is smaller
+  // (floor on a tie, as Python's min), at least 1.
+  auto round_aspect = [](double exact, const auto& error) {
+    const double low = std::floor(exact), high = std::ceil(exact);
+    return static_cast<int>(std::max(error(high) < error(low) ? high : low, 1.0));
+  };
+  PixelSize size{max_width, max_height};
+  if (static_cast<double>(max_width) / max_height >= aspect) {
+    size.width = round_aspect(max_height * aspect,
+                              [&](double n) { return std::abs(aspect - n / max_height); });
+  } else {
+    size.height = round_aspect(max_width / aspect, [&](double n) {
+      return n == 0 ? 0.0 : std::abs(aspect - max_width / n);
+    });
+  }
+  return size;
+}
+
+Image pillow_thumbnail(const Image& image, int max_side) {
+  check_rgb(image, "thumbnail");
+  const PixelSize size = pillow_thumbnail_size(image.width, image.height, max_side, max_side);
+  if (size.width == image.width && size.height == image.height) return image;
+  return pillow_resize(image, size.width, size.height, kPillowThumbnailFilter);
+}
+
 }  // namespace feu::image

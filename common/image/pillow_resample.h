@@ -52,4 +52,23 @@ Image pillow_resize(const Image& image, int out_width, int out_height, PillowFil
 Image pillow_resize_region(const Image& image, int out_width, int out_height, PillowFilter filter,
                            const PixelRect& region);
 
+// Pillow's Image.thumbnail((max_width, max_height)) size rule: the image's
+// aspect inside the box, the constrained side rounded down or up, whichever
+// keeps the aspect closer (at least 1 px). An image that already fits keeps its
+// size: a thumbnail never enlarges. Errors: invalid_argument for a
+// non-positive size or box.
+struct PixelSize {
+  int width = 0, height = 0;
+};
+PixelSize pillow_thumbnail_size(int width, int height, int max_width, int max_height);
+
+// Image.thumbnail's default filter.
+constexpr PillowFilter kPillowThumbnailFilter = PillowFilter::kBicubic;
+
+// image.thumbnail((max_side, max_side), reducing_gap=None) on an RGB image:
+// pillow_resize to pillow_thumbnail_size with BICUBIC. Pillow's default
+// reducing_gap=2.0 first shrinks by an integer factor with a box filter (and a
+// JPEG by DCT scaling in its decoder), a shortcut that only approximates this.
+Image pillow_thumbnail(const Image& image, int max_side);
+
 }  // namespace feu::image

@@ -6,12 +6,18 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <set>
+#include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "core/files.h"
 #include "core/h5.h"
 #include "core/text.h"
+#include "edit/lru_cache.h"
+#include "image/codec.h"
+#include "image/pillow_resample.h"
 #include "service/client.h"
 #include "service/metrics.h"
 #include "service/protocol.h"
@@ -49,14 +55,6 @@ struct HttpError {
 }
 
 std::string content_type_of(const std::string& format) { return format == "jpeg" ? "image/jpeg" : "image/png"; }
-
-std::string sniff_image_type(const std::string& bytes) {
-  if (bytes.rfind("\x89PNG", 0) == 0) return "image/png";
-  if (bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
-      static_cast<unsigned char>(bytes[1]) == 0xD8)
-    return "image/jpeg";
-  return "application/octet-stream";
-}
 
 std::string edit_path(const std::string& id) { return "/v1/edits/" + id; }
 
@@ -112,6 +110,32 @@ class CorpusFiles {
   std::map<int64_t, std::string> paths_;
 };
 
+// A corpus image shrunk for the page, encoded once and kept in the cache.
+struct Thumbnail {
+  std::string bytes;
+  std::string content_type;
+  std::string etag;  // quoted, from the bytes: a reload that changes an id's image changes it
+};
+using ThumbnailCache = edit::LruCache<std::shared_ptr<const Thumbnail>>;
+
+// Thumbnails are encoded once and then served from the cache, so they get
+// zlib's default level rather than the fast one generated images use.
+constexpr int kThumbnailPngLevel = 6;
+
+// If-None-Match holds `etag` (or is "*"): the client's copy is current.
+bool etag_matches(const std::string& if_none_match, const std::string& etag) {
+  if (if_none_match.empty()) return false;
+  std::istringstream tags(if_none_match);
+  for (std::string tag; std::getline(tags, tag, ',');) {
+    const size_t first = tag.find_first_not_of(" \t"), last = tag.find_last_not_of(" \t");
+    if (first == std::string::npos) continue;
+    tag = tag.substr(first, last - first + 1);
+    if (tag.rfind("W/", 0) == 0) tag = tag.substr(2);  // weak comparison, as RFC 9110 asks for GET
+    if (tag == "*" || tag == etag) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int http_status_for(const std::string& code) {
@@ -151,6 +175,7 @@ struct HttpFront::Impl {
   std::string endpoint;                       // "" until attached
   std::map<int, int64_t> responses;           // by HTTP status, for /metrics
   CorpusFiles corpus;
+  std::unique_ptr<ThumbnailCache> thumbnails;  // by file path, size and modification time
 
   std::string daemon_endpoint() {
     std::lock_guard<std::mutex> lock(mutex);
@@ -188,7 +213,9 @@ struct HttpFront::Impl {
     std::lock_guard<std::mutex> lock(mutex);
     json by_status = json::object();
     for (const auto& [code, n] : responses) by_status[std::to_string(code)] = n;
-    return {{"responses", by_status}};
+    return {{"responses", by_status},
+            {"thumbnail_cache",
+             {{"hits", thumbnails->hits()}, {"misses", thumbnails->misses()}, {"size", thumbnails->size()}}}};
   }
 
   bool authorized(const httplib::Request& req) const {
@@ -497,6 +524,11 @@ struct HttpFront::Impl {
     send_json(res, 200, out);
   }
 
+  // The corpus image as Pillow's Image.thumbnail((N, N), reducing_gap=None)
+  // makes it (N = thumbnail_px; image/pillow_resample.h), JPEG for a JPEG
+  // file and PNG otherwise. Cached while the file keeps its size and
+  // modification time; `no-cache` with an ETag makes browsers revalidate, so
+  // a reload that gives an id another image is never served stale.
   void get_thumbnail(const httplib::Request& req, httplib::Response& res) {
     const std::string text = req.matches[1];
     if (text.empty() || text.size() > 18)
@@ -507,17 +539,51 @@ struct HttpFront::Impl {
     if (version_dir.empty())
       refuse(404, error_code_name(ErrorCode::kNotFound),
              "the served artifact version names no directory, so its corpus images cannot be found");
-    std::string path = corpus.image_path(version_dir, id);
-    std::string bytes;
-    try {
-      std::vector<uint8_t> data = read_file(path);
-      bytes.assign(data.begin(), data.end());
-    } catch (const Error& e) {
+    const std::string path = corpus.image_path(version_dir, id);
+    std::error_code error;
+    const uintmax_t size = fs::file_size(path, error);
+    const auto modified = error ? fs::file_time_type() : fs::last_write_time(path, error);
+    if (error)
       refuse(404, error_code_name(ErrorCode::kNotFound),
-             "the image of corpus id " + std::to_string(id) + " cannot be read: " + e.what());
+             "the image of corpus id " + std::to_string(id) + " is missing: " + path + " (" + error.message() + ")");
+    const std::string key =
+        path + '\n' + std::to_string(size) + '\n' + std::to_string(modified.time_since_epoch().count());
+    std::shared_ptr<const Thumbnail> thumbnail;
+    if (auto cached = thumbnails->get(key)) {
+      thumbnail = *cached;
+    } else {
+      thumbnail = make_thumbnail(id, path);
+      thumbnails->put(key, thumbnail);
     }
-    res.set_header("Cache-Control", "public, max-age=86400");
-    res.set_content(bytes, sniff_image_type(bytes));
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("ETag", thumbnail->etag);
+    if (etag_matches(req.get_header_value("If-None-Match"), thumbnail->etag)) {
+      res.status = 304;
+      return;
+    }
+    res.set_content(thumbnail->bytes, thumbnail->content_type);
+  }
+
+  std::shared_ptr<const Thumbnail> make_thumbnail(int64_t id, const std::string& path) {
+    try {
+      const std::vector<uint8_t> file = read_file(path);
+      const char* format = image::sniff_format(file.data(), file.size());
+      const bool jpeg = format != nullptr && std::string(format) == "jpeg";
+      const image::Image small =
+          image::pillow_thumbnail(image::decode_bytes(file.data(), file.size(), path), config.thumbnail_px);
+      const std::vector<uint8_t> encoded =
+          jpeg ? image::encode_jpeg(small) : image::encode_png(small, kThumbnailPngLevel);
+      auto thumbnail = std::make_shared<Thumbnail>();
+      thumbnail->bytes.assign(encoded.begin(), encoded.end());
+      thumbnail->content_type = content_type_of(jpeg ? "jpeg" : "png");
+      thumbnail->etag = "\"" + sha256_bytes(encoded.data(), encoded.size()).substr(0, 32) + "\"";
+      return thumbnail;
+    } catch (const Error& e) {
+      // Gone since the stat: the client's 404. Unreadable or undecodable: the
+      // corpus is broken, the daemon's 500, with the reader's own code.
+      refuse(e.code() == ErrorCode::kNotFound ? 404 : 500, e.code_name(),
+             "the image of corpus id " + std::to_string(id) + " cannot be served: " + e.what());
+    }
   }
 
   // ---- health
@@ -566,6 +632,7 @@ HttpFront::HttpFront(HttpConfig config, HttpAssets assets)
     : config_(std::move(config)), impl_(std::make_unique<Impl>()) {
   impl_->config = config_;
   impl_->assets = std::move(assets);
+  impl_->thumbnails = std::make_unique<ThumbnailCache>(config_.thumbnail_cache);
   for (std::string hash : config_.token_sha256) {
     std::transform(hash.begin(), hash.end(), hash.begin(), [](unsigned char c) { return std::tolower(c); });
     impl_->token_hashes.insert(hash);

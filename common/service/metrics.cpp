@@ -156,17 +156,20 @@ std::string prometheus_text(const json& status, const json& http) {
   }
 
   const json& engine = object_at(status, "engine");
-  Family& hits = family("feu_cache_hits_total", "counter", "engine cache hits (text embeddings, FEU directions)");
-  Family& misses = family("feu_cache_misses_total", "counter", "engine cache misses");
-  Family& entries = family("feu_cache_entries", "gauge", "entries held by each engine cache");
-  for (const char* cache : {"text_cache", "direction_cache", "inversion_cache"}) {
-    const json& c = object_at(engine, cache);
-    if (c.empty()) continue;
-    std::string name = std::string(cache).substr(0, std::string(cache).size() - 6);
+  Family& hits = family("feu_cache_hits_total", "counter",
+                         "cache hits: the engine's (text embeddings, FEU directions, inversions) and the HTTP "
+                         "front's corpus thumbnails");
+  Family& misses = family("feu_cache_misses_total", "counter", "cache misses");
+  Family& entries = family("feu_cache_entries", "gauge", "entries held by each cache");
+  auto cache_samples = [&](const json& c, const std::string& name) {
+    if (c.empty()) return;
     hits.sample(number_at(c, "hits"), label("cache", name));
     misses.sample(number_at(c, "misses"), label("cache", name));
     entries.sample(number_at(c, "size"), label("cache", name));
-  }
+  };
+  for (const char* cache : {"text_cache", "direction_cache", "inversion_cache"})
+    cache_samples(object_at(engine, cache), std::string(cache).substr(0, std::string(cache).size() - 6));
+  cache_samples(object_at(http, "thumbnail_cache"), "thumbnail");
   const json& reload = object_at(status, "reload");
   family("feu_reload_state", "gauge", "the artifact reload state (1 for the current one)")
       .sample(1, label("state", reload.value("state", std::string("idle"))));

@@ -10,8 +10,9 @@ namespace feu::service {
 
 // `status`: Server::status_json() (counters, histograms, queue, results,
 // journal, engine caches, artifact version). `http`: the HTTP front's own
-// counters, {"responses": {"200": n, ...}} (may be empty). Every family has
-// HELP and TYPE lines; counters end in _total; durations are in seconds.
+// counters, {"responses": {"200": n, ...}, "thumbnail_cache": {"hits",
+// "misses", "size"}} (may be empty). Every family has HELP and TYPE lines;
+// counters end in _total; durations are in seconds.
 std::string prometheus_text(const nlohmann::json& status, const nlohmann::json& http);
 
 // A label value escaped for the text format (backslash, double quote, newline).

@@ -69,6 +69,8 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
       c.http.token_sha256 = h.get<std::vector<std::string>>("token_sha256", {});
       c.http.max_body_bytes = positive_size(h, "max_body_bytes", c.http.max_body_bytes);
       c.http.max_wait_s = static_cast<int64_t>(positive_size(h, "max_wait_s", c.http.max_wait_s));
+      c.http.thumbnail_px = h.get<int>("thumbnail_px", c.http.thumbnail_px);
+      c.http.thumbnail_cache = h.get<size_t>("thumbnail_cache", c.http.thumbnail_cache);
       h.finish();
     }
     if (!short_form.empty()) c.http.bind = short_form;
@@ -179,6 +181,11 @@ void ServerConfig::validate() const {
                 "' is not a sha256 (expected 64 hex digits, the hash of a token, never the token itself)");
     check(http.max_body_bytes > 0 && http.max_wait_s > 0, ErrorCode::kConfigError,
           "daemon.http.max_body_bytes and max_wait_s must be positive");
+    constexpr int kMinPx = HttpConfig::kMinThumbnailPx, kMaxPx = HttpConfig::kMaxThumbnailPx;
+    check(http.thumbnail_px >= kMinPx && http.thumbnail_px <= kMaxPx, ErrorCode::kConfigError,
+          "daemon.http.thumbnail_px is " + std::to_string(http.thumbnail_px) + ": expected " +
+              std::to_string(kMinPx) + ".." + std::to_string(kMaxPx) +
+              " (the longer side of a corpus thumbnail, in pixels)");
     // The front is a ZeroMQ client of this daemon; it has no key of its own.
     check(!curve.enabled, ErrorCode::kConfigError,
           "daemon.http cannot be used with daemon.curve yet (the HTTP front has no client key): terminate "

@@ -26,6 +26,12 @@ struct HttpConfig {
   std::vector<std::string> token_sha256;
   size_t max_body_bytes = 16u << 20;       // a request body (a photo upload) larger is refused, unread (413)
   int64_t max_wait_s = 300;                // the most `?wait=SECONDS` holds a request open
+  // GET /v1/corpus/{id}/thumbnail: the corpus image's longer side shrunk to
+  // at most this many pixels (as Pillow's Image.thumbnail), and how many
+  // encoded thumbnails are kept (least recently used dropped; 0 = none).
+  int thumbnail_px = 128;
+  static constexpr int kMinThumbnailPx = 16, kMaxThumbnailPx = 1024;
+  size_t thumbnail_cache = 512;
   bool enabled() const { return !bind.empty(); }
 };
 

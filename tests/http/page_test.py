@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Drives the feu web page in headless Chromium through chromedriver (W3C WebDriver).
 
-Usage: page_test.py URL PHOTO SCREENSHOT
+Usage: page_test.py URL PHOTO SCREENSHOT [THUMBNAIL_PX]
 Opens the page at a phone's width, uploads PHOTO, types an instruction, moves
 the alpha slider with the keyboard, submits the alpha strip, waits for the
 slider's image and the grid, checks that every image loaded and that the
-positive and negative corpus thumbnails appear, and saves a screenshot.
+positive and negative corpus thumbnails appear (with THUMBNAIL_PX, as images
+whose longer side is that many pixels: the server's thumbnails, not the corpus
+files), and saves a screenshot.
 When the daemon refuses photos (a protocol without the photo latent) it says
 so and repeats the same steps with a seed. Exit 0 on success, 1 on failure,
 77 when chromium or chromedriver is missing.
@@ -94,6 +96,7 @@ return {
   grid_loaded: all('#grid img').filter(loaded).length,
   positives: all('.thumbs.pos img').filter(loaded).length,
   negatives: all('.thumbs.neg img').filter(loaded).length,
+  thumbnail_sides: all('.thumbs img').filter(loaded).map((img) => Math.max(img.naturalWidth, img.naturalHeight)),
   why: document.getElementById('why').textContent,
   status: document.getElementById('status').textContent,
 };
@@ -126,6 +129,7 @@ def main():
         print("chromium or chromedriver is not installed")
         return 77
     url, photo, screenshot = sys.argv[1:4]
+    thumbnail_px = int(sys.argv[4]) if len(sys.argv) > 4 else None
     driver = Driver()
     try:
         driver.s("POST", "/url", {"url": url})
@@ -144,7 +148,8 @@ def main():
         print(json.dumps({"source": used, **state}))
         ok = (not state["error"] and state["current"] and state["grid"] >= 2 and
               state["grid_loaded"] == state["grid"] and state["positives"] > 0 and state["negatives"] > 0 and
-              "SVM accuracy" in state["why"])
+              "SVM accuracy" in state["why"] and
+              (thumbnail_px is None or all(side == thumbnail_px for side in state["thumbnail_sides"])))
         return 0 if ok else 1
     finally:
         driver.close()

@@ -24,6 +24,8 @@
 #include "core/config.h"
 #include "core/files.h"
 #include "core/h5.h"
+#include "image/codec.h"
+#include "image/pillow_resample.h"
 #include "service/server_config.h"
 #include "test_support.h"
 
@@ -91,19 +93,29 @@ class Daemon {
   pid_t pid_ = -1;
 };
 
-// One artifact version with a two-image corpus (ids 5 and 6), for thumbnails:
-// signatures only, or (`viewable`) PNGs a browser shows.
-std::string write_artifacts(const test::TempDir& dir, bool viewable = false) {
+// A corpus image with detail along both axes, so that resampling shows.
+image::Image pattern_image(int width, int height) {
+  image::Image out{width, height, {}};
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < 3; ++c)
+        out.rgb.push_back(static_cast<uint8_t>((x * 7 + y * 3 + c * 80 + (x * y) % 29 * 4) % 256));
+  return out;
+}
+constexpr int64_t kPngId = 5, kJpegId = 6, kNotAnImageId = 7, kGoneId = 8;
+
+// One artifact version whose corpus holds a 300x200 PNG (id 5), a 150x260
+// JPEG (6), a file that is no image (7) and one that is gone (8).
+std::string write_artifacts(const test::TempDir& dir) {
   fs::create_directories(dir.file("images"));
   fs::create_directories(dir.file("artifacts/v7/corpus"));
-  std::ofstream(dir.file("images/a.png"), std::ios::binary)
-      << (viewable ? test::solid_png(48, 40, 170, 60) : std::string("\x89PNG\r\n\x1a\nfake-a"));
-  std::ofstream(dir.file("images/b.jpg"), std::ios::binary)
-      << (viewable ? test::solid_png(48, 200, 50, 40) : std::string("\xFF\xD8\xFF" "fake-b"));
+  image::write_image(dir.file("images/a.png"), pattern_image(300, 200));
+  image::write_image(dir.file("images/b.jpg"), pattern_image(150, 260));
+  std::ofstream(dir.file("images/c.png"), std::ios::binary) << "\x89PNG\r\n\x1a\nno image after all";
   h5::File file = h5::File::create(dir.file("artifacts/v7/corpus/corpus.h5"));
-  std::vector<int64_t> ids = {5, 6};
-  file.write_int64("ids", ids.data(), {2});
-  file.write_strings("paths", {"a.png", "b.jpg"});
+  std::vector<int64_t> ids = {kPngId, kJpegId, kNotAnImageId, kGoneId};
+  file.write_int64("ids", ids.data(), {4});
+  file.write_strings("paths", {"a.png", "b.jpg", "c.png", "gone.png"});
   file.set_attr("/", "corpus_root", dir.file("images"));
   file.close();
   fs::create_directory_symlink("v7", dir.file("artifacts/current"));
@@ -174,6 +186,19 @@ json body_of(const httplib::Result& result) { return json::parse(result->body); 
 
 std::string code_of(const httplib::Result& result) { return body_of(result)["error"]["code"]; }
 
+// The value of one sample ("name{labels}") in Prometheus text; -1 when absent.
+double metric_value(const std::string& text, const std::string& sample) {
+  std::regex line("(^|\n)" + std::regex_replace(sample, std::regex(R"([{}\[\]().+*?^$|\\])"), R"(\$&)") +
+                  " ([^\n]+)");
+  std::smatch m;
+  return std::regex_search(text, m, line) ? std::stod(m[2]) : -1.0;
+}
+
+image::Image decoded(const httplib::Result& result) {
+  return image::decode_bytes(reinterpret_cast<const uint8_t*>(result->body.data()), result->body.size(),
+                             "the served thumbnail");
+}
+
 ServerConfig http_config(const std::string& http_yaml) {
   ConfigMap root = ConfigMap::parse("daemon:\n  http: " + http_yaml + "\n", "test.yaml");
   return ServerConfig::from_config(root.child("daemon"));
@@ -188,6 +213,11 @@ TEST(HttpConfig, ShortAndLongFormsAndTheirMistakes) {
   EXPECT_EQ(full.http.token_sha256, std::vector<std::string>{hash});
   EXPECT_EQ(full.http.max_body_bytes, 1000u);
   EXPECT_EQ(full.http.max_wait_s, 5);
+  EXPECT_EQ(full.http.thumbnail_px, 128);
+  EXPECT_EQ(full.http.thumbnail_cache, 512u);
+  ServerConfig small = http_config("{bind: \"127.0.0.1:0\", thumbnail_px: 64, thumbnail_cache: 0}");
+  EXPECT_EQ(small.http.thumbnail_px, 64);
+  EXPECT_EQ(small.http.thumbnail_cache, 0u);
   EXPECT_FALSE(ServerConfig().http.enabled());
 
   test::expect_error([] { http_config("\"localhost:9464\""); }, ErrorCode::kConfigError,
@@ -202,6 +232,27 @@ TEST(HttpConfig, ShortAndLongFormsAndTheirMistakes) {
   test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", colour: red}"); }, ErrorCode::kConfigError, {"colour"});
   test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", max_body_bytes: -1}"); }, ErrorCode::kConfigError,
                      {"max_body_bytes"});
+  for (const char* side : {"8", "4096", "-1"})
+    test::expect_error([side] { http_config(std::string("{bind: \"127.0.0.1:1\", thumbnail_px: ") + side + "}"); },
+                       ErrorCode::kConfigError, {"daemon.http.thumbnail_px is " + std::string(side), "16..1024"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", thumbnail_px: big}"); }, ErrorCode::kConfigError,
+                     {"thumbnail_px", "integer"});
+  test::expect_error([] { http_config("{bind: \"127.0.0.1:1\", thumbnail_cache: -1}"); }, ErrorCode::kConfigError,
+                     {"thumbnail_cache", "non-negative"});
+}
+
+// CMakeLists.txt checks the link graph at configure time; this checks the
+// binaries as the loader sees them: the front resizes thumbnails with
+// feu_codec, and nothing may pull the ATen half of image/ (feu_image) in.
+TEST(HttpLinks, TheDaemonProgramAndThisTestLoadNoTorch) {
+  for (const std::string& binary : {fs::read_symlink("/proc/self/exe").string(),
+                                    std::string(FEU_TEST_BINARY_DIR) + "/feu-daemon-fake"}) {
+    std::string libraries;
+    ASSERT_EQ(test::run_command("ldd " + binary, &libraries), 0) << libraries;
+    EXPECT_NE(libraries.find("libc.so"), std::string::npos) << libraries;  // ldd did list them
+    for (const char* torch : {"libtorch", "libc10"})
+      EXPECT_EQ(libraries.find(torch), std::string::npos) << binary << " loads " << torch << ":\n" << libraries;
+  }
 }
 
 TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
@@ -295,11 +346,23 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   EXPECT_EQ(body_of(retrieved)["hits"][0]["thumbnail"], "/v1/corpus/0/thumbnail");
   EXPECT_EQ(api.post("/v1/retrieve", "/v1/retrieve", R"({"text": "fail", "k": 3})")->status, 404);
   EXPECT_EQ(api.post("/v1/retrieve", "/v1/retrieve", R"({"text": 3})")->status, 400);
-  auto thumbnail = api.get("/v1/corpus/6/thumbnail", "/v1/corpus/{id}/thumbnail");
+  const std::string thumbnail_path = "/v1/corpus/{id}/thumbnail";
+  auto thumbnail = api.get("/v1/corpus/6/thumbnail", thumbnail_path);
   ASSERT_EQ(thumbnail->status, 200) << thumbnail->body;
-  EXPECT_EQ(thumbnail->body, "\xFF\xD8\xFF" "fake-b");
   EXPECT_EQ(thumbnail->get_header_value("Content-Type"), "image/jpeg");
-  EXPECT_EQ(api.get("/v1/corpus/99/thumbnail", "/v1/corpus/{id}/thumbnail")->status, 404);
+  const std::string etag = thumbnail->get_header_value("ETag");
+  EXPECT_EQ(etag.size(), 34u) << etag;
+  auto unchanged = api.get("/v1/corpus/6/thumbnail", thumbnail_path, {{"If-None-Match", "\"other\", W/" + etag}});
+  EXPECT_EQ(unchanged->status, 304);
+  EXPECT_TRUE(unchanged->body.empty());
+  EXPECT_EQ(api.get("/v1/corpus/6/thumbnail", thumbnail_path, {{"If-None-Match", "\"other\""}})->status, 200);
+  for (auto [id, status, code] : std::vector<std::tuple<int64_t, int, std::string>>{
+           {99, 404, "not_found"}, {kGoneId, 404, "not_found"}, {kNotAnImageId, 500, "corrupt_file"}}) {
+    auto refused = api.get("/v1/corpus/" + std::to_string(id) + "/thumbnail", thumbnail_path);
+    EXPECT_EQ(refused->status, status) << id << ": " << refused->body;
+    EXPECT_EQ(code_of(refused), code) << refused->body;
+  }
+  EXPECT_EQ(api.get("/v1/corpus/1234567890123456789/thumbnail", thumbnail_path)->status, 400);
 
   // A route the API does not have: JSON 404 too.
   auto nowhere = httplib::Client(url).Get("/v2/nothing");
@@ -307,6 +370,73 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   EXPECT_EQ(code_of(nowhere), "not_found");
 
   api.check_against_openapi(dir);
+}
+
+// The thumbnail is Pillow's Image.thumbnail of the corpus image: its size,
+// and the pixels pillow_resample's BICUBIC gives at that size. The second
+// request is a cache hit (the metrics count it) with the same bytes.
+TEST(HttpThumbnail, PillowsThumbnailOfTheCorpusImageThenFromTheCache) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir)));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  auto metric = [&](const std::string& counter) {
+    auto scrape = httplib::Client(url).Get("/metrics");
+    return scrape ? metric_value(scrape->body, counter + "{cache=\"thumbnail\"}") : -2.0;
+  };
+  const std::string path = "/v1/corpus/{id}/thumbnail";
+  EXPECT_EQ(metric("feu_cache_misses_total"), 0);
+
+  auto first = api.get("/v1/corpus/" + std::to_string(kPngId) + "/thumbnail", path);
+  ASSERT_EQ(first->status, 200) << first->body;
+  EXPECT_EQ(first->get_header_value("Content-Type"), "image/png");
+  const image::Image thumbnail = decoded(first);
+  EXPECT_EQ(thumbnail.width, 128);  // 300x200, the longer side 128: 128 / 1.5 = 85.3
+  EXPECT_EQ(thumbnail.height, 85);
+  const image::Image original = image::decode_file(dir.file("images/a.png"));
+  EXPECT_TRUE(thumbnail.rgb == image::pillow_resize(original, 128, 85, image::PillowFilter::kBicubic).rgb);
+  EXPECT_EQ(metric("feu_cache_misses_total"), 1);
+  EXPECT_EQ(metric("feu_cache_hits_total"), 0);
+
+  auto second = api.get("/v1/corpus/" + std::to_string(kPngId) + "/thumbnail", path);
+  ASSERT_EQ(second->status, 200);
+  EXPECT_TRUE(second->body == first->body);
+  EXPECT_EQ(metric("feu_cache_hits_total"), 1);
+  EXPECT_EQ(metric("feu_cache_misses_total"), 1);
+  EXPECT_EQ(metric("feu_cache_entries"), 1);
+
+  // A JPEG's thumbnail is a JPEG: 150x260 -> 74x128 (128 * 150 / 260 = 73.8),
+  // the same resize encoded at image::encode_jpeg's default quality.
+  auto jpeg = api.get("/v1/corpus/" + std::to_string(kJpegId) + "/thumbnail", path);
+  ASSERT_EQ(jpeg->status, 200) << jpeg->body;
+  EXPECT_EQ(jpeg->get_header_value("Content-Type"), "image/jpeg");
+  const image::Image small = decoded(jpeg);
+  EXPECT_EQ(small.width, 74);
+  EXPECT_EQ(small.height, 128);
+  const std::vector<uint8_t> expected = image::encode_jpeg(
+      image::pillow_resize(image::decode_file(dir.file("images/b.jpg")), 74, 128, image::PillowFilter::kBicubic));
+  EXPECT_TRUE(jpeg->body == std::string(expected.begin(), expected.end()));
+  api.check_against_openapi(dir);
+}
+
+TEST(HttpThumbnail, ConfiguredSideAndNoCache) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: {bind: \"127.0.0.1:0\", thumbnail_px: 64, thumbnail_cache: 0}\n",
+                                  write_artifacts(dir)));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  httplib::Client client(url);
+  for (int i = 0; i < 2; ++i) {
+    auto r = client.Get("/v1/corpus/" + std::to_string(kPngId) + "/thumbnail");
+    ASSERT_EQ(r->status, 200) << r->body;
+    const image::Image thumbnail = decoded(r);
+    EXPECT_EQ(thumbnail.width, 64);  // 64 / 1.5 = 42.7: 43 keeps the aspect closer
+    EXPECT_EQ(thumbnail.height, 43);
+  }
+  std::string metrics = client.Get("/metrics")->body;
+  EXPECT_EQ(metric_value(metrics, "feu_cache_misses_total{cache=\"thumbnail\"}"), 2) << metrics;
+  EXPECT_EQ(metric_value(metrics, "feu_cache_hits_total{cache=\"thumbnail\"}"), 0) << metrics;
 }
 
 TEST(Http, PhotoUploadIsTheProtocolsPhotoLatent) {
@@ -419,12 +549,7 @@ TEST(Http, NotReadyUntilLoadedAndMetricsMove) {
     EXPECT_EQ(r->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u);
     return r->body;
   };
-  auto value = [](const std::string& text, const std::string& sample) {
-    std::regex line("(^|\n)" + std::regex_replace(sample, std::regex(R"([{}\[\]().+*?^$|\\])"), R"(\$&)") +
-                    " ([^\n]+)");
-    std::smatch m;
-    return std::regex_search(text, m, line) ? std::stod(m[2]) : -1.0;
-  };
+  auto value = metric_value;
   std::string before = scrape();
   EXPECT_EQ(value(before, "feu_jobs_done_total"), 0);
   ASSERT_EQ(api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "smile"})")->status, 200);
@@ -490,8 +615,9 @@ TEST(Http, NonLoopbackBindNeedsBearerTokens) {
 
 // The page in headless Chromium (tests/http/page_test.py): a real photo from
 // the shared faces, an instruction, the α slider, the grid and the corpus
-// thumbnails, against the daemon with engine-like results; the screenshot is
-// kept as build/tests/artifacts/http_page.png.
+// thumbnails (the server's, 128 px on the longer side), against the daemon
+// with engine-like results; the screenshot is kept as
+// build/tests/artifacts/http_page.png.
 TEST(HttpPage, PhotoInstructionSliderGridAndThumbnailsInChromium) {
   std::string faces = std::string(FEU_DEFAULT_SHARED_DIR) + "/faces";
   std::string photo = faces + "/Tom_Cruise_avp_2014_4.jpg";
@@ -500,7 +626,7 @@ TEST(HttpPage, PhotoInstructionSliderGridAndThumbnailsInChromium) {
   if (test::run_command("command -v chromium >/dev/null && command -v chromedriver >/dev/null") != 0)
     GTEST_SKIP() << "chromium and chromium-driver are not installed (scripts/install-deps.sh)";
   test::TempDir dir;
-  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir, true)),
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n", write_artifacts(dir)),
                 {"--fake-page-like", "--fake-batch-ms", "20"});
   std::string url = daemon.url();
   ASSERT_FALSE(url.empty()) << daemon.log();
@@ -509,7 +635,7 @@ TEST(HttpPage, PhotoInstructionSliderGridAndThumbnailsInChromium) {
   fs::remove(screenshot);
   std::string out;
   int rc = test::run_command(std::string("python3 ") + FEU_HTTP_TEST_DIR + "/page_test.py " + url + "/ " + photo +
-                                 " " + screenshot + " 2>&1",
+                                 " " + screenshot + " 128 2>&1",
                              &out);
   if (rc == 77) GTEST_SKIP() << out;
   EXPECT_EQ(rc, 0) << out << "\n" << daemon.log();

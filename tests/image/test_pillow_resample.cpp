@@ -89,5 +89,43 @@ TEST(PillowResample, BadSizesAndRegionsAreRefused) {
   EXPECT_THROW(pillow_resize_region(pattern, 4, 4, PillowFilter::kBilinear, {2, 2, 2, 4}), Error);
 }
 
+// Sizes and pixels from Pillow 9.4.0 itself:
+// Image.new("RGB", (w, h)).thumbnail(box, reducing_gap=None).size.
+TEST(PillowThumbnail, SizesArePillows) {
+  struct Case {
+    int width, height, max_width, max_height, expected_width, expected_height;
+  };
+  for (const Case& c : std::vector<Case>{{1024, 768, 128, 128, 128, 96},
+                                         {480, 640, 128, 128, 96, 128},
+                                         {128, 200, 128, 128, 82, 128},
+                                         {1000, 301, 128, 128, 128, 39},
+                                         {1001, 999, 128, 128, 128, 128},
+                                         // 10 / aspect = 2.49: 3 keeps the aspect closer than 2 does
+                                         {1000, 249, 10, 10, 10, 3},
+                                         // at least 1 px
+                                         {3, 1000, 128, 128, 1, 128},
+                                         {1000, 3, 128, 128, 128, 1},
+                                         // already fits: never enlarged
+                                         {100, 50, 128, 128, 100, 50}}) {
+    const PixelSize size = pillow_thumbnail_size(c.width, c.height, c.max_width, c.max_height);
+    EXPECT_EQ(size.width, c.expected_width) << c.width << "x" << c.height << " into " << c.max_width;
+    EXPECT_EQ(size.height, c.expected_height) << c.width << "x" << c.height << " into " << c.max_width;
+  }
+  test::expect_error([] { pillow_thumbnail_size(10, 10, 0, 10); }, ErrorCode::kInvalidArgument,
+                     {"thumbnail", "positive"});
+}
+
+TEST(PillowThumbnail, PixelsArePillowsBicubic) {
+  // PIL.Image.fromarray(pattern).thumbnail((4, 4), reducing_gap=None)
+  const std::vector<uint8_t> golden = {55,  108, 162, 120, 175, 131, 166, 161, 155, 132, 103, 96,
+                                       145, 129, 101, 83,  109, 120, 117, 144, 132, 133, 154, 183,
+                                       83,  142, 190, 151, 156, 137, 106, 121, 91,  127, 124, 120};
+  const Image thumbnail = pillow_thumbnail(pattern_7x5(), 4);
+  EXPECT_EQ(thumbnail.width, 4);
+  EXPECT_EQ(thumbnail.height, 3);
+  EXPECT_EQ(thumbnail.rgb, golden);
+  EXPECT_EQ(pillow_thumbnail(pattern_7x5(), 7).rgb, pattern_7x5().rgb);
+}
+
 }  // namespace
 }  // namespace feu::image
