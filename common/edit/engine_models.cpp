@@ -10,10 +10,12 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "core/files.h"
+#include "core/logging.h"
 #include "edit/engine.h"
 #include "face/e4e.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
+#include "stylegan2/graphed_synthesis.h"
 #include "stylegan2/seed.h"
 #include "tensor/tensor_h5.h"
 
@@ -38,7 +40,12 @@ std::vector<float> to_vector(const at::Tensor& tensor) {
 
 class Stylegan2Generator : public StyleGenerator {
  public:
-  explicit Stylegan2Generator(stylegan2::Generator generator) : generator_(std::move(generator)) {
+  // `graphs`: full-size synthesis replays CUDA graphs (stylegan2::GraphedSynthesis) where the
+  // generator is on a CUDA device of a CUDA build; ignored elsewhere.
+  explicit Stylegan2Generator(stylegan2::Generator generator, bool graphs = false)
+      : generator_(std::move(generator)) {
+    if (graphs && stylegan2::GraphedSynthesis::supported(generator_))
+      graphed_ = std::make_unique<stylegan2::GraphedSynthesis>(generator_);
     for (const stylegan2::StyleLayer& layer : generator_.style_space().layers()) {
       layout_.layer_names.push_back(layer.name);
       layout_.layer_offsets.push_back(layer.offset);
@@ -112,15 +119,29 @@ class Stylegan2Generator : public StyleGenerator {
     for (int64_t start = 0; start < count; start += chunk) {
       const at::Tensor flat = all.narrow(0, start, std::min(chunk, count - start));
       const std::vector<at::Tensor> split = generator_.style_space().split(flat);
-      const at::Tensor img = stop < 0 ? generator_.synthesize(split, stylegan2::NoiseMode::kConst)
-                                      : generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img;
+      const at::Tensor img = stop >= 0  ? generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img
+                             : graphed_ ? synthesize_graphed(split)
+                                        : generator_.synthesize(split, stylegan2::NoiseMode::kConst);
       std::vector<image::Image> part = image::images_from_tensor(img, image::Quantize::kStyleClip);
       images.insert(images.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }
     return images;
   }
 
+  // A graph that fails to capture (a driver or libtorch limit) leaves the daemon serving:
+  // synthesis falls back to eager, once and for all, and says so.
+  at::Tensor synthesize_graphed(const std::vector<at::Tensor>& split) {
+    try {
+      return graphed_->synthesize(split);
+    } catch (const Error& error) {
+      log_line(LogLevel::kWarn, std::string("CUDA graphs disabled, synthesis runs eagerly: ") + error.what());
+      graphed_.reset();
+      return generator_.synthesize(split, stylegan2::NoiseMode::kConst);
+    }
+  }
+
   stylegan2::Generator generator_;
+  std::unique_ptr<stylegan2::GraphedSynthesis> graphed_;
   StyleLayout layout_;
 };
 
@@ -198,7 +219,13 @@ class E4eFaceEncoder : public FaceEncoder {
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   use_compute_threads();
   const at::Device device = resolve_device(config.device);
-  auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device));
+  check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
+        "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +
+            "; use bf16 or fp32 on the CPU");
+  const stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
+                                          .with_precision(stylegan2::parse_precision(config.precision),
+                                                          config.num_fp16_res);
+  auto generator = std::make_shared<Stylegan2Generator>(loaded, config.cuda_graphs);
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
                                                 clip::Tokenizer::load(config.vocab_path));
   auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);

@@ -88,17 +88,21 @@ TEST(CudaSynthesis, GraphReplayEqualsEagerAndTheCpu) {
   at::manual_seed(6);
   const at::Tensor ws = cpu.mapping(at::randn({6, 64}), 0.7);
   const std::vector<at::Tensor> styles = gpu.styles_from_ws(ws.to(gpu.device()));
-  const at::Tensor eager = gpu.synthesize(styles);
   const at::Tensor reference = cpu.synthesize_ws(ws);
+  // Eager references at the batch sizes the graphs run (cuDNN may choose its kernels by shape).
+  const at::Tensor eager_one = gpu.synthesize(rows(styles, 2, 1));
+  const at::Tensor eager_head = gpu.synthesize(rows(styles, 0, 4));
+  const at::Tensor eager_tail = gpu.synthesize(rows(styles, 2, 4)).narrow(0, 2, 2);  // rows 4, 5 in a batch of 4
   // Batch 1, twice (the second a pure replay), then 6 = a chunk of 4 and 2 padded to 4.
   for (int pass = 0; pass < 2; ++pass) {
     const at::Tensor one = graphed.synthesize(rows(styles, 2, 1));
-    EXPECT_LE(max_abs_diff(one, eager.narrow(0, 2, 1)), 1e-6) << pass;
+    EXPECT_LE(max_abs_diff(one, eager_one), 1e-6) << pass;
   }
   const at::Tensor all = graphed.synthesize(styles);
-  ASSERT_EQ(all.sizes(), eager.sizes());
+  ASSERT_EQ(all.sizes(), reference.sizes());
   EXPECT_TRUE(all.device().is_cuda());
-  EXPECT_LE(max_abs_diff(all, eager), 1e-6);
+  EXPECT_LE(max_abs_diff(all.narrow(0, 0, 4), eager_head), 1e-6);
+  EXPECT_LE(max_abs_diff(all.narrow(0, 4, 2), eager_tail), 1e-6);
   EXPECT_LE(max_abs_diff(all, reference), 1e-4);
   EXPECT_EQ(graphed.captured(), 2);
   // The output is the caller's: a later replay does not overwrite it.
