@@ -13,6 +13,9 @@
 //   polyphase components (2×2, 2×1, 1×2, 1×1 taps of the stored kernel, the
 //   same 9 MACs per input pixel) computed as ordinary convolutions, because
 //   CPU conv_transpose2d runs through slow im2col + reference BLAS.
+// - Reduced precision (Generator::with_precision) runs the chosen blocks through
+//   conv_layer_reduced/torgb_layer_reduced, NVlabs' fp16 path in that type; the
+//   fp32 layers keep the code below unchanged.
 // - The skip upsample (upfirdn2d up 2, pad [2,1,2,1], gain 4) is separable:
 //   per axis out[2m] = .25·x[m-1] + .75·x[m], out[2m+1] = .75·x[m] + .25·x[m+1]
 //   with zeros outside.

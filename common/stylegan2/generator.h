@@ -1,5 +1,6 @@
 // The StyleGAN2 generator (NVlabs stylegan2-ada-pytorch `training/networks.py`
-// `Generator`, architecture "skip", unconditional, fp32), ported to ATen, with
+// `Generator`, architecture "skip", unconditional, fp32; fp16/bf16 in the
+// highest-resolution blocks on request, see Precision), ported to ATen, with
 // the per-layer style space S as a first-class type.
 //
 // Weights live in HDF5: one float32 dataset per NVlabs `G.state_dict()` key

@@ -126,6 +126,7 @@ at::Tensor GraphedSynthesis::synthesize(const std::vector<at::Tensor>& styles) {
   c10::InferenceMode not_inference(false);
   at::NoGradGuard no_grad;
   const int64_t n = generator_.style_space().check_styles(styles);
+  check(n >= 1, ErrorCode::kShapeMismatch, "GraphedSynthesis got an empty batch of styles");
   std::lock_guard<std::mutex> lock(mutex_);
 #ifdef FEU_TORCH_CUDA_BUILD
   std::optional<c10::cuda::CUDAGuard> device_guard;

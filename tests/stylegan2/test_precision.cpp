@@ -176,6 +176,9 @@ TEST(GraphedSynthesis, BadBucketsAndRandomNoiseAreTypedErrors) {
                      {"random"});
   GraphedSynthesis graphed(g, {1});
   test::expect_error([&] { graphed.synthesize(std::vector<at::Tensor>(2)); }, ErrorCode::kShapeMismatch, {});
+  std::vector<at::Tensor> empty;
+  for (const StyleLayer& layer : g.style_space().layers()) empty.push_back(at::zeros({0, layer.channels}));
+  test::expect_error([&] { graphed.synthesize(empty); }, ErrorCode::kShapeMismatch, {"empty"});
 }
 
 }  // namespace
