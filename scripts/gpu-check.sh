@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check: builds feu's CUDA tests and GPU benchmark against the GPU machine's own
 # CUDA PyTorch, runs them, and writes gpu-check.json and gpu-check.txt (a short table) to a folder.
+# The benchmark covers 1024² synthesis eager vs CUDA graph and fp32 vs fp16 (batch 1, 16, 64).
 #
 # Here (with a package registry), once:   scripts/gpu-check.sh --fetch-debs
 #   downloads into .devdeps/ the Debian packages of feu's dependencies (and the libraries they
@@ -115,6 +116,14 @@ summary = {
 with open(os.path.join(out, "gpu-check.json"), "w") as f:
     json.dump(summary, f, indent=2)
 rows = [("GPU", summary["gpu"]), ("build (s)", str(build_s))]
+# The synthesis figures first: 1024² batch 1 (target <= 3 ms) and batched (>= 1,000 img/s).
+sg = summary["bench"].get("synthesis_graph_fp16", {}) if isinstance(summary["bench"], dict) else {}
+for prec in ("fp32", "fp16"):
+    e = sg.get(prec, {}) if isinstance(sg, dict) else {}
+    for key in ("eager_batch_1_ms", "graph_batch_1_ms", "graph_batch_16_img_per_s", "eager_batch_16_img_per_s",
+                "eager_batch_64_img_per_s", "psnr_db_vs_fp32"):
+        if isinstance(e, dict) and key in e:
+            rows.append((f"synthesis {prec} {key}", f"{e[key]:.3g}" if isinstance(e[key], float) else str(e[key])))
 rows += [("test " + k, v) for k, v in summary["tests"]["cases"].items()]
 b = summary["bench"]
 for name, item in b.items():

@@ -57,6 +57,15 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   if (out.cpu_render_lanes < 0 || out.cpu_render_lanes > 64)
     models.fail("cpu_render_lanes", "must be 0 (auto: one per ATen thread, at most 8) or 1..64");
   out.e4e_path = models.path("e4e");
+  out.precision = models.get<std::string>("precision", out.precision);
+  if (out.precision != "fp32" && out.precision != "fp16" && out.precision != "bf16")
+    models.fail("precision", "must be fp32, fp16 or bf16, got '" + out.precision + "'");
+  if (out.precision == "fp16" && out.device == "cpu")
+    models.fail("precision", "fp16 needs device cuda (libtorch has no fp16 convolutions on the CPU); use bf16 or fp32");
+  out.num_fp16_res = models.get<int>("num_fp16_res", out.num_fp16_res);
+  if (out.num_fp16_res < 0)
+    models.fail("num_fp16_res", "must be the number of highest-resolution blocks in reduced precision, >= 0");
+  out.cuda_graphs = models.get<bool>("cuda_graphs", out.cuda_graphs);
   models.finish();
   const ConfigMap artifacts = root.child("artifacts");
   out.artifacts_root = artifacts.path("root");
@@ -187,18 +196,38 @@ Engine::Engine(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEn
               std::to_string(encoder.w_dim()) + "] but the generator takes [" + std::to_string(generator_->num_ws()) +
               ", " + std::to_string(generator_->w_dim()) + "]: the encoder was trained for another generator");
   }
-  if (!artifacts_->scanner) {
-    auto completed = std::make_shared<Artifacts>(*artifacts_);
-    completed->scanner = std::make_shared<CorpusScanner>(completed->corpus);
-    artifacts_ = std::move(completed);
-  }
+  artifacts_ = with_scanners(std::move(artifacts_));
+}
+
+std::shared_ptr<const Artifacts> Engine::with_scanners(std::shared_ptr<const Artifacts> artifacts) const {
+  const bool cuda = device_.rfind("cuda", 0) == 0;
+  if (artifacts->scanner && (!cuda || artifacts->gpu_scanner)) return artifacts;
+  auto completed = std::make_shared<Artifacts>(*artifacts);
+  if (!completed->scanner) completed->scanner = std::make_shared<CorpusScanner>(completed->corpus);
+#ifdef FEU_EDIT_WITH_MODELS
+  if (cuda && !completed->gpu_scanner)
+    completed->gpu_scanner = std::make_shared<GpuCorpusScan>(completed->corpus, device_);
+#else
+  check(!cuda, ErrorCode::kUnsupported, "this build has no libtorch: retrieval cannot run on " + device_);
+#endif
+  return completed;
+}
+
+RetrievedSet Engine::retrieve_training_set(const Artifacts& artifacts, const float* query,
+                                           const ResolvedEdit& edit) const {
+  if (artifacts.gpu_scanner)
+    return artifacts.gpu_scanner->training_set(query, edit.k_pos, edit.k_neg, edit.negatives, defaults_.negatives_seed);
+  return artifacts.scanner->training_set(query, edit.k_pos, edit.k_neg, edit.negatives, defaults_.negatives_seed,
+                                         defaults_.scan_threads());
 }
 
 std::unique_ptr<Engine> Engine::from_parts(std::shared_ptr<StyleGenerator> generator, std::shared_ptr<TextEncoder> text,
                                            std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults,
-                                           std::shared_ptr<PhotoInverter> photos, double paste_feather) {
+                                           std::shared_ptr<PhotoInverter> photos, double paste_feather,
+                                           std::string device) {
   return std::unique_ptr<Engine>(new Engine(std::move(generator), std::move(text), std::move(artifacts),
-                                            std::move(defaults), true, "cpu", std::move(photos), paste_feather));
+                                            std::move(defaults), true, std::move(device), std::move(photos),
+                                            paste_feather));
 }
 
 std::shared_ptr<const Artifacts> Engine::artifacts(uint64_t* generation) const {
@@ -359,8 +388,7 @@ Engine::FeuDirection Engine::feu_direction(const ResolvedEdit& edit, const std::
   if (cached) *cached = false;
   FeuDirection feu;
   auto start = Clock::now();
-  const RetrievedSet retrieved = artifacts.scanner->training_set(target.data(), edit.k_pos, edit.k_neg, edit.negatives,
-                                                                 defaults_.negatives_seed, defaults_.scan_threads());
+  const RetrievedSet retrieved = retrieve_training_set(artifacts, target.data(), edit);
   feu.retrieval_ms = ms_since(start);
   feu.retrieval = {{"k_pos", edit.k_pos},
                    {"k_neg", edit.k_neg},
@@ -551,7 +579,8 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
         "k = " + std::to_string(k) + " is out of range (expected 1.." + std::to_string(current->corpus->size()) + ")");
   resolve_request(probe, defaults_, limits(*current));
   const std::vector<float> embedding = text_embedding(text);
-  const auto hits = current->scanner->top(embedding.data(), k, nullptr, defaults_.scan_threads());
+  const auto hits = current->gpu_scanner ? current->gpu_scanner->top(embedding.data(), k)
+                                         : current->scanner->top(embedding.data(), k, nullptr, defaults_.scan_threads());
   nlohmann::json out = {{"text", text}, {"artifact_version", current->version}, {"hits", nlohmann::json::array()}};
   for (const auto& hit : hits) {
     out["hits"].push_back({{"id", hit.id}, {"score", hit.score}, {"path", current->corpus->path_of(hit.id)}});
@@ -560,7 +589,7 @@ nlohmann::json Engine::retrieve(const std::string& text, int64_t k) {
 }
 
 void Engine::reload(const std::string& version_dir) {
-  auto next = load_artifacts(version_dir, verify_, *generator_, *text_);
+  auto next = with_scanners(load_artifacts(version_dir, verify_, *generator_, *text_));
   {
     std::lock_guard<std::mutex> lock(artifacts_mutex_);
     artifacts_ = std::move(next);
@@ -572,6 +601,7 @@ void Engine::reload(const std::string& version_dir) {
 nlohmann::json Engine::info() const {
   const auto current = artifacts();
   return {{"device", device_},
+          {"retrieval", current->gpu_scanner ? "gpu_scan" : "cpu_scan"},
           {"artifact_version", current->version},
           {"artifact_dir", current->version_dir},
           {"generator", {{"sha256", generator_->fingerprint()},

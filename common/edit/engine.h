@@ -25,6 +25,7 @@
 
 #include "core/config.h"
 #include "core/error.h"
+#include "edit/gpu_scan.h"
 #include "edit/mapping.h"
 #include "edit/models.h"
 #include "edit/options.h"
@@ -39,7 +40,9 @@ namespace feu::edit {
 // The config file's device/models/artifacts/edit sections.
 //   device: auto | cpu | cuda
 //   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false,
-//            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it)}
+//            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it),
+//            precision: fp32|fp16|bf16 (synthesis; fp16 needs cuda), num_fp16_res: 4,
+//            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda)}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
 //              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
 //   edit: see EditDefaults
@@ -55,6 +58,11 @@ struct EngineConfig {
   // one image at a time on its share of the ATen threads (0 = auto: one lane
   // per thread, at most 8). One lane: every thread on each image in turn.
   int cpu_render_lanes = 0;
+  // Synthesis in reduced precision over the num_fp16_res highest-resolution blocks, as NVlabs'
+  // (stylegan2::Precision); "fp32" is the parity path.
+  std::string precision = "fp32";
+  int num_fp16_res = 4;
+  bool cuda_graphs = true;  // on a CUDA device, synthesis replays CUDA graphs per batch bucket
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload
@@ -91,6 +99,9 @@ struct Artifacts {
   // int8 codes of the corpus for the exact fast scan; built by load_artifacts,
   // or by the engine when absent.
   std::shared_ptr<const CorpusScanner> scanner;
+  // The corpus on the GPU (the same ids as the scans above): set by an engine on a CUDA device,
+  // which then retrieves with it.
+  std::shared_ptr<const GpuCorpusScan> gpu_scanner;
 };
 
 // Opens a version directory (ArtifactSet, verifying when asked) and checks it
@@ -108,11 +119,12 @@ class Engine {
   static std::unique_ptr<Engine> create(const EngineConfig& config);
   // `photos` (optional) inverts photo requests; its encoder must give the
   // generator's W+ shape (config_error otherwise).
+  // `device` is where retrieval scans: "cpu" (the int8 scan) or "cuda"/"cuda:N" (GpuCorpusScan).
   static std::unique_ptr<Engine> from_parts(std::shared_ptr<StyleGenerator> generator,
                                             std::shared_ptr<TextEncoder> text,
                                             std::shared_ptr<const Artifacts> artifacts, EditDefaults defaults,
                                             std::shared_ptr<PhotoInverter> photos = nullptr,
-                                            double paste_feather = 0.1);
+                                            double paste_feather = 0.1, std::string device = "cpu");
 
   // One request; errors are feu::Error with codes.
   EditResult edit(const EditRequest& request);
@@ -150,6 +162,9 @@ class Engine {
          std::shared_ptr<PhotoInverter> photos, double paste_feather);
   std::shared_ptr<const Artifacts> artifacts(uint64_t* generation = nullptr) const;
   ModelLimits limits(const Artifacts& artifacts) const;
+  // `artifacts` with the scanners this engine retrieves with (the int8 scan; on CUDA the GPU scan).
+  std::shared_ptr<const Artifacts> with_scanners(std::shared_ptr<const Artifacts> artifacts) const;
+  RetrievedSet retrieve_training_set(const Artifacts& artifacts, const float* query, const ResolvedEdit& edit) const;
   struct Prepared;
   // edit_batch; `errors` (when given) receives each request's typed error.
   std::vector<EditResult> run_batch(const std::vector<EditRequest>& requests,

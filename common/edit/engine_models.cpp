@@ -14,10 +14,12 @@
 #include "core/error.h"
 #include "core/text.h"
 #include "core/files.h"
+#include "core/logging.h"
 #include "edit/engine.h"
 #include "face/e4e.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
+#include "stylegan2/graphed_synthesis.h"
 #include "stylegan2/seed.h"
 #include "tensor/tensor_h5.h"
 
@@ -42,9 +44,13 @@ std::vector<float> to_vector(const at::Tensor& tensor) {
 
 class Stylegan2Generator : public StyleGenerator {
  public:
-  // cpu_render_lanes: EngineConfig's (0 = auto)
-  Stylegan2Generator(stylegan2::Generator generator, int cpu_render_lanes)
+  // cpu_render_lanes: EngineConfig's (0 = auto). `graphs`: full-size synthesis replays CUDA
+  // graphs (stylegan2::GraphedSynthesis) where the generator is on a CUDA device of a CUDA build;
+  // ignored elsewhere.
+  Stylegan2Generator(stylegan2::Generator generator, int cpu_render_lanes, bool graphs)
       : generator_(std::move(generator)), cpu_render_lanes_(cpu_render_lanes) {
+    if (graphs && stylegan2::GraphedSynthesis::supported(generator_))
+      graphed_ = std::make_unique<stylegan2::GraphedSynthesis>(generator_);
     for (const stylegan2::StyleLayer& layer : generator_.style_space().layers()) {
       layout_.layer_names.push_back(layer.name);
       layout_.layer_offsets.push_back(layer.offset);
@@ -150,13 +156,14 @@ class Stylegan2Generator : public StyleGenerator {
   }
 
   // codes: [N, total channels] on the generator's device; `stop` as above.
-  std::vector<image::Image> render_codes(const at::Tensor& codes, int64_t chunk, int stop) const {
+  std::vector<image::Image> render_codes(const at::Tensor& codes, int64_t chunk, int stop) {
     std::vector<image::Image> images;
     for (int64_t start = 0; start < codes.size(0); start += chunk) {
       const at::Tensor flat = codes.narrow(0, start, std::min(chunk, codes.size(0) - start));
       const std::vector<at::Tensor> split = generator_.style_space().split(flat);
-      const at::Tensor img = stop < 0 ? generator_.synthesize(split, stylegan2::NoiseMode::kConst)
-                                      : generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img;
+      const at::Tensor img = stop >= 0  ? generator_.run_until(split, stop, stylegan2::NoiseMode::kConst).img
+                             : graphed_ ? synthesize_graphed(split)
+                                        : generator_.synthesize(split, stylegan2::NoiseMode::kConst);
       std::vector<image::Image> part = image::images_from_tensor(img, image::Quantize::kStyleClip);
       images.insert(images.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }
@@ -165,8 +172,21 @@ class Stylegan2Generator : public StyleGenerator {
 
   static constexpr int kMaxAutoLanes = 8;  // each lane holds a 1024² image's activations (~0.5 GB)
 
+  // A graph that fails to capture (a driver or libtorch limit) leaves the daemon serving:
+  // synthesis falls back to eager, once and for all, and says so.
+  at::Tensor synthesize_graphed(const std::vector<at::Tensor>& split) {
+    try {
+      return graphed_->synthesize(split);
+    } catch (const Error& error) {
+      log_line(LogLevel::kWarn, std::string("CUDA graphs disabled, synthesis runs eagerly: ") + error.what());
+      graphed_.reset();
+      return generator_.synthesize(split, stylegan2::NoiseMode::kConst);
+    }
+  }
+
   stylegan2::Generator generator_;
   int cpu_render_lanes_;
+  std::unique_ptr<stylegan2::GraphedSynthesis> graphed_;  // CUDA only: never used by CPU lanes
   StyleLayout layout_;
 };
 
@@ -244,8 +264,13 @@ class E4eFaceEncoder : public FaceEncoder {
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   use_compute_threads();
   const at::Device device = resolve_device(config.device);
-  auto generator = std::make_shared<Stylegan2Generator>(stylegan2::Generator::load(config.generator_path, device),
-                                                        config.cpu_render_lanes);
+  check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
+        "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +
+            "; use bf16 or fp32 on the CPU");
+  const stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
+                                          .with_precision(stylegan2::parse_precision(config.precision),
+                                                          config.num_fp16_res);
+  auto generator = std::make_shared<Stylegan2Generator>(loaded, config.cpu_render_lanes, config.cuda_graphs);
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
                                                 clip::Tokenizer::load(config.vocab_path));
   auto artifacts = load_artifacts(config.resolve_version_dir(), config.verify_artifacts, *generator, *text);

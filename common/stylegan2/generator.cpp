@@ -13,6 +13,9 @@
 //   polyphase components (2×2, 2×1, 1×2, 1×1 taps of the stored kernel, the
 //   same 9 MACs per input pixel) computed as ordinary convolutions, because
 //   CPU conv_transpose2d runs through slow im2col + reference BLAS.
+// - Reduced precision (Generator::with_precision) runs the chosen blocks through
+//   conv_layer_reduced/torgb_layer_reduced, NVlabs' fp16 path in that type; the
+//   fp32 layers keep the code below unchanged.
 // - The skip upsample (upfirdn2d up 2, pad [2,1,2,1], gain 4) is separable:
 //   per axis out[2m] = .25·x[m-1] + .75·x[m], out[2m+1] = .75·x[m] + .25·x[m+1]
 //   with zeros outside.
@@ -24,6 +27,7 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -58,6 +62,18 @@ struct LayerParams {
   at::Tensor noise_scaled;           // conv: noise_const·noise_strength·√2 [r, r]
   double noise_strength_scaled = 0;  // noise_strength·√2 (random noise)
   double style_gain = 1;             // toRGB: 1/sqrt(C_in)
+
+  // Reduced precision (fp16/bf16 blocks): the type and clamp, and the weights in that type,
+  // conv weights pre-scaled per output channel by 1/sqrt(fan_in)/max|w| (NVlabs'
+  // modulated_conv2d in fp16; demodulation cancels the scale).
+  LayerPrecision precision;
+  at::Tensor weight_reduced;     // conv [C_out, C_in, 3, 3] scaled; toRGB [C_img, C_in, 1, 1]
+  at::Tensor weight_t_reduced;   // conv0 on CUDA: [C_in, C_out, 3, 3] scaled; on CPU: [C_out,
+                                 // C_in, 3, 3] scaled and flipped (zero insertion, then conv2d)
+  at::Tensor weight_sq_reduced;  // conv: fp32 [C_out, C_in] sum of squares of the scaled taps
+  at::Tensor fir_reduced;        // conv0: the FIR as a depthwise [C_out, 1, 4, 4] kernel
+  at::Tensor bias_reduced, noise_reduced;
+  bool reduced() const { return precision.dtype != at::kFloat; }
 };
 
 at::Tensor fir_kernel_1d(const at::TensorOptions& options) {
@@ -80,8 +96,14 @@ struct Generator::Impl {
   at::Tensor const_input;                  // [C, 4, 4]
   at::Tensor fir2d;                        // conv0 FIR on CUDA: [4, 4] outer product, gain 4
   std::vector<LayerParams> layers;
+  Precision precision = Precision::kFp32;
+  int num_fp16_res = 0;
 
   void prepare();
+  at::Tensor conv_layer_reduced(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
+                                NoiseMode noise) const;
+  at::Tensor torgb_layer_reduced(const at::Tensor& x, const at::Tensor& s,
+                                 const LayerParams& L) const;
   at::Tensor conv_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
                         NoiseMode noise) const;
   at::Tensor torgb_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L) const;
@@ -109,6 +131,15 @@ void Generator::Impl::prepare() {
   fir2d = at::outer(f, f).contiguous();
 
   const bool cpu = device.is_cpu();
+  const at::ScalarType reduced_type = precision == Precision::kFp16   ? at::kHalf
+                                      : precision == Precision::kBf16 ? at::kBFloat16
+                                                                      : at::kFloat;
+  // NVlabs SynthesisNetwork: fp16_resolution = max(2^(log2(res) + 1 - num_fp16_res), 8).
+  const int log2_res = static_cast<int>(std::lround(std::log2(c.img_resolution)));
+  const int64_t reduced_from =
+      reduced_type == at::kFloat
+          ? int64_t{c.img_resolution} + 1
+          : std::max<int64_t>(int64_t{1} << std::max(log2_res + 1 - num_fp16_res, 0), 8);
   const double affine_gain = 1.0 / std::sqrt(static_cast<double>(c.w_dim));
   layers.clear();
   for (const StyleLayer& info : space.layers()) {
@@ -150,6 +181,28 @@ void Generator::Impl::prepare() {
     } else {
       L.bias_scaled = W(L.prefix + ".bias");
       L.style_gain = 1.0 / std::sqrt(static_cast<double>(L.cin));
+    }
+    L.precision.clamp = c.conv_clamp > 0 ? c.conv_clamp : -1;
+    if (info.resolution >= reduced_from) {
+      L.precision.dtype = reduced_type;
+      if (L.precision.clamp < 0) L.precision.clamp = 256;
+      if (info.kind == StyleKind::kConv) {
+        const double fan_in = static_cast<double>(L.weight[0].numel());
+        const at::Tensor scaled =
+            L.weight * (1 / std::sqrt(fan_in) / L.weight.abs().amax({1, 2, 3}, true));
+        L.weight_sq_reduced = scaled.square().sum({2, 3});
+        L.weight_reduced = scaled.to(reduced_type).contiguous();
+        if (L.up) {
+          L.weight_t_reduced =
+              (cpu ? scaled.flip({2, 3}) : scaled.transpose(0, 1)).to(reduced_type).contiguous();
+          L.fir_reduced =
+              fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).to(reduced_type).contiguous();
+        }
+        L.noise_reduced = L.noise_scaled.to(reduced_type);
+      } else {
+        L.weight_reduced = L.weight.to(reduced_type).contiguous();
+      }
+      L.bias_reduced = L.bias_scaled.to(reduced_type);
     }
     layers.push_back(std::move(L));
   }
@@ -357,6 +410,59 @@ at::Tensor Generator::Impl::torgb_layer(const at::Tensor& x, const at::Tensor& s
   return y;
 }
 
+// NVlabs' non-fused modulated_conv2d for fp16 blocks, in the layer's type: the styles over their
+// largest magnitude (per sample) and the pre-scaled weights keep the products in fp16's range;
+// the demodulation coefficients, computed in fp32 from the same scaled factors, cancel both.
+at::Tensor Generator::Impl::conv_layer_reduced(const at::Tensor& x_in, const at::Tensor& s,
+                                               const LayerParams& L, NoiseMode noise_mode) const {
+  const at::ScalarType type = L.precision.dtype;
+  const int64_t N = x_in.size(0);
+  const at::Tensor x = x_in.to(type);
+  const at::Tensor s_scaled = s / s.abs().amax(1, true);
+  const at::Tensor d =
+      at::rsqrt(at::matmul(s_scaled.square(), L.weight_sq_reduced.t()) + 1e-8) * kSqrt2;
+  const at::Tensor xs = x * s_scaled.to(type).view({N, L.cin, 1, 1});
+  at::Tensor y;
+  if (!L.up) {
+    y = at::conv2d(xs, L.weight_reduced, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
+  } else {
+    at::Tensor t;  // the transposed conv, stride 2: [N, C_out, 2H+1, 2W+1]
+    if (device.is_cpu()) {
+      // libtorch's CPU conv_transpose2d has no bf16: the same map as the input spread over every
+      // other pixel of a zero plane padded by 2, convolved with the flipped kernel.
+      const int64_t H = xs.size(2), W = xs.size(3);
+      at::Tensor spread = at::zeros({N, L.cin, 2 * H + 3, 2 * W + 3}, xs.options());
+      spread.slice(2, 2, 2 * H + 1, 2).slice(3, 2, 2 * W + 1, 2).copy_(xs);
+      t = at::conv2d(spread, L.weight_t_reduced);
+    } else {
+      t = at::conv_transpose2d(xs, L.weight_t_reduced, {}, at::IntArrayRef{2, 2});
+    }
+    y = at::conv2d(t, L.fir_reduced, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1},
+                   at::IntArrayRef{1, 1}, L.cout);
+  }
+  y.mul_(d.to(type).view({N, L.cout, 1, 1}));
+  if (noise_mode == NoiseMode::kConst) {
+    y.add_(L.noise_reduced);
+  } else if (noise_mode == NoiseMode::kRandom) {
+    y.add_(at::randn({N, 1, y.size(2), y.size(3)}, y.options()) * L.noise_strength_scaled);
+  }
+  y.add_(L.bias_reduced.view({1, L.cout, 1, 1}));
+  at::leaky_relu_(y, kLreluSlope);
+  if (L.precision.clamp > 0) y.clamp_(-L.precision.clamp, L.precision.clamp);
+  return y;
+}
+
+// NVlabs' ToRGBLayer in an fp16 block: no demodulation (so no pre-scaling), bias and clamp in
+// the layer's type, the result added to the fp32 skip image.
+at::Tensor Generator::Impl::torgb_layer_reduced(const at::Tensor& x, const at::Tensor& s,
+                                                const LayerParams& L) const {
+  const at::ScalarType type = L.precision.dtype;
+  const at::Tensor gain = (s * L.style_gain).to(type).view({x.size(0), L.cin, 1, 1});
+  at::Tensor y = at::conv2d(x.to(type) * gain, L.weight_reduced, L.bias_reduced);
+  if (L.precision.clamp > 0) y.clamp_(-L.precision.clamp, L.precision.clamp);
+  return y.to(at::kFloat);
+}
+
 void Generator::Impl::run_layers(at::Tensor& x, at::Tensor& img,
                                  const std::vector<at::Tensor>& styles, int begin, int end,
                                  NoiseMode noise) const {
@@ -364,9 +470,9 @@ void Generator::Impl::run_layers(at::Tensor& x, at::Tensor& img,
     const LayerParams& L = layers[static_cast<size_t>(i)];
     const at::Tensor s = styles[static_cast<size_t>(i)].to(device, at::kFloat);
     if (L.info.kind == StyleKind::kConv) {
-      x = conv_layer(x, s, L, noise);
+      x = L.reduced() ? conv_layer_reduced(x, s, L, noise) : conv_layer(x, s, L, noise);
     } else {
-      at::Tensor y = torgb_layer(x, s, L);
+      at::Tensor y = L.reduced() ? torgb_layer_reduced(x, s, L) : torgb_layer(x, s, L);
       img = img.defined() ? upsample_skip(img).add_(y) : y;
     }
   }
@@ -586,6 +692,30 @@ const GeneratorConfig& Generator::config() const { return impl_->config; }
 const StyleSpace& Generator::style_space() const { return impl_->space; }
 at::Device Generator::device() const { return impl_->device; }
 const std::string& Generator::fingerprint() const { return impl_->fingerprint; }
+Precision Generator::precision() const { return impl_->precision; }
+int Generator::num_fp16_res() const { return impl_->num_fp16_res; }
+
+LayerPrecision Generator::layer_precision(int layer_index) const {
+  check(layer_index >= 0 && layer_index < impl_->space.num_layers(), ErrorCode::kInvalidArgument,
+        "layer index " + std::to_string(layer_index) + " is out of range [0, " +
+            std::to_string(impl_->space.num_layers()) + ")");
+  return impl_->layers[static_cast<size_t>(layer_index)].precision;
+}
+
+Generator Generator::with_precision(Precision precision, int num_fp16_res) const {
+  at::NoGradGuard no_grad;
+  check(num_fp16_res >= 0, ErrorCode::kInvalidArgument,
+        "num_fp16_res = " + std::to_string(num_fp16_res) +
+            " (expected the number of highest-resolution blocks in reduced precision, >= 0)");
+  check(!(precision == Precision::kFp16 && impl_->device.is_cpu()), ErrorCode::kUnsupported,
+        "fp16 synthesis needs a CUDA device (libtorch has no fp16 convolutions on the CPU); "
+        "use bf16 or fp32 on the CPU");
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->precision = precision;
+  impl->num_fp16_res = precision == Precision::kFp32 ? 0 : num_fp16_res;
+  impl->prepare();
+  return Generator(std::move(impl));
+}
 
 const at::Tensor& Generator::weight(const std::string& key) const {
   auto it = impl_->weights.find(key);
@@ -703,6 +833,23 @@ SynthesisState SynthesisState::tile(int64_t times) const {
   if (x.defined()) out.x = x.repeat({times, 1, 1, 1});
   if (img.defined()) out.img = img.repeat({times, 1, 1, 1});
   return out;
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "fp16") return Precision::kFp16;
+  if (name == "bf16") return Precision::kBf16;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown synthesis precision '" + name + "' (expected fp32, fp16 or bf16)");
+}
+
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::kFp16: return "fp16";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp32: break;
+  }
+  return "fp32";
 }
 
 NoiseMode parse_noise_mode(const std::string& name) {

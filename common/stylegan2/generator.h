@@ -1,5 +1,6 @@
 // The StyleGAN2 generator (NVlabs stylegan2-ada-pytorch `training/networks.py`
-// `Generator`, architecture "skip", unconditional, fp32), ported to ATen, with
+// `Generator`, architecture "skip", unconditional, fp32; fp16/bf16 in the
+// highest-resolution blocks on request, see Precision), ported to ATen, with
 // the per-layer style space S as a first-class type.
 //
 // Weights live in HDF5: one float32 dataset per NVlabs `G.state_dict()` key
@@ -91,6 +92,24 @@ enum class NoiseMode { kConst, kNone, kRandom };
 // "const" | "none" | "random"; invalid_argument otherwise.
 NoiseMode parse_noise_mode(const std::string& name);
 
+// The type synthesis runs in. fp16 and bf16 follow NVlabs' num_fp16_res: the blocks at resolution
+// >= max(2^(log2(img_resolution) + 1 - num_fp16_res), 8) run their convolutions and activations
+// in that type (weights and styles pre-scaled as NVlabs' modulated_conv2d does for fp16), with
+// their activations clamped to ±conv_clamp, ±256 where the model sets none: the clamp NVlabs
+// trains every fp16 model with, keeping fp16 below its 65504 ceiling. The skip image, the
+// mapping and the affines stay fp32. fp16 needs CUDA (libtorch has no fp16 CPU convolutions).
+enum class Precision { kFp32, kFp16, kBf16 };
+// "fp32" | "fp16" | "bf16"; invalid_argument otherwise.
+Precision parse_precision(const std::string& name);
+std::string precision_name(Precision precision);
+
+// How one style layer runs: the type of its activations and the clamp after its bias and
+// activation (< 0: none).
+struct LayerPrecision {
+  at::ScalarType dtype = at::kFloat;
+  double clamp = -1;
+};
+
 // Synthesis paused just before style layer `layer_index` consumes its style.
 // Tensors have the batch first; a caller may tile the batch (see tile()) to
 // finish many variants (e.g. one per perturbed channel) from one prefix.
@@ -122,6 +141,14 @@ class Generator {
   const GeneratorConfig& config() const;
   const StyleSpace& style_space() const;
   at::Device device() const;
+  // This generator (the same weights) synthesizing in `precision` over the `num_fp16_res`
+  // highest-resolution blocks (NVlabs trains with 4); fp32 ignores num_fp16_res. fp16 on a CPU
+  // generator and a negative num_fp16_res are typed errors.
+  Generator with_precision(Precision precision, int num_fp16_res = 4) const;
+  Precision precision() const;
+  int num_fp16_res() const;
+  // How style layer `layer_index` runs under this generator's precision.
+  LayerPrecision layer_precision(int layer_index) const;
   // sha256 of the weights file this was loaded from or last saved to ("" for
   // an unsaved random generator).
   const std::string& fingerprint() const;

@@ -1,5 +1,6 @@
 // The GPU figures of scripts/gpu-check.sh, as one JSON: StyleGAN2 config-f 1024² synthesis
-// (eager fp32) at batch 1/16/64, CLIP ViT-B/32 image tower at batch 512 (fp32 and fp16), and
+// (eager fp32) at batch 1/16/64, then eager against CUDA-graph replay and fp32 against fp16
+// (NVlabs' num_fp16_res 4, with fp16's PSNR to fp32) at batch 1/16/64, CLIP ViT-B/32 image tower at batch 512 (fp32 and fp16), and
 // exact flat retrieval over an FFHQ-sized corpus (GPU scan vs CPU scan). Random weights: the same
 // cost as trained ones. A failing item is recorded with its error and the others still run.
 // Usage: bench_cuda [--device cuda|cpu] [--quick] [--out FILE]  (--quick: small sizes, a smoke run)
@@ -7,6 +8,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include "edit/gpu_scan.h"
 #include "edit/retrieval.h"
 #include "stylegan2/generator.h"
+#include "stylegan2/graphed_synthesis.h"
 #include "tensor/tensor_h5.h"
 
 namespace {
@@ -96,6 +99,54 @@ int main(int argc, char** argv) {
       const auto styles = g.styles_from_ws(g.mapping(at::randn({batch, config.z_dim}).to(device), 0.7));
       const double s = median_seconds(3, quick ? 3 : 20, [&] { return g.synthesize(styles); });
       r["batch_" + std::to_string(batch)] = {{"ms", s * 1e3}, {"img_per_s", batch / s}};
+    }
+    return r;
+  });
+
+  // The targets: batch 1 <= 3 ms (NVlabs: 17–20 ms eager, 6.3 ms graphed), >= 1,000 img/s
+  // batched. Graph buckets 1 and 16 (the engine's batch and chunk); 64 runs eagerly.
+  run_item(out, "synthesis_graph_fp16", [&] {
+    using feu::stylegan2::Generator;
+    using feu::stylegan2::GraphedSynthesis;
+    using feu::stylegan2::Precision;
+    feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
+    if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
+    const Generator fp32 = Generator::random(config, 0, device);
+    const int reps = quick ? 3 : 20;
+    auto styles_of = [&](int64_t batch) {
+      at::manual_seed(1);
+      return fp32.styles_from_ws(fp32.mapping(at::randn({batch, config.z_dim}).to(device), 0.7));
+    };
+    const auto styles1 = styles_of(1), styles16 = styles_of(16);
+    const at::Tensor reference = fp32.synthesize(styles1);
+    nlohmann::json r = {{"resolution", config.img_resolution}, {"num_fp16_res", 4}};
+    for (Precision precision : {Precision::kFp32, Precision::kFp16}) {
+      const std::string name = feu::stylegan2::precision_name(precision);
+      if (precision == Precision::kFp16 && !device.is_cuda()) {
+        r[name] = {{"skipped", "fp16 synthesis needs a CUDA device"}};
+        continue;
+      }
+      const Generator g = fp32.with_precision(precision, 4);
+      nlohmann::json e;
+      e["eager_batch_1_ms"] = median_seconds(3, reps, [&] { return g.synthesize(styles1); }) * 1e3;
+      if (GraphedSynthesis::supported(g)) {
+        GraphedSynthesis graphed(g, {1, 16});
+        e["graph_batch_1_ms"] = median_seconds(3, reps, [&] { return graphed.synthesize(styles1); }) * 1e3;
+        e["graph_batch_16_img_per_s"] = 16 / median_seconds(2, reps, [&] { return graphed.synthesize(styles16); });
+      } else {
+        e["graph"] = "not here (CUDA graphs need a CUDA build and a CUDA device)";
+      }
+      if (precision != Precision::kFp32) {
+        e["eager_batch_16_img_per_s"] = 16 / median_seconds(2, reps, [&] { return g.synthesize(styles16); });
+        if (!quick) {
+          const auto styles64 = styles_of(64);
+          e["eager_batch_64_img_per_s"] = 64 / median_seconds(1, 5, [&] { return g.synthesize(styles64); });
+        }
+        const at::Tensor a = g.synthesize(styles1).to(at::kCPU, at::kDouble), b = reference.to(at::kCPU, at::kDouble);
+        const double range = (b.max() - b.min()).item<double>();
+        e["psnr_db_vs_fp32"] = 10 * std::log10(range * range / (a - b).square().mean().item<double>());
+      }
+      r[name] = e;
     }
     return r;
   });

@@ -4,9 +4,14 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <iostream>
+#include <vector>
+
 #include "clip/model.h"
 #include "cuda_support.h"
 #include "stylegan2/generator.h"
+#include "stylegan2/graphed_synthesis.h"
 #include "test_support.h"
 
 namespace feu {
@@ -16,6 +21,8 @@ using clip::ClipConfig;
 using clip::ClipModel;
 using stylegan2::Generator;
 using stylegan2::GeneratorConfig;
+using stylegan2::GraphedSynthesis;
+using stylegan2::Precision;
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.to(at::kCPU).to(at::kDouble) - b.to(at::kCPU).to(at::kDouble)).abs().max().item<double>();
@@ -56,6 +63,75 @@ TEST(CudaSynthesis, Fp32MatchesTheCpu) {
   std::vector<at::Tensor> styles = gpu.styles_from_ws(ws_cpu.to(gpu.device()));
   const auto state = gpu.run_until(styles, 3);
   EXPECT_LE(max_abs_diff(gpu.run_from(state, styles, 3), img_cpu), 1e-4);
+}
+
+// PSNR of `image` against `reference` over the reference's value range.
+double psnr(const at::Tensor& image, const at::Tensor& reference) {
+  const at::Tensor a = image.to(at::kCPU).to(at::kDouble), b = reference.to(at::kCPU).to(at::kDouble);
+  const double range = (b.max() - b.min()).item<double>();
+  return 10 * std::log10(range * range / (a - b).square().mean().item<double>());
+}
+
+std::vector<at::Tensor> rows(const std::vector<at::Tensor>& styles, int64_t begin, int64_t count) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& s : styles) out.push_back(s.narrow(0, begin, count));
+  return out;
+}
+
+TEST(CudaSynthesis, GraphReplayEqualsEagerAndTheCpu) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  const Generator cpu = Generator::random(small_config(), 3, at::kCPU);
+  const Generator gpu = Generator::random(small_config(), 3, at::Device(at::kCUDA, 0));
+  ASSERT_TRUE(GraphedSynthesis::supported(gpu));
+  GraphedSynthesis graphed(gpu, {1, 4});
+  ASSERT_TRUE(graphed.graphed());
+  at::manual_seed(6);
+  const at::Tensor ws = cpu.mapping(at::randn({6, 64}), 0.7);
+  const std::vector<at::Tensor> styles = gpu.styles_from_ws(ws.to(gpu.device()));
+  const at::Tensor reference = cpu.synthesize_ws(ws);
+  // Eager references at the batch sizes the graphs run (cuDNN may choose its kernels by shape).
+  const at::Tensor eager_one = gpu.synthesize(rows(styles, 2, 1));
+  const at::Tensor eager_head = gpu.synthesize(rows(styles, 0, 4));
+  const at::Tensor eager_tail = gpu.synthesize(rows(styles, 2, 4)).narrow(0, 2, 2);  // rows 4, 5 in a batch of 4
+  // Batch 1, twice (the second a pure replay), then 6 = a chunk of 4 and 2 padded to 4.
+  for (int pass = 0; pass < 2; ++pass) {
+    const at::Tensor one = graphed.synthesize(rows(styles, 2, 1));
+    EXPECT_LE(max_abs_diff(one, eager_one), 1e-6) << pass;
+  }
+  const at::Tensor all = graphed.synthesize(styles);
+  ASSERT_EQ(all.sizes(), reference.sizes());
+  EXPECT_TRUE(all.device().is_cuda());
+  EXPECT_LE(max_abs_diff(all.narrow(0, 0, 4), eager_head), 1e-6);
+  EXPECT_LE(max_abs_diff(all.narrow(0, 4, 2), eager_tail), 1e-6);
+  EXPECT_LE(max_abs_diff(all, reference), 1e-4);
+  EXPECT_EQ(graphed.captured(), 2);
+  // The output is the caller's: a later replay does not overwrite it.
+  const at::Tensor kept = graphed.synthesize(rows(styles, 0, 1)).clone();
+  const at::Tensor first = graphed.synthesize(rows(styles, 0, 1));
+  graphed.synthesize(rows(styles, 5, 1));
+  EXPECT_EQ(max_abs_diff(first, kept), 0.0);
+}
+
+TEST(CudaSynthesis, Fp16AndBf16AreWithin40DbOfFp32) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  const Generator gpu = Generator::random(small_config(), 3, at::Device(at::kCUDA, 0));
+  at::manual_seed(7);
+  const at::Tensor ws = gpu.mapping(at::randn({4, 64}).to(gpu.device()), 0.7);
+  const std::vector<at::Tensor> styles = gpu.styles_from_ws(ws);
+  const at::Tensor fp32 = gpu.synthesize(styles);
+  for (Precision p : {Precision::kFp16, Precision::kBf16}) {
+    const Generator reduced = gpu.with_precision(p, 4);
+    EXPECT_EQ(reduced.layer_precision(gpu.style_space().index_of("b64.conv1")).dtype,
+              p == Precision::kFp16 ? at::kHalf : at::kBFloat16);
+    const at::Tensor img = reduced.synthesize(styles);
+    EXPECT_EQ(img.scalar_type(), at::kFloat);
+    const double db = psnr(img, fp32);
+    std::cout << stylegan2::precision_name(p) << " against fp32 on CUDA at 64²: PSNR " << db << " dB" << std::endl;
+    EXPECT_GE(db, 40) << stylegan2::precision_name(p);
+    // Reduced precision under a graph replays the same kernels.
+    GraphedSynthesis graphed(reduced, {4});
+    EXPECT_LE(max_abs_diff(graphed.synthesize(styles), img), 1e-6);
+  }
 }
 
 TEST(CudaClip, Fp32AndFp16TowersMatchTheCpu) {

@@ -11,6 +11,7 @@ import pickle
 import sys
 import types
 
+import numpy as np
 import torch
 
 _BUFFERS = ("resample_filter", "noise_const", "w_avg")
@@ -67,7 +68,7 @@ def write_nvlabs_pickle(weights, init_kwargs, path, lr_multiplier=0.01, resoluti
                 nodes[path_] = _module_state(**extra)
                 parent["_modules"][name] = nodes[path_]
         owner = nodes[".".join(parts[:-1])]
-        tensor = torch.from_numpy(value.copy())
+        tensor = torch.from_numpy(np.array(value, copy=True))  # 0-d values too
         if parts[-1] in _BUFFERS:
             owner["_buffers"][parts[-1]] = tensor
         else:
