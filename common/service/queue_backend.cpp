@@ -8,8 +8,9 @@ namespace feu::service {
 using nlohmann::json;
 
 std::unique_ptr<QueueBackend> make_queue_backend(const ServerConfig& config, ServiceStats& stats,
-                                                 OutcomeRecorder record) {
-  if (config.queue.is_redis()) return std::make_unique<RedisQueueBackend>(config, stats, std::move(record));
+                                                 OutcomeRecorder record, VersionSource artifact_version) {
+  if (config.queue.is_redis())
+    return std::make_unique<RedisQueueBackend>(config, stats, std::move(record), std::move(artifact_version));
   return std::make_unique<LocalQueueBackend>(config, stats, std::move(record));
 }
 

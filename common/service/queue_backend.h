@@ -121,10 +121,13 @@ class QueueBackend {
   virtual size_t recovered_jobs() const { return 0; }
 };
 
+// The artifact version this process serves (what a worker's heartbeat says).
+using VersionSource = std::function<std::string()>;
+
 // The backend `config.queue` names. Errors: config_error, io_error (the local
 // journal cannot be opened; another daemon holds the state directory).
 std::unique_ptr<QueueBackend> make_queue_backend(const ServerConfig& config, ServiceStats& stats,
-                                                 OutcomeRecorder record);
+                                                 OutcomeRecorder record, VersionSource artifact_version);
 
 // Shared by Server and the backends: one wording each.
 // Adds total_ms to `timings` and puts them in the reply header.

@@ -48,28 +48,37 @@ std::string job_payload(const Job& job) {
   return pack_frames(frames);
 }
 
-std::string consumer_name() {
-  static std::atomic<int> counter{0};
+std::string host_name() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
-  return std::string(host) + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  return host;
+}
+
+std::string consumer_name() {
+  static std::atomic<int> counter{0};
+  return host_name() + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
 }
 
 }  // namespace
 
-RedisQueueBackend::RedisQueueBackend(const ServerConfig& config, ServiceStats& stats, OutcomeRecorder record)
+RedisQueueBackend::RedisQueueBackend(const ServerConfig& config, ServiceStats& stats, OutcomeRecorder record,
+                                     VersionSource artifact_version)
     : config_(config),
       stats_(stats),
       record_(std::move(record)),
+      artifact_version_(std::move(artifact_version)),
       io_(config.queue.redis),
       work_(config.queue.redis),
-      consumer_(consumer_name()) {
+      consumer_(consumer_name()),
+      beat_(config.queue.redis) {
   try {
     io_.connect();
   } catch (const Error& e) {
     unreachable(e);
   }
 }
+
+RedisQueueBackend::~RedisQueueBackend() { stop_heartbeat(); }
 
 // ---------------------------------------------------------------- front (I/O thread)
 
@@ -259,7 +268,17 @@ void RedisQueueBackend::describe(json& status) {
   } else {
     try {
       queue["depth"] = io_.depth();
-      queue["workers"] = io_.consumers();
+      // The live workers (a heartbeat within worker_timeout_ms), each with its version.
+      json workers = json::array();
+      for (const WorkerBeat& worker : io_.workers())
+        workers.push_back({{"consumer", worker.consumer},
+                           {"artifact_version", worker.version},
+                           {"pid", worker.pid},
+                           {"host", worker.host},
+                           {"last_seen_ms", worker.last_seen_ms},
+                           {"seen_ms_ago", worker.age_ms}});
+      queue["workers"] = workers.size();
+      queue["worker_list"] = std::move(workers);
       queue["dead_letters"] = io_.dead_letters();
       queue["reachable"] = true;
     } catch (const Error& e) {
@@ -273,6 +292,7 @@ void RedisQueueBackend::describe(json& status) {
 // ---------------------------------------------------------------- worker thread
 
 std::vector<TakenJob> RedisQueueBackend::take(size_t max_batch, std::chrono::milliseconds max_wait) {
+  if (!beat_thread_.joinable()) beat_thread_ = std::thread(&RedisQueueBackend::heartbeat_loop, this);
   try {
     return take_or_throw(max_batch, max_wait);
   } catch (const Error& e) {
@@ -387,7 +407,48 @@ void RedisQueueBackend::finish(const std::vector<JobPtr>& jobs, std::vector<Mess
   }
 }
 
+void RedisQueueBackend::heartbeat_loop() {
+  const auto period = std::chrono::milliseconds(std::max<int64_t>(10, config_.queue.redis.worker_timeout_ms / 3));
+  WorkerBeat beat;
+  beat.consumer = consumer_;
+  beat.pid = getpid();
+  beat.host = host_name();
+  bool failing = false;
+  while (true) {
+    try {
+      beat.version = artifact_version_ ? artifact_version_() : "";
+      beat_.heartbeat(beat);
+      failing = false;
+    } catch (const Error& e) {
+      // The worker thread reports the outage; this only tries again next period.
+      if (!failing) spdlog::debug("queue: worker {}: heartbeat failed: {}", consumer_, e.what());
+      failing = true;
+    }
+    std::unique_lock<std::mutex> lock(beat_mutex_);
+    if (beat_changed_.wait_for(lock, period, [this] { return beat_stop_; })) return;
+  }
+}
+
+void RedisQueueBackend::stop_heartbeat() {
+  {
+    std::lock_guard<std::mutex> lock(beat_mutex_);
+    beat_stop_ = true;
+  }
+  beat_changed_.notify_all();
+  if (beat_thread_.joinable()) beat_thread_.join();
+}
+
 void RedisQueueBackend::worker_stopped() {
+  const bool was_beating = beat_thread_.joinable();
+  stop_heartbeat();
+  if (was_beating) {
+    try {
+      beat_.retire(consumer_);  // unlisted at once instead of after worker_timeout_ms
+    } catch (const Error& e) {
+      spdlog::warn("queue: worker {}: could not unlist itself ({}); it drops out of `status` after {} ms", consumer_,
+                   e.what(), config_.queue.redis.worker_timeout_ms);
+    }
+  }
   if (!unstored_entries_.empty())
     spdlog::error("queue: {} finished jobs could not store their results before shutdown: another worker runs them "
                   "again after the visibility timeout",

@@ -7,12 +7,17 @@
 // before they run (a job that killed max_deliveries workers goes to the
 // dead-letter stream) and stores their replies. Redis unreachable: the client
 // side answers busy (unavailable) at once for a moment instead of blocking on
-// every request; the worker retries with back-off. Each side has its own
-// connection (the I/O thread's and the worker thread's).
+// every request; the worker retries with back-off. A worker publishes a
+// heartbeat (its consumer, artifact version, pid, host) from a thread of its
+// own, so a long batch does not make it look dead; `status` lists the live
+// workers. Each thread has its own connection.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -25,7 +30,9 @@ class RedisQueueBackend : public QueueBackend {
  public:
   // Connects now; an unreachable Redis is not fatal (the fleet outlives a
   // Redis restart, and so does starting during one). Errors: config_error.
-  RedisQueueBackend(const ServerConfig& config, ServiceStats& stats, OutcomeRecorder record);
+  RedisQueueBackend(const ServerConfig& config, ServiceStats& stats, OutcomeRecorder record,
+                    VersionSource artifact_version);
+  ~RedisQueueBackend() override;
 
   Admission admit_known(const std::string&, const std::string&) override { return Admission::unknown(); }
   Admission admit(JobPtr job, size_t bytes) override;
@@ -58,10 +65,13 @@ class RedisQueueBackend : public QueueBackend {
   std::vector<TakenJob> take_or_throw(size_t max_batch, std::chrono::milliseconds max_wait);
   // Worker: waits out the back-off after a Redis failure.
   void back_off(const Error& error);
+  void heartbeat_loop();
+  void stop_heartbeat();
 
   const ServerConfig& config_;
   ServiceStats& stats_;
   OutcomeRecorder record_;
+  VersionSource artifact_version_;
 
   // I/O thread.
   RedisQueue io_;
@@ -81,6 +91,13 @@ class RedisQueueBackend : public QueueBackend {
   // Finished jobs whose results Redis did not take yet: stored before anything new is read.
   std::vector<StreamJob> unstored_entries_;
   std::vector<std::string> unstored_replies_;
+
+  // Heartbeat thread (started by the first take()).
+  RedisQueue beat_;
+  std::thread beat_thread_;
+  std::mutex beat_mutex_;
+  std::condition_variable beat_changed_;
+  bool beat_stop_ = false;
 };
 
 }  // namespace feu::service

@@ -72,7 +72,8 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
       resolve_current_(std::move(resolve_current)),
       started_(std::chrono::steady_clock::now()),
       queue_(make_queue_backend(config_, stats_,
-                                [this](const JobPtr& job, const Message& reply) { record_outcome(job, reply); })),
+                                [this](const JobPtr& job, const Message& reply) { record_outcome(job, reply); },
+                                [this] { return backend_.artifact_version(); })),
       context_(1),
       retrieves_(config_.max_queue) {
   if (config_.serves_clients()) bind_router();
@@ -602,9 +603,18 @@ void Server::record_outcome(const JobPtr& job, const Message& reply) {
                  short_hash(job->text), job->k, all_timings.value("run_ms", 0.0), outcome);
   }
 }
+
 // ---------------------------------------------------------------- status, ZAP
 
 json Server::status_json() const {
+  // The reload state first: a reload that it shows finished already swapped
+  // the version and counted its outcome (both happen before its state is set),
+  // so one status never shows "ok" beside the old version or the old count.
+  json reload;
+  {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    reload = reload_status_;
+  }
   json status = stats_.to_json();
   double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   status["server"] = {{"version", FEU_VERSION},
@@ -616,10 +626,7 @@ json Server::status_json() const {
   status["artifact_version"] = backend_.artifact_version();
   status["engine"] = backend_.describe();
   status["memory"] = process_memory_json();
-  {
-    std::lock_guard<std::mutex> lock(reload_mutex_);
-    status["reload"] = reload_status_;
-  }
+  status["reload"] = std::move(reload);
   status["queue"] = {{"capacity", config_.max_queue},
                      {"capacity_bytes", config_.max_queue_bytes},
                      {"max_batch", config_.max_batch},
