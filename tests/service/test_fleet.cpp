@@ -254,14 +254,20 @@ TEST_F(Fleet, RedisDownMeansBusyAndNoAcceptedJobIsLost) {
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  redis_->stop();
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  redis_->stop();  // for 5 s, as a Redis restart or failover takes
+  std::this_thread::sleep_for(std::chrono::milliseconds(5000));
   Message status = probe.status();
   EXPECT_EQ(status.header["queue"]["reachable"], false) << status.header.dump();
+  size_t accepted_before_restart;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    accepted_before_restart = accepted.size();
+  }
   redis_->start();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   stop = true;
   submitter.join();
+  EXPECT_GT(accepted.size(), accepted_before_restart) << "the front accepts again once Redis is back";
   EXPECT_GT(busy_unavailable.load(), 0) << "the front refused while Redis was down";
   ASSERT_GT(accepted.size(), 20u);
   for (const std::string& id : accepted) {
