@@ -93,7 +93,8 @@ Admission LocalQueueBackend::admit_known(const std::string& id, const std::strin
   // Idempotency: a known id is answered from its result or its pending job,
   // never run again.
   if (results_->contains(id)) {
-    if (results_->digest_of(id) != digest) return Admission::answered({id_conflict_reply(id), false, "rejected.id_conflict"});
+    if (results_->digest_of(id) != digest)
+      return Admission::answered({id_conflict_reply(id), false, "rejected.id_conflict"});
     if (auto stored = results_->get(id)) {
       stored->header["duplicate"] = true;
       return Admission::answered({std::move(*stored), false, "duplicates"});
@@ -101,7 +102,8 @@ Admission LocalQueueBackend::admit_known(const std::string& id, const std::strin
   }
   auto it = pending_.find(id);
   if (it == pending_.end()) return Admission::unknown();
-  if (it->second.job->digest != digest) return Admission::answered({id_conflict_reply(id), false, "rejected.id_conflict"});
+  if (it->second.job->digest != digest)
+    return Admission::answered({id_conflict_reply(id), false, "rejected.id_conflict"});
   // A Lazy Pirate retry is answered too, once its job is journaled.
   Message accepted = accepted_reply(id);
   accepted.header["duplicate"] = true;
@@ -147,8 +149,9 @@ std::vector<QueueAnswer> LocalQueueBackend::commit() {
   std::vector<QueueAnswer> answers;
   for (Staged& staged : staged_) {
     if (failed.count(staged.id))
-      answers.push_back({error_reply(staged.id, error_code_name(ErrorCode::kIoError), "the job journal could not be written"),
-                         false, ""});
+      answers.push_back(
+          {error_reply(staged.id, error_code_name(ErrorCode::kIoError), "the job journal could not be written"), false,
+           ""});
     else
       answers.push_back(std::move(staged.answer));
   }

@@ -393,14 +393,22 @@ std::vector<WorkerBeat> RedisQueue::workers() {
 
 size_t RedisQueue::depth() { return static_cast<size_t>(command({"XLEN", config_.stream})->integer); }
 
-size_t RedisQueue::consumers() {
+std::vector<std::string> RedisQueue::consumer_names() {
+  std::vector<std::string> names;
   try {
     Reply reply = command({"XINFO", "CONSUMERS", config_.stream, config_.group});
-    return reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+    if (reply->type != REDIS_REPLY_ARRAY) return names;
+    // One field list per consumer: name, <name>, pending, <n>, ...
+    for (size_t i = 0; i < reply->elements; ++i) {
+      const redisReply* fields = reply->element[i];
+      if (fields->type != REDIS_REPLY_ARRAY) continue;
+      for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (reply_string(fields->element[f]) == "name") names.push_back(reply_string(fields->element[f + 1]));
+    }
   } catch (const Error& e) {
-    if (!connected()) throw;
-    return 0;  // no group yet
+    if (!connected()) throw;  // else: no group yet
   }
+  return names;
 }
 
 size_t RedisQueue::dead_letters() { return static_cast<size_t>(command({"XLEN", dead_key()})->integer); }

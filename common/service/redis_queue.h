@@ -143,9 +143,10 @@ class RedisQueue {
   // The live workers (a heartbeat within worker_timeout_ms), by consumer name.
   std::vector<WorkerBeat> workers();
 
-  // Unfinished jobs (XLEN), consumers in the group, dead letters.
+  // Unfinished jobs (XLEN), consumers in the group (names: consumer_names()), dead letters.
   size_t depth();
-  size_t consumers();
+  size_t consumers() { return consumer_names().size(); }
+  std::vector<std::string> consumer_names();
   size_t dead_letters();
 
   const RedisQueueConfig& config() const { return config_; }

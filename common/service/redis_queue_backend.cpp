@@ -190,10 +190,12 @@ std::vector<QueueAnswer> RedisQueueBackend::commit() {
 QueueAnswer RedisQueueBackend::result(const std::string& id) {
   if (!reachable_now()) return unavailable(id);
   try {
+    // The state first: a job finishing in between stores its result and its
+    // state at once, so a state read before the result never misses both.
+    std::string state = io_.state_of(id);
     if (auto packed = io_.results({id}).front()) {
       if (auto reply = unpack_message(*packed)) return {std::move(*reply), false, ""};
     }
-    std::string state = io_.state_of(id);
     if (state == "queued" || state == "running") {
       Message reply = accepted_reply(id);
       reply.header["state"] = state;
@@ -341,7 +343,8 @@ std::vector<TakenJob> RedisQueueBackend::take_or_throw(size_t max_batch, std::ch
   if (entries.empty()) {
     entries = work_.read(consumer_, max_batch, kWorkerReadBlockMs);
     if (!entries.empty() && entries.size() < max_batch && max_wait.count() > 0) {
-      std::vector<StreamJob> more = work_.read(consumer_, max_batch - entries.size(), static_cast<int>(max_wait.count()));
+      std::vector<StreamJob> more =
+          work_.read(consumer_, max_batch - entries.size(), static_cast<int>(max_wait.count()));
       entries.insert(entries.end(), more.begin(), more.end());
     }
   }

@@ -106,7 +106,8 @@ TEST(FleetFollow, ANewVersionPublishedMidRunReachesEveryWorkerAndNoJobFails) {
   test::FakeBackend front_backend({});
   RunningServer front(config(Role::kFront), front_backend);
   std::vector<std::unique_ptr<FollowingWorker>> workers;
-  for (int i = 0; i < 2; ++i) workers.push_back(std::make_unique<FollowingWorker>(artifacts.url(), config(Role::kWorker)));
+  for (int i = 0; i < 2; ++i)
+    workers.push_back(std::make_unique<FollowingWorker>(artifacts.url(), config(Role::kWorker)));
 
   // Jobs flow from 4 clients until 20 more have finished after the switch.
   std::atomic<bool> switched{false};
