@@ -32,6 +32,7 @@ struct Job {
   bool replayed = false;                   // recovered from the journal after a restart
   std::string route;                       // kRetrieve: where to answer (edits: the server's pending table)
   bool route_delimiter = false;            // kRetrieve: the client uses a REQ-style envelope
+  std::string queue_entry;                 // the redis queue: the job's stream entry id
 };
 using JobPtr = std::shared_ptr<Job>;
 

@@ -4,6 +4,8 @@
 
 #include <sys/time.h>
 
+#include <cstdlib>
+
 #include "core/error.h"
 
 namespace feu::service {
@@ -67,6 +69,51 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('XACK', KEYS[3], ARGV[3], ARGV[4])
 redis.call('XDEL', KEYS[3], ARGV[4])
 return 1
+)lua";
+
+// Publishes a heartbeat, then removes the dead workers that own no pending
+// job (another worker claimed them) from the group, the set and their hashes.
+// KEYS: workers, stream, worker hash. ARGV: group, timeout ms, worker hash
+// prefix, consumer, version, pid, host.
+constexpr const char* kHeartbeatScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('HSET', KEYS[3], 'consumer', ARGV[4], 'version', ARGV[5], 'pid', ARGV[6], 'host', ARGV[7],
+           'last_seen_ms', now)
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+local oldest_live = now - tonumber(ARGV[2])
+for _, c in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. oldest_live)) do
+  local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[1], '-', '+', 1, c)
+  if not ok or #pending == 0 then
+    if ok then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[1], c) end
+    redis.call('ZREM', KEYS[1], c)
+    redis.call('DEL', ARGV[3] .. c)
+  end
+end
+return now
+)lua";
+
+// KEYS: workers, stream, worker hash. ARGV: group, consumer.
+constexpr const char* kRetireScript = R"lua(
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[3])
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[2], ARGV[1], '-', '+', 1, ARGV[2])
+if ok and #pending == 0 then redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[1], ARGV[2]) end
+return 1
+)lua";
+
+// KEYS: workers. ARGV: timeout ms, worker hash prefix.
+// Returns {now, {hash fields...}, ...} for the live workers.
+constexpr const char* kWorkersScript = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {tostring(now)}
+for _, c in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')) do
+  local fields = redis.call('HGETALL', ARGV[2] .. c)
+  if #fields > 0 then table.insert(out, fields) end
+end
+return out
 )lua";
 
 std::string reply_string(const redisReply* reply) {
@@ -309,16 +356,59 @@ void RedisQueue::finish(const std::vector<StreamJob>& jobs, const std::vector<st
   if (!commands.empty()) pipeline(commands);
 }
 
+void RedisQueue::heartbeat(const WorkerBeat& worker) {
+  command({"EVAL", kHeartbeatScript, "3", workers_key(), config_.stream, worker_key(worker.consumer), config_.group,
+           std::to_string(config_.worker_timeout_ms), worker_key(""), worker.consumer, worker.version,
+           std::to_string(worker.pid), worker.host});
+}
+
+void RedisQueue::retire(const std::string& consumer) {
+  command({"EVAL", kRetireScript, "3", workers_key(), config_.stream, worker_key(consumer), config_.group, consumer});
+}
+
+std::vector<WorkerBeat> RedisQueue::workers() {
+  Reply reply = command({"EVAL", kWorkersScript, "1", workers_key(), std::to_string(config_.worker_timeout_ms),
+                         worker_key("")});
+  std::vector<WorkerBeat> out;
+  if (reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) return out;
+  const int64_t now = std::stoll(reply_string(reply->element[0]));
+  for (size_t i = 1; i < reply->elements; ++i) {
+    const redisReply* fields = reply->element[i];
+    if (fields->type != REDIS_REPLY_ARRAY) continue;
+    WorkerBeat worker;
+    for (size_t f = 0; f + 1 < fields->elements; f += 2) {
+      std::string name = reply_string(fields->element[f]);
+      std::string value = reply_string(fields->element[f + 1]);
+      if (name == "consumer") worker.consumer = value;
+      else if (name == "version") worker.version = value;
+      else if (name == "host") worker.host = value;
+      else if (name == "pid") worker.pid = std::strtoll(value.c_str(), nullptr, 10);
+      else if (name == "last_seen_ms") worker.last_seen_ms = std::strtoll(value.c_str(), nullptr, 10);
+    }
+    worker.age_ms = now - worker.last_seen_ms;
+    out.push_back(std::move(worker));
+  }
+  return out;
+}
+
 size_t RedisQueue::depth() { return static_cast<size_t>(command({"XLEN", config_.stream})->integer); }
 
-size_t RedisQueue::consumers() {
+std::vector<std::string> RedisQueue::consumer_names() {
+  std::vector<std::string> names;
   try {
     Reply reply = command({"XINFO", "CONSUMERS", config_.stream, config_.group});
-    return reply->type == REDIS_REPLY_ARRAY ? reply->elements : 0;
+    if (reply->type != REDIS_REPLY_ARRAY) return names;
+    // One field list per consumer: name, <name>, pending, <n>, ...
+    for (size_t i = 0; i < reply->elements; ++i) {
+      const redisReply* fields = reply->element[i];
+      if (fields->type != REDIS_REPLY_ARRAY) continue;
+      for (size_t f = 0; f + 1 < fields->elements; f += 2)
+        if (reply_string(fields->element[f]) == "name") names.push_back(reply_string(fields->element[f + 1]));
+    }
   } catch (const Error& e) {
-    if (!connected()) throw;
-    return 0;  // no group yet
+    if (!connected()) throw;  // else: no group yet
   }
+  return names;
 }
 
 size_t RedisQueue::dead_letters() { return static_cast<size_t>(command({"XLEN", dead_key()})->integer); }

@@ -15,6 +15,12 @@
 //                  expiring after the result retention.
 //   S:dead         the dead-letter stream: jobs that started max_deliveries runs
 //                  without finishing (they killed their workers).
+//   S:workers      sorted set: each worker's consumer name, scored by its last
+//                  heartbeat (ms, Redis's clock: machines' clocks may differ).
+//   S:worker:<c>   hash {consumer, version, pid, host, last_seen_ms}: what worker
+//                  c last said of itself, expiring with its heartbeat.
+// A worker silent for worker_timeout_ms is dead: not listed, and once it owns
+// no pending job (another worker claimed them) its consumer leaves the group.
 //
 // Durability is Redis's: with AOF and `appendfsync always`, a reply comes after
 // the write reached the disk, so `accepted` is as strong as the local journal's.
@@ -45,6 +51,7 @@ struct RedisQueueConfig {
   int max_deliveries = 3;                 // runs a job may start before it goes to the dead-letter stream
   int connect_timeout_ms = 1000;          // connect and per-command timeout
   int64_t result_ttl_s = 3600;            // finished results (and their ids) are kept this long
+  int64_t worker_timeout_ms = 10000;      // a worker without a heartbeat this long is dead (beats: every third)
 };
 
 // "redis://host:port[/db]" split; Error(kConfigError) naming what is wrong.
@@ -60,6 +67,16 @@ struct StreamJob {
   std::string entry_id;  // the stream entry's id
   std::string id;        // the client's job id
   std::string payload;   // what submit() was given
+};
+
+// One worker as its heartbeat describes it.
+struct WorkerBeat {
+  std::string consumer;  // its consumer name in the group
+  std::string version;   // the artifact version it serves
+  int64_t pid = 0;
+  std::string host;
+  int64_t last_seen_ms = 0;  // Redis's clock (set by heartbeat())
+  int64_t age_ms = 0;        // since then, when listed by workers()
 };
 
 class RedisQueue {
@@ -117,15 +134,27 @@ class RedisQueue {
   // done and acknowledges and deletes its entry, in one pipeline.
   void finish(const std::vector<StreamJob>& jobs, const std::vector<std::string>& replies);
 
-  // Unfinished jobs (XLEN), consumers in the group, dead letters.
+  // Publishes a worker's heartbeat, and removes from the group the consumers
+  // of dead workers (no heartbeat for worker_timeout_ms) that own no pending
+  // job: their jobs were claimed by others first.
+  void heartbeat(const WorkerBeat& worker);
+  // A worker stopping cleanly: unlisted at once, its consumer removed when it owns no pending job.
+  void retire(const std::string& consumer);
+  // The live workers (a heartbeat within worker_timeout_ms), by consumer name.
+  std::vector<WorkerBeat> workers();
+
+  // Unfinished jobs (XLEN), consumers in the group (names: consumer_names()), dead letters.
   size_t depth();
-  size_t consumers();
+  size_t consumers() { return consumer_names().size(); }
+  std::vector<std::string> consumer_names();
   size_t dead_letters();
 
   const RedisQueueConfig& config() const { return config_; }
   std::string job_key(const std::string& id) const { return config_.stream + ":job:" + id; }
   std::string result_key(const std::string& id) const { return config_.stream + ":res:" + id; }
   std::string dead_key() const { return config_.stream + ":dead"; }
+  std::string workers_key() const { return config_.stream + ":workers"; }
+  std::string worker_key(const std::string& consumer) const { return config_.stream + ":worker:" + consumer; }
 
  private:
   struct ReplyDeleter {

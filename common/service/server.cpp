@@ -21,8 +21,6 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxBurst = 256;                   // requests read before one group commit
-constexpr uint64_t kCompactJournalBytes = 64u << 20;
-constexpr int64_t kPruneIntervalMs = 60000;
 // Clients waiting on one id (submitter, Lazy Pirate retries, pollers): the
 // oldest are forgotten beyond this; they can still fetch the result by id.
 constexpr size_t kMaxRoutesPerJob = 16;
@@ -30,9 +28,6 @@ constexpr size_t kMaxRoutesPerJob = 16;
 // connection (TCP back-pressure): with ZMQ_MAXMSGSIZE this bounds what one
 // peer can make the daemon hold (see daemon/PROTOCOL.md, "Resource bounds").
 constexpr int kReceiveHighWaterMark = 8;
-// Result-store retries after a failure: first delay, doubling up to the cap.
-constexpr int64_t kStoreRetryFirstMs = 100;
-constexpr int64_t kStoreRetryMaxMs = 5000;
 
 std::string short_hash(const std::string& text) { return sha256_bytes(text.data(), text.size()).substr(0, 12); }
 
@@ -63,9 +58,7 @@ json process_memory_json() {
 
 }  // namespace
 
-std::string printable_id(const std::string& id) { return escape_text(id, 128); }
-
-void Server::Pending::add_route(const Route& route) {
+void Server::Waiting::add_route(const Route& route) {
   if (route.identity.empty()) return;
   for (const Route& known : routes)
     if (known.identity == route.identity) return;
@@ -75,23 +68,14 @@ void Server::Pending::add_route(const Route& route) {
 
 Server::Server(ServerConfig config, Backend& backend, std::function<std::string()> resolve_current)
     : config_(validated(std::move(config))),
-      state_lock_(config_.queue.is_redis() ? nullptr : std::make_unique<StateDirLock>(config_.journal_dir)),
       backend_(backend),
       resolve_current_(std::move(resolve_current)),
       started_(std::chrono::steady_clock::now()),
+      queue_(make_queue_backend(config_, stats_,
+                                [this](const JobPtr& job, const Message& reply) { record_outcome(job, reply); },
+                                [this] { return backend_.artifact_version(); })),
       context_(1),
-      queue_(config_.max_queue) {
-  if (config_.queue.is_redis()) {
-    fleet_ = std::make_unique<RedisQueue>(config_.queue.redis);
-    try {
-      fleet_->connect();
-    } catch (const Error& e) {
-      // Not fatal: the fleet outlives a Redis restart, and so does starting during one.
-      fleet_unreachable(e);
-    }
-  } else {
-    open_local_store();
-  }
+      retrieves_(config_.max_queue) {
   if (config_.serves_clients()) bind_router();
   wake_ = zmq::socket_t(context_, zmq::socket_type::pair);
   wake_endpoint_ = "inproc://feu-wake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
@@ -105,56 +89,6 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
     }
   }
   reload_status_ = {{"state", "idle"}, {"version_dir", last_current_dir_}};
-}
-
-void Server::open_local_store() {
-  results_ = std::make_unique<ResultStore>((fs::path(config_.journal_dir) / "results").string(),
-                                           config_.result_retention_s * 1000, config_.max_results,
-                                           config_.max_result_bytes);
-  std::vector<JournalEntry> unfinished;
-  journal_ = std::make_unique<Journal>(config_.journal_dir, &unfinished);
-  journal_dropped_bytes_ = journal_->dropped_bytes();
-  const JournalReplay& replay = journal_->replay();
-  if (replay.corrupt_regions > 0)
-    spdlog::error("journal: {} damaged region(s) of {} bytes in total were skipped (each can hold an accepted job "
-                  "that is now lost); {} intact records were recovered around them; the damaged file was kept as {}",
-                  replay.corrupt_regions, replay.corrupt_bytes, replay.records, replay.quarantined_path);
-  if (replay.tail_bytes > 0)
-    spdlog::warn("journal: dropped an unreadable tail of {} bytes (a crash mid-append, whose client never heard "
-                 "`accepted`, or damage to the last record)",
-                 replay.tail_bytes);
-
-  // Recovery: every job accepted before a crash runs again unless its result
-  // was stored (the crash hit between storing it and journaling it done).
-  for (auto& entry : unfinished) {
-    if (results_->contains(entry.id) || pending_.count(entry.id)) {
-      journal_->append_done(entry.id);
-      continue;
-    }
-    auto job = std::make_shared<Job>();
-    job->id = entry.id;
-    job->digest = entry.digest;
-    job->accepted_ms = entry.accepted_ms;
-    job->deadline_ms = entry.deadline_ms;
-    job->replayed = true;
-    job->frames = std::move(entry.frames);
-    try {
-      Request request = parse_request(job->frames, config_.limits);
-      job->edit = std::move(request.edit);
-    } catch (const ProtocolError& e) {
-      // Accepted under older, looser limits: it still gets a final answer.
-      complete(job, error_reply(job->id, e.code(), e.what()), json::object());
-      continue;
-    }
-    Pending& pending = pending_[job->id];
-    pending.job = job;
-    pending.bytes = frames_bytes(job->frames);
-    pending_bytes_ += pending.bytes;
-    queue_.push_recovered(job);
-    ++recovered_jobs_;
-  }
-  { std::lock_guard<std::mutex> lock(completions_mutex_); completions_.clear(); }  // nobody to tell yet
-  if (recovered_jobs_ > 0) spdlog::info("journal: recovered {} unfinished jobs", recovered_jobs_);
 }
 
 void Server::bind_router() {
@@ -188,9 +122,10 @@ Server::~Server() {
   stop_requested_ = true;
   draining_ = true;
   drain_deadline_ms_ = 0;
-  queue_.wake();
+  queue_->wake();
+  retrieves_.wake();
   if (worker_.joinable()) worker_.join();
-  if (fleet_worker_.joinable()) fleet_worker_.join();
+  if (retriever_.joinable()) retriever_.join();
   zap_stop_ = true;
   if (zap_thread_.joinable()) zap_thread_.join();
   std::thread reload;
@@ -205,36 +140,36 @@ Server::~Server() {
 // ---------------------------------------------------------------- I/O thread
 
 void Server::run() {
-  worker_ = std::thread(&Server::worker_loop, this);
-  if (fleet_ && config_.runs_jobs()) fleet_worker_ = std::thread(&Server::fleet_worker_loop, this);
-  if (fleet_)
+  if (config_.runs_jobs()) worker_ = std::thread(&Server::worker_loop, this);
+  if (config_.serves_clients()) retriever_ = std::thread(&Server::retrieve_loop, this);
+  if (config_.queue.is_redis())
     spdlog::info("feu-daemon ({}) {} on queue {} stream {} group {} (artifact version '{}', max_queue {}, max_batch {})",
                  role_name(config_.role), endpoint_.empty() ? "not listening" : "listening on " + endpoint_,
                  config_.queue.redis.url, config_.queue.redis.stream, config_.queue.redis.group,
                  backend_.artifact_version(), config_.max_queue, config_.max_batch);
   else
     spdlog::info("feu-daemon listening on {} (artifact version '{}', max_queue {}, max_batch {}, {} recovered jobs)",
-                 endpoint_, backend_.artifact_version(), config_.max_queue, config_.max_batch, recovered_jobs_);
+                 endpoint_, backend_.artifact_version(), config_.max_queue, config_.max_batch,
+                 queue_->recovered_jobs());
   while (true) {
     try {
       // A worker alone has no client socket: it only waits on its wake-ups.
       zmq::pollitem_t items[] = {{wake_.handle(), 0, ZMQ_POLLIN, 0}, {router_.handle(), 0, ZMQ_POLLIN, 0}};
-      zmq::poll(items, config_.serves_clients() ? 2 : 1, std::chrono::milliseconds(fleet_ ? 5 : 50));
+      zmq::poll(items, config_.serves_clients() ? 2 : 1, queue_->poll_interval());
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t ignored;
         while (wake_.recv(ignored, zmq::recv_flags::dontwait)) {
         }
       }
       if (config_.serves_clients() && (items[1].revents & ZMQ_POLLIN)) receive_burst();
-      deliver_completions();
-      if (fleet_) fleet_deliver();
+      deliver_finished();
       int64_t now = now_unix_ms();
       if (now - last_maintenance_ms_ >= 100 || (stop_requested_ && !draining_)) {
         last_maintenance_ms_ = now;
         maintenance();
       }
-      if (draining_ && worker_done_ && (!fleet_worker_.joinable() || fleet_worker_done_)) {
-        deliver_completions();
+      if (draining_ && (!worker_.joinable() || worker_done_) && (!retriever_.joinable() || retriever_done_)) {
+        deliver_finished();
         break;
       }
     } catch (const zmq::error_t& e) {
@@ -242,21 +177,10 @@ void Server::run() {
       spdlog::error("socket error: {}", e.what());
     }
   }
-  worker_.join();
-  if (fleet_worker_.joinable()) fleet_worker_.join();
-  if (fleet_) {
-    spdlog::info("feu-daemon stopped: {} done; queued jobs stay in Redis for the fleet", stats_.counter("jobs.done"));
-    return;
-  }
-  // Jobs still queued stay journaled: the next start runs them.
-  std::vector<JournalEntry> left;
-  for (const auto& [id, pending] : pending_)
-    left.push_back(JournalEntry{id, pending.job->digest, pending.job->accepted_ms, pending.job->deadline_ms,
-                                pending.job->frames});
-  std::sort(left.begin(), left.end(), [](const auto& a, const auto& b) { return a.accepted_ms < b.accepted_ms; });
-  journal_->compact(left);
-  spdlog::info("feu-daemon stopped: {} done, {} jobs left journaled for the next start",
-               stats_.counter("jobs.done"), left.size());
+  if (worker_.joinable()) worker_.join();
+  if (retriever_.joinable()) retriever_.join();
+  std::string kept = queue_->close();
+  spdlog::info("feu-daemon stopped: {} done, {}", stats_.counter("jobs.done"), kept);
 }
 
 void Server::receive_burst() {
@@ -283,7 +207,7 @@ void Server::receive_burst() {
     }
     handle_message(route, frames, too_many);
   }
-  commit_accepted();
+  commit_staged();
 }
 
 void Server::handle_message(const Route& route, std::vector<Frame>& frames, bool too_many_frames) {
@@ -315,8 +239,8 @@ void Server::handle_message(const Route& route, std::vector<Frame>& frames, bool
         return;
       }
       case RequestType::kEdit: handle_edit(route, request, frames); return;
-      case RequestType::kResult: handle_result(route, request); return;
-      case RequestType::kCancel: handle_cancel(route, request); return;
+      case RequestType::kResult: answer(route, id, queue_->result(id)); return;
+      case RequestType::kCancel: answer(route, id, queue_->cancel(id)); return;
       case RequestType::kRetrieve: handle_retrieve(route, request); return;
     }
   } catch (const ProtocolError& e) {
@@ -336,33 +260,12 @@ void Server::handle_message(const Route& route, std::vector<Frame>& frames, bool
 }
 
 void Server::handle_edit(const Route& route, Request& request, std::vector<Frame>& frames) {
-  if (fleet_) return fleet_edit(route, request, frames);
   const std::string& id = request.id;
-  auto conflict = [&] {
-    stats_.count("rejected.id_conflict");
-    send(route, error_reply(id, codes::kIdConflict,
-                            "id '" + printable(id) + "' was already used for a different request"));
-  };
-  // Idempotency: a known id is answered from its result or its pending job,
-  // never run again.
-  if (results_->contains(id)) {
-    if (results_->digest_of(id) != request.digest) return conflict();
-    if (auto stored = results_->get(id)) {
-      stored->header["duplicate"] = true;
-      stats_.count("duplicates");
-      send(route, *stored);
-      return;
-    }
-  }
-  if (auto it = pending_.find(id); it != pending_.end()) {
-    if (it->second.job->digest != request.digest) return conflict();
-    it->second.add_route(route);  // a Lazy Pirate retry is answered too
-    Message accepted;
-    accepted.header = reply_header(id, status::kAccepted);
-    accepted.header["duplicate"] = true;
-    accepted.header["state"] = queue_.contains(id) ? "queued" : "running";
-    stats_.count("duplicates");
-    after_commit_.emplace_back(route, std::move(accepted));
+  // Idempotency: a known id is answered from its result or its job, never run again.
+  Admission known = queue_->admit_known(id, request.digest);
+  if (known.kind == Admission::Kind::kAnswered) return answer(route, id, std::move(known.answer));
+  if (known.kind == Admission::Kind::kStaged) {
+    staged_.emplace_back(route, id);
     return;
   }
   if (draining_) {
@@ -370,15 +273,8 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
     return;
   }
   // Everything the engine would refuse is refused now, before the request
-  // costs a journal write and a place in the queue (throws: a typed error reply).
+  // costs a durable write and a place in the queue (throws: a typed error reply).
   backend_.validate(request.edit);
-  const size_t request_bytes = frames_bytes(frames);
-  size_t waiting = queue_.size() + to_journal_.size() + unstored_count();
-  if (waiting >= config_.max_queue || pending_bytes_ + request_bytes > config_.max_queue_bytes) {
-    stats_.count(waiting >= config_.max_queue ? "busy" : "busy.bytes");
-    send(route, busy_reply(id, retry_after_ms(), waiting));
-    return;
-  }
   auto job = std::make_shared<Job>();
   job->id = id;
   job->type = RequestType::kEdit;
@@ -388,90 +284,26 @@ void Server::handle_edit(const Route& route, Request& request, std::vector<Frame
   job->accepted_ms = now_unix_ms();
   int64_t deadline = request.deadline_ms.value_or(config_.default_deadline_ms);
   job->deadline_ms = deadline > 0 ? job->accepted_ms + deadline : 0;
-  Pending& pending = pending_[id];
-  pending.job = job;
-  pending.add_route(route);
-  pending.bytes = request_bytes;
-  pending_bytes_ += request_bytes;
-  to_journal_.push_back(JournalEntry{id, job->digest, job->accepted_ms, job->deadline_ms, job->frames});
-  Message accepted;
-  accepted.header = reply_header(id, status::kAccepted);
-  accepted.header["queue_depth"] = waiting + 1;
-  after_commit_.emplace_back(route, std::move(accepted));
+  const size_t bytes = frames_bytes(job->frames);
+  Admission admission = queue_->admit(std::move(job), bytes);
+  if (admission.kind == Admission::Kind::kAnswered) return answer(route, id, std::move(admission.answer));
+  staged_.emplace_back(route, id);
 }
 
-void Server::commit_accepted() {
-  if (fleet_) return fleet_commit();
-  std::set<std::string> failed;
-  if (!to_journal_.empty()) {
-    try {
-      journal_->append_accepted(to_journal_);  // fsync before any `accepted` leaves
-      for (const auto& entry : to_journal_) queue_.push_recovered(pending_.at(entry.id).job);
-      stats_.count("accepted", static_cast<int64_t>(to_journal_.size()));
-    } catch (const Error& e) {
-      spdlog::error("journal append failed, refusing {} jobs: {}", to_journal_.size(), e.what());
-      for (const auto& entry : to_journal_) {
-        failed.insert(entry.id);
-        auto it = pending_.find(entry.id);
-        pending_bytes_ -= it->second.bytes;
-        pending_.erase(it);
-      }
-    }
-    to_journal_.clear();
-  }
-  for (auto& [route, message] : after_commit_) {
-    std::string id = message.header.value("id", std::string());
-    if (failed.count(id))
-      send(route, error_reply(id, error_code_name(ErrorCode::kIoError), "the job journal could not be written"));
-    else
-      send(route, message);
-  }
-  after_commit_.clear();
+void Server::commit_staged() {
+  std::vector<QueueAnswer> answers = queue_->commit();
+  for (size_t i = 0; i < staged_.size() && i < answers.size(); ++i)
+    answer(staged_[i].first, staged_[i].second, std::move(answers[i]));
+  staged_.clear();
 }
 
-void Server::handle_result(const Route& route, const Request& request) {
-  if (fleet_) return fleet_result(route, request);
-  const std::string& id = request.id;
-  if (auto stored = results_->get(id)) {
-    send(route, *stored);
-    return;
+void Server::answer(const Route& route, const std::string& id, QueueAnswer answer) {
+  if (!answer.stat.empty()) stats_.count(answer.stat);
+  if (answer.wait) {
+    waiting_[id].add_route(route);
+    queue_->watch(id);
   }
-  if (auto it = pending_.find(id); it != pending_.end()) {
-    it->second.add_route(route);  // its `done` comes here too, and to the submitter
-    Message reply;
-    reply.header = reply_header(id, status::kAccepted);
-    reply.header["state"] = queue_.contains(id) ? "queued" : "running";
-    send(route, reply);
-    return;
-  }
-  send(route, error_reply(id, error_code_name(ErrorCode::kNotFound),
-                          "no job with id '" + printable(id) + "' (never submitted, or its result expired after " +
-                              std::to_string(config_.result_retention_s) + " s)"));
-}
-
-void Server::handle_cancel(const Route& route, const Request& request) {
-  if (fleet_) return fleet_cancel(route, request);
-  const std::string& id = request.id;
-  Message reply;
-  reply.header = reply_header(id, status::kDone);
-  reply.header["type"] = "cancel";
-  auto it = pending_.find(id);
-  if (it != pending_.end() && queue_.remove(id)) {
-    JobPtr job = it->second.job;
-    complete(job, error_reply(id, error_code_name(ErrorCode::kCancelled), "cancelled by a client"), json::object());
-    reply.header["cancelled"] = true;
-    reply.header["state"] = "cancelled";
-  } else if (it != pending_.end()) {
-    reply.header["cancelled"] = false;
-    reply.header["state"] = "running";  // a running batch cannot be interrupted
-  } else if (results_->contains(id)) {
-    reply.header["cancelled"] = false;
-    reply.header["state"] = "finished";
-  } else {
-    send(route, error_reply(id, error_code_name(ErrorCode::kNotFound), "no job with id '" + printable(id) + "'"));
-    return;
-  }
-  send(route, reply);
+  send(route, answer.reply);
 }
 
 void Server::handle_retrieve(const Route& route, Request& request) {
@@ -488,9 +320,9 @@ void Server::handle_retrieve(const Route& route, Request& request) {
   job->route = route.identity;
   job->route_delimiter = route.delimiter;
   // Retrieval is answered directly with `done` (no journal: it is cheap to ask again).
-  if (queue_.size() + to_journal_.size() >= config_.max_queue || !queue_.push(job)) {
+  if (!retrieves_.push(job)) {
     stats_.count("busy");
-    send(route, busy_reply(request.id, retry_after_ms(), queue_.size()));
+    send(route, busy_reply(request.id, 100, retrieves_.size()));
   }
 }
 
@@ -510,39 +342,30 @@ bool Server::send(const Route& route, const Message& message) {
   return true;
 }
 
-int64_t Server::retry_after_ms() const {
-  double batch_ms = stats_.percentile("run", 0.5);
-  if (batch_ms <= 0) batch_ms = 100;
-  double batches_ahead = std::ceil(static_cast<double>(queue_.size()) / config_.max_batch);
-  return static_cast<int64_t>(std::clamp(batches_ahead * batch_ms, 20.0, 30000.0));
-}
-
-void Server::deliver_completions() {
-  std::deque<Completion> ready;
-  {
-    std::lock_guard<std::mutex> lock(completions_mutex_);
-    ready.swap(completions_);
-  }
-  for (auto& completion : ready) {
+void Server::deliver_finished() {
+  for (FinishedJob& finished : queue_->take_finished()) {
     std::vector<Route> routes;
-    if (completion.job->type == RequestType::kEdit) {
-      auto it = pending_.find(completion.job->id);
-      if (it == pending_.end()) continue;
+    if (auto it = waiting_.find(finished.id); it != waiting_.end()) {
       routes = std::move(it->second.routes);
-      pending_bytes_ -= it->second.bytes;
-      pending_.erase(it);
-    } else {
-      routes.push_back(Route{completion.job->route, completion.job->route_delimiter});
+      waiting_.erase(it);
     }
     if (routes.empty()) stats_.count("replies.no_client");  // recovered after a restart: served by id
     size_t delivered = 0;
     for (const Route& route : routes) {
-      if (send(route, completion.reply)) ++delivered;
+      if (send(route, finished.reply)) ++delivered;
       else stats_.count("replies.unroutable");
     }
+    stats_.count("replies.delivered", static_cast<int64_t>(delivered));
     if (!routes.empty() && delivered == 0)
-      spdlog::info("job id={}: client gone, result kept for fetch by id", printable(completion.job->id));
+      spdlog::info("job id={}: client gone, result kept for fetch by id", printable(finished.id));
   }
+  std::deque<std::pair<Route, Message>> retrieved;
+  {
+    std::lock_guard<std::mutex> lock(retrieved_mutex_);
+    retrieved.swap(retrieved_);
+  }
+  for (const auto& [route, reply] : retrieved)
+    if (!send(route, reply)) stats_.count("replies.unroutable");
 }
 
 void Server::maintenance() {
@@ -551,14 +374,11 @@ void Server::maintenance() {
     drain_deadline_ms_ = now + config_.drain_timeout_ms;
     draining_ = true;
     spdlog::info("shutdown requested: accepting no new jobs, draining {} queued jobs for up to {} ms",
-                 queue_.size(), config_.drain_timeout_ms);
-    queue_.wake();
+                 queue_->queued(), config_.drain_timeout_ms);
+    queue_->wake();
+    retrieves_.wake();
   }
-  for (const JobPtr& job : queue_.take_expired(now))
-    complete(job, error_reply(job->id, error_code_name(ErrorCode::kDeadlineExceeded),
-                              "the job waited past its deadline of " +
-                                  std::to_string(job->deadline_ms - job->accepted_ms) + " ms"),
-             {{"queue_ms", now - job->accepted_ms}});
+  queue_->maintain(now);
 
   auto resolve = [this]() -> std::string {
     if (!resolve_current_) return "";
@@ -592,20 +412,6 @@ void Server::maintenance() {
       changed = !dir.empty() && dir != last_current_dir_;
     }
     if (changed) start_reload(dir, "current changed");
-  }
-  // Expired results are already absent on read; pruning frees their disk space.
-  if (!results_) return;  // the redis queue: Redis expires results and keeps no journal here
-  if (now - last_prune_ms_ >= std::min<int64_t>(kPruneIntervalMs, config_.result_retention_s * 1000)) {
-    last_prune_ms_ = now;
-    if (size_t pruned = results_->prune(now)) spdlog::info("result store: pruned {} expired results", pruned);
-  }
-  if (journal_->size_bytes() > kCompactJournalBytes) {
-    std::vector<JournalEntry> live;
-    for (const auto& [id, pending] : pending_)
-      live.push_back(JournalEntry{id, pending.job->digest, pending.job->accepted_ms, pending.job->deadline_ms,
-                                  pending.job->frames});
-    std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return a.accepted_ms < b.accepted_ms; });
-    journal_->compact(live);
   }
 }
 
@@ -661,58 +467,45 @@ void Server::start_reload(const std::string& version_dir, const std::string& why
     }
   });
 }
-
 // ---------------------------------------------------------------- worker
 
 void Server::worker_loop() {
   zmq::socket_t wake(context_, zmq::socket_type::pair);
   wake.connect(wake_endpoint_);
   while (true) {
-    retry_unstored();
-    if (draining_ && ((queue_.size() == 0 && unstored_count() == 0) || now_unix_ms() > drain_deadline_ms_)) break;
-    std::vector<JobPtr> batch = queue_.pop_batch(config_.max_batch, std::chrono::milliseconds(config_.max_wait_ms),
-                                                 std::chrono::milliseconds(100));
+    if (draining_ && (queue_->drained() || now_unix_ms() > drain_deadline_ms_)) break;
+    std::vector<TakenJob> batch = queue_->take(config_.max_batch, std::chrono::milliseconds(config_.max_wait_ms));
     if (batch.empty()) continue;
-    run_batch(batch, wake);
+    std::vector<Message> replies = run_batch(batch);
+    std::vector<JobPtr> jobs;
+    for (const TakenJob& taken : batch) jobs.push_back(taken.job);
+    queue_->finish(jobs, std::move(replies));
     (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
   }
-  if (size_t left = unstored_count())
-    spdlog::error("{} finished jobs could not store their results before shutdown: they stay journaled and run "
-                  "again at the next start",
-                  left);
+  queue_->worker_stopped();
   worker_done_ = true;
   (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
 }
 
-void Server::run_batch(const std::vector<JobPtr>& batch, zmq::socket_t& wake) {
-  int64_t start = now_unix_ms();
+std::vector<Message> Server::run_batch(const std::vector<TakenJob>& batch) {
+  const int64_t start = now_unix_ms();
+  std::vector<Message> replies(batch.size());
   std::vector<JobPtr> live;
-  for (const JobPtr& job : batch) {
-    if (job->deadline_ms > 0 && job->deadline_ms < start)
-      complete(job, deadline_reply(job, start), {{"queue_ms", start - job->accepted_ms}});
-    else
-      live.push_back(job);
+  std::vector<size_t> live_at;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Job& job = *batch[i].job;
+    if (batch[i].reply || (job.deadline_ms > 0 && job.deadline_ms < start)) {
+      replies[i] = batch[i].reply ? *batch[i].reply : deadline_reply(job);
+      finalize_timings(job, replies[i], {{"queue_ms", start - job.accepted_ms}});
+    } else {
+      live.push_back(batch[i].job);
+      live_at.push_back(i);
+    }
   }
-  if (live.empty()) return;
-  if (live.front()->type == RequestType::kRetrieve) return run_retrieve(live.front());
-  std::vector<Message> replies = run_edits(live, start);
-  std::vector<ResultStore::Item> items;
-  for (size_t i = 0; i < live.size(); ++i) items.push_back({live[i]->id, live[i]->digest, &replies[i]});
-  try {
-    results_->put_many(items);  // one directory fsync for the batch
-  } catch (const std::exception& e) {
-    // Nothing of the batch was stored: no reply leaves, no job is marked done.
-    for (size_t i = 0; i < live.size(); ++i) defer_store(live[i], std::move(replies[i]), e.what());
-    return;
-  }
-  for (size_t i = 0; i < live.size(); ++i) finish(live[i], std::move(replies[i]));
-}
-
-Message Server::deadline_reply(const JobPtr& job, int64_t now_ms) const {
-  (void)now_ms;
-  return error_reply(job->id, error_code_name(ErrorCode::kDeadlineExceeded),
-                     "the job waited past its deadline of " + std::to_string(job->deadline_ms - job->accepted_ms) +
-                         " ms");
+  if (live.empty()) return replies;
+  std::vector<Message> ran = run_edits(live, start);
+  for (size_t k = 0; k < live.size(); ++k) replies[live_at[k]] = std::move(ran[k]);
+  return replies;
 }
 
 std::vector<Message> Server::run_edits(const std::vector<JobPtr>& live, int64_t start) {
@@ -721,6 +514,7 @@ std::vector<Message> Server::run_edits(const std::vector<JobPtr>& live, int64_t 
   auto t0 = std::chrono::steady_clock::now();
   std::vector<EditOutcome> outcomes;
   try {
+    std::lock_guard<std::mutex> engine(engine_mutex_);
     outcomes = backend_.edit_batch(requests);
     if (outcomes.size() != requests.size())
       throw Error(ErrorCode::kInternal, "backend returned " + std::to_string(outcomes.size()) + " outcomes for " +
@@ -742,9 +536,23 @@ std::vector<Message> Server::run_edits(const std::vector<JobPtr>& live, int64_t 
                     {"batch_size", live.size()}};
     replies.push_back(outcomes[i].ok() ? edit_done_reply(job->id, *outcomes[i].result, timings)
                                        : error_reply(job->id, outcomes[i].error_code, outcomes[i].error_message));
-    finalize_timings(job, replies.back(), timings);
+    finalize_timings(*job, replies.back(), timings);
   }
   return replies;
+}
+
+void Server::retrieve_loop() {
+  zmq::socket_t wake(context_, zmq::socket_type::pair);
+  wake.connect(wake_endpoint_);
+  while (true) {
+    if (draining_ && (retrieves_.size() == 0 || now_unix_ms() > drain_deadline_ms_)) break;
+    std::vector<JobPtr> jobs = retrieves_.pop_batch(1, std::chrono::milliseconds(0), std::chrono::milliseconds(100));
+    if (jobs.empty()) continue;
+    run_retrieve(jobs.front());
+    (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
+  }
+  retriever_done_ = true;
+  (void)wake.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
 }
 
 void Server::run_retrieve(const JobPtr& job) {
@@ -753,6 +561,7 @@ void Server::run_retrieve(const JobPtr& job) {
   try {
     reply.header = reply_header(job->id, status::kDone);
     reply.header["type"] = "retrieve";
+    std::lock_guard<std::mutex> engine(engine_mutex_);
     reply.header["result"] = backend_.retrieve(job->text, job->k);
   } catch (const Error& e) {
     reply = error_reply(job->id, e.code_name(), e.what());
@@ -760,88 +569,10 @@ void Server::run_retrieve(const JobPtr& job) {
     reply = error_reply(job->id, error_code_name(ErrorCode::kInternal), e.what());
   }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  complete(job, std::move(reply), {{"run_ms", std::round(ms * 1000) / 1000}});
-}
-
-void Server::finalize_timings(const JobPtr& job, Message& reply, const json& timings) {
-  json all_timings = timings.is_object() ? timings : json::object();
-  all_timings["total_ms"] = now_unix_ms() - job->accepted_ms;
-  reply.header["timings_ms"] = all_timings;
-}
-
-void Server::complete(const JobPtr& job, Message reply, const json& timings) {
-  finalize_timings(job, reply, timings);
-  if (job->type == RequestType::kEdit) {
-    try {
-      results_->put(job->id, job->digest, reply);
-    } catch (const std::exception& e) {
-      defer_store(job, std::move(reply), e.what());
-      return;
-    }
-  }
-  finish(job, std::move(reply));
-}
-
-void Server::defer_store(const JobPtr& job, Message reply, const std::string& why) {
-  stats_.count("store_errors");
-  std::lock_guard<std::mutex> lock(unstored_mutex_);
-  spdlog::error("job id={}: its result cannot be stored ({}); the job stays unfinished and the store is retried "
-                "in {} ms",
-                printable(job->id), why, kStoreRetryFirstMs);
-  unstored_.push_back(Unstored{job, std::move(reply), 1, now_unix_ms() + kStoreRetryFirstMs});
-}
-
-void Server::retry_unstored() {
-  std::vector<Unstored> due;
-  const int64_t now = now_unix_ms();
-  {
-    std::lock_guard<std::mutex> lock(unstored_mutex_);
-    if (unstored_.empty()) return;
-    auto split = std::partition(unstored_.begin(), unstored_.end(),
-                                [now](const Unstored& u) { return u.next_try_ms > now; });
-    due.assign(std::make_move_iterator(split), std::make_move_iterator(unstored_.end()));
-    unstored_.erase(split, unstored_.end());
-  }
-  std::vector<Unstored> still_failing;
-  for (Unstored& item : due) {
-    try {
-      results_->put(item.job->id, item.job->digest, item.reply);
-    } catch (const std::exception& e) {
-      stats_.count("store_errors");
-      const int64_t delay = std::min(kStoreRetryMaxMs, kStoreRetryFirstMs << std::min(item.attempts, 16));
-      spdlog::warn("job id={}: storing its result failed again (attempt {}): {}; next try in {} ms",
-                   printable(item.job->id), item.attempts + 1, e.what(), delay);
-      item.attempts++;
-      item.next_try_ms = now_unix_ms() + delay;
-      still_failing.push_back(std::move(item));
-      continue;
-    }
-    spdlog::info("job id={}: result stored after {} failed attempts", printable(item.job->id), item.attempts);
-    finish(item.job, std::move(item.reply));
-  }
-  if (still_failing.empty()) return;
-  std::lock_guard<std::mutex> lock(unstored_mutex_);
-  for (Unstored& item : still_failing) unstored_.push_back(std::move(item));
-}
-
-size_t Server::unstored_count() const {
-  std::lock_guard<std::mutex> lock(unstored_mutex_);
-  return unstored_.size();
-}
-
-void Server::finish(const JobPtr& job, Message reply) {
-  // The result was stored (fsynced) before this: a result a client saw is
-  // never lost, and a restart never runs the job again.
-  if (job->type == RequestType::kEdit) {
-    try {
-      journal_->append_done(job->id);
-    } catch (const std::exception& e) {
-      spdlog::error("job id={}: cannot journal it done: {}", printable(job->id), e.what());
-    }
-  }
+  finalize_timings(*job, reply, {{"run_ms", std::round(ms * 1000) / 1000}});
   record_outcome(job, reply);
-  std::lock_guard<std::mutex> lock(completions_mutex_);
-  completions_.push_back(Completion{job, std::move(reply)});
+  std::lock_guard<std::mutex> lock(retrieved_mutex_);
+  retrieved_.emplace_back(Route{job->route, job->route_delimiter}, std::move(reply));
 }
 
 void Server::record_outcome(const JobPtr& job, const Message& reply) {
@@ -876,6 +607,14 @@ void Server::record_outcome(const JobPtr& job, const Message& reply) {
 // ---------------------------------------------------------------- status, ZAP
 
 json Server::status_json() const {
+  // The reload state first: a reload that it shows finished already swapped
+  // the version and counted its outcome (both happen before its state is set),
+  // so one status never shows "ok" beside the old version or the old count.
+  json reload;
+  {
+    std::lock_guard<std::mutex> lock(reload_mutex_);
+    reload = reload_status_;
+  }
   json status = stats_.to_json();
   double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   status["server"] = {{"version", FEU_VERSION},
@@ -887,34 +626,13 @@ json Server::status_json() const {
   status["artifact_version"] = backend_.artifact_version();
   status["engine"] = backend_.describe();
   status["memory"] = process_memory_json();
-  {
-    std::lock_guard<std::mutex> lock(reload_mutex_);
-    status["reload"] = reload_status_;
-  }
-  size_t queued = queue_.size();
-  status["queue"] = {{"depth", queued},
-                     {"running", pending_.size() >= queued ? pending_.size() - queued : 0},
-                     {"capacity", config_.max_queue},
+  status["reload"] = std::move(reload);
+  status["queue"] = {{"capacity", config_.max_queue},
                      {"capacity_bytes", config_.max_queue_bytes},
-                     {"bytes", pending_bytes_},
                      {"max_batch", config_.max_batch},
-                     {"max_wait_ms", config_.max_wait_ms}};
-  if (fleet_) {
-    status["queue"].update(fleet_status_json());
-    return status;
-  }
-  status["results"] = {{"stored", results_->size()},
-                        {"bytes", results_->bytes()},
-                        {"evicted", results_->evicted()},
-                        {"max_results", config_.max_results},
-                        {"max_bytes", config_.max_result_bytes},
-                        {"awaiting_storage", unstored_count()},
-                        {"retention_s", config_.result_retention_s}};
-  status["journal"] = {{"bytes", journal_->size_bytes()},
-                       {"recovered_jobs", recovered_jobs_},
-                       {"dropped_bytes_at_start", journal_dropped_bytes_},
-                       {"corrupt_regions_at_start", journal_->replay().corrupt_regions},
-                       {"quarantined", journal_->replay().quarantined_path}};
+                     {"max_wait_ms", config_.max_wait_ms},
+                     {"retrieves", retrieves_.size()}};
+  queue_->describe(status);
   return status;
 }
 

@@ -88,6 +88,7 @@ ServerConfig ServerConfig::from_config(const ConfigMap& d) {
       r.visibility_timeout_ms = q.get<int64_t>("visibility_timeout_ms", r.visibility_timeout_ms);
       r.max_deliveries = q.get<int>("max_deliveries", r.max_deliveries);
       r.connect_timeout_ms = q.get<int>("connect_timeout_ms", r.connect_timeout_ms);
+      r.worker_timeout_ms = q.get<int64_t>("worker_timeout_ms", r.worker_timeout_ms);
     }
     q.finish();
   }
@@ -155,6 +156,7 @@ void ServerConfig::validate() const {
     positive(queue.redis.visibility_timeout_ms >= 100, "queue.visibility_timeout_ms (at least 100)");
     positive(queue.redis.max_deliveries >= 1, "queue.max_deliveries");
     positive(queue.redis.connect_timeout_ms >= 1, "queue.connect_timeout_ms");
+    positive(queue.redis.worker_timeout_ms >= 100, "queue.worker_timeout_ms (at least 100)");
   }
   // ZeroMQ binds an interface or an address, never a host name: "localhost"
   // would pass the loopback rule and then fail to bind with "No such device".

@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -1149,7 +1150,8 @@ TEST(DaemonFleet, TwoFrontsThreeWorkersSurviveKill9OfAWorkerAndAFront) {
   fs::create_directories(dir.file("redis"));
   test::RedisServerProcess redis(dir.file("redis"));
   std::string config = write_config(dir, "  max_batch: 4\n  queue: {backend: redis, url: '" + redis.url() +
-                                             "', stream: 'feu:jobs', visibility_timeout_ms: 1000}\n");
+                                             "', stream: 'feu:jobs', visibility_timeout_ms: 1000, "
+                                             "worker_timeout_ms: 1000}\n");
   std::vector<std::unique_ptr<DaemonProcess>> fronts, workers;
   std::vector<std::string> front_endpoints;
   for (int i = 0; i < 2; ++i) {
@@ -1212,6 +1214,19 @@ TEST(DaemonFleet, TwoFrontsThreeWorkersSurviveKill9OfAWorkerAndAFront) {
   EXPECT_LE(reruns, 4) << "only the batch running at the worker's kill runs again";
   EXPECT_NE((workers[1]->log() + workers[2]->log()).find("claimed"), std::string::npos)
       << "the killed worker's jobs were claimed by the others";
+
+  // The worker killed with -9 sent no goodbye: it drops out of `status` once
+  // its heartbeat is older than worker_timeout_ms; the two alive are listed.
+  Client status_client(client_for(front_endpoints[1]));
+  std::set<int64_t> listed_pids;
+  for (int waited = 0; waited < 5000; waited += 50) {
+    json queue = status_client.status().header["queue"];
+    listed_pids.clear();
+    for (const json& worker : queue.value("worker_list", json::array())) listed_pids.insert(worker.value("pid", 0));
+    if (listed_pids.size() == 2 && queue.value("workers", 0) == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(listed_pids, (std::set<int64_t>{workers[1]->pid(), workers[2]->pid()}));
 }
 
 }  // namespace

@@ -4,8 +4,10 @@
 // never finishes it: exactly the state a kill -9 leaves in Redis.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -59,6 +61,7 @@ class Fleet : public ::testing::Test {
     c.queue.redis.stream = "feu:test";
     c.queue.redis.visibility_timeout_ms = 400;
     c.queue.redis.connect_timeout_ms = 500;
+    c.queue.redis.worker_timeout_ms = 600;
     return c;
   }
   RedisQueue raw_queue() const {
@@ -174,7 +177,8 @@ TEST_F(Fleet, CancelledJobNeverRunsAndFullStreamIsBusy) {
   EXPECT_EQ(test::wait_result(other, "c").header["status"], "done");
   EXPECT_EQ(other.result("a").header["error"]["code"], "cancelled");
   EXPECT_EQ(worker_backend.executions("to cancel"), 0);
-  EXPECT_EQ(other.cancel("b").header["state"], "finished");
+  Message cancel_finished = other.cancel("b");
+  EXPECT_EQ(cancel_finished.header["state"], "finished") << cancel_finished.header.dump();
 }
 
 TEST_F(Fleet, JobOfAKilledWorkerIsClaimedAndFinishes) {
@@ -252,14 +256,20 @@ TEST_F(Fleet, RedisDownMeansBusyAndNoAcceptedJobIsLost) {
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  redis_->stop();
-  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  redis_->stop();  // for 5 s, as a Redis restart or failover takes
+  std::this_thread::sleep_for(std::chrono::milliseconds(5000));
   Message status = probe.status();
   EXPECT_EQ(status.header["queue"]["reachable"], false) << status.header.dump();
+  size_t accepted_before_restart;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    accepted_before_restart = accepted.size();
+  }
   redis_->start();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   stop = true;
   submitter.join();
+  EXPECT_GT(accepted.size(), accepted_before_restart) << "the front accepts again once Redis is back";
   EXPECT_GT(busy_unavailable.load(), 0) << "the front refused while Redis was down";
   ASSERT_GT(accepted.size(), 20u);
   for (const std::string& id : accepted) {
@@ -267,6 +277,66 @@ TEST_F(Fleet, RedisDownMeansBusyAndNoAcceptedJobIsLost) {
     EXPECT_EQ(reply.header["status"], "done") << id << ": " << reply.header.dump();
   }
   EXPECT_GE(worker_backend.total_executions(), accepted.size());
+}
+
+// The live workers `status` lists: consumer name -> artifact version.
+std::map<std::string, std::string> listed_workers(Client& client) {
+  std::map<std::string, std::string> workers;
+  Message status = client.status();
+  for (const auto& worker : status.header["queue"].value("worker_list", nlohmann::json::array()))
+    workers[worker.value("consumer", std::string())] = worker.value("artifact_version", std::string());
+  EXPECT_EQ(status.header["queue"].value("workers", size_t(0)), workers.size()) << status.header.dump();
+  return workers;
+}
+
+// Polls `condition` every 20 ms for up to `limit_ms` (what a test waits for
+// happens after a Redis-side timeout).
+bool eventually(const std::function<bool()>& condition, int limit_ms = 5000) {
+  for (int waited = 0; waited < limit_ms; waited += 20) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+TEST_F(Fleet, StatusListsEveryLiveWorkersVersionAndNotTheDeadOnes) {
+  FakeBackend front_backend({});
+  RunningServer front(config(Role::kFront), front_backend);
+  Client client(test::client_for(front.endpoint()));
+  EXPECT_EQ(test::submit(client, "taken", edit_of("taken")), "accepted");
+  {
+    // A worker that took a job, beat once and died (what kill -9 leaves).
+    RedisQueue dead = raw_queue();
+    dead.ensure_group();
+    std::vector<StreamJob> taken = dead.read("ghost", 1, 0);
+    ASSERT_EQ(taken.size(), 1u);
+    ASSERT_EQ(dead.start(taken, {"x"}).front(), RedisQueue::StartState::kRun);
+    dead.heartbeat({"ghost", "v0", 4242, "elsewhere"});
+  }
+  EXPECT_EQ(listed_workers(client), (std::map<std::string, std::string>{{"ghost", "v0"}}));
+
+  FakeBackend::Options old_version, new_version;
+  old_version.version = "v1";
+  new_version.version = "v2";
+  FakeBackend old_backend(old_version), new_backend(new_version);
+  auto old_worker = std::make_unique<RunningServer>(config(Role::kWorker), old_backend);
+  auto new_worker = std::make_unique<RunningServer>(config(Role::kWorker), new_backend);
+  std::map<std::string, std::string> listed;
+  EXPECT_TRUE(eventually([&] {
+    listed = listed_workers(client);
+    return listed.size() == 2 && !listed.count("ghost");
+  })) << "the silent worker drops out after worker_timeout_ms";
+  std::set<std::string> versions;
+  for (const auto& [consumer, version] : listed) versions.insert(version);
+  EXPECT_EQ(versions, (std::set<std::string>{"v1", "v2"})) << "both versions are listed";
+  EXPECT_EQ(test::wait_result(client, "taken", 500).header["status"], "done") << "its job was claimed";
+  EXPECT_TRUE(eventually([&] {
+    std::vector<std::string> consumers = raw_queue().consumer_names();
+    return std::find(consumers.begin(), consumers.end(), "ghost") == consumers.end();
+  })) << "the dead worker's consumer left the group once it owned no pending job";
+
+  new_worker->stop();
+  EXPECT_EQ(listed_workers(client).size(), 1u) << "a worker that stops cleanly is unlisted at once";
 }
 
 TEST(FleetConfig, RolesNeedTheRedisQueueAndUrlsAreChecked) {
@@ -289,9 +359,13 @@ TEST(FleetConfig, RolesNeedTheRedisQueueAndUrlsAreChecked) {
   ConfigMap yaml = ConfigMap::parse("queue: {backend: rabbit}\n", "test.yaml");
   test::expect_error([&] { ServerConfig::from_config(yaml); }, ErrorCode::kConfigError, {"backend", "rabbit"});
   ServerConfig parsed = ServerConfig::from_config(ConfigMap::parse(
-      "queue: {backend: redis, url: 'redis://127.0.0.1:6379/0', stream: s, group: g, max_deliveries: 5}\n",
+      "queue: {backend: redis, url: 'redis://127.0.0.1:6379/0', stream: s, group: g, max_deliveries: 5, "
+      "worker_timeout_ms: 2500}\n",
       "test.yaml"));
   EXPECT_TRUE(parsed.queue.is_redis());
+  EXPECT_EQ(parsed.queue.redis.worker_timeout_ms, 2500);
+  c.queue.redis.worker_timeout_ms = 50;
+  test::expect_error([&] { c.validate(); }, ErrorCode::kConfigError, {"worker_timeout_ms"});
   EXPECT_EQ(parsed.queue.redis.stream, "s");
   EXPECT_EQ(parsed.queue.redis.max_deliveries, 5);
 }
