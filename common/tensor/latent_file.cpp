@@ -83,21 +83,21 @@ Array read_styles_group(const h5::File& file, const Shapes& shapes) {
 }
 
 // The flat `s`, whose layer attributes (when written) must name this generator's S order.
-Array read_flat_s(const h5::File& file, const Shapes& shapes) {
+Array read_flat_s(const h5::File& file, const std::string& name, const Shapes& shapes) {
   Array out;
-  out.values = file.read_float("s", &out.shape);
-  out.stated = kind_attribute(file, "s").value_or(Kind::kS);
-  out.source = "s";
-  if (file.has_attr("s", "layer_names")) {
-    const std::string names = file.attr_string("s", "layer_names");
+  out.values = file.read_float(name, &out.shape);
+  out.stated = Kind::kS;
+  out.source = name;
+  if (file.has_attr(name, "layer_names")) {
+    const std::string names = file.attr_string(name, "layer_names");
     check(names == join(shapes.layer_names, ","), ErrorCode::kShapeMismatch,
-          file.path() + ": s is in the layer order " + names + "; this generator's S order is " +
+          file.path() + ": " + name + " is in the layer order " + names + "; this generator's S order is " +
               join(shapes.layer_names, ","));
   }
-  if (file.has_attr("s", "layer_channels")) {
-    const std::vector<double> channels = file.attr_doubles("s", "layer_channels");
+  if (file.has_attr(name, "layer_channels")) {
+    const std::vector<double> channels = file.attr_doubles(name, "layer_channels");
     check(std::vector<int64_t>(channels.begin(), channels.end()) == shapes.layer_channels, ErrorCode::kShapeMismatch,
-          file.path() + ": the layer widths of s (attribute layer_channels) are not this generator's");
+          file.path() + ": the layer widths of " + name + " (attribute layer_channels) are not this generator's");
   }
   return out;
 }
@@ -172,29 +172,26 @@ Array read_h5(const std::string& path, const Shapes& shapes, std::optional<Kind>
               "): say which with --latent-kind, or set the file's root attribute kind");
     kind = *kinds.begin();
   }
-  if (kind == Kind::kS) {
-    const bool has_flat = file.has("s") && *std::find_if(candidates.begin(), candidates.end(), [](const Candidate& c) {
-                                               return c.name == "s";
-                                             })->kind == Kind::kS;
-    if (has_group && has_flat) {
-      Array group = read_styles_group(file, shapes);
-      Array flat = read_flat_s(file, shapes);
-      check_same_styles(path, group, flat, shapes);
-      return flat;
-    }
-    return has_group ? read_styles_group(file, shapes) : read_flat_s(file, shapes);
-  }
   size_t found = 0;
-  const Candidate* chosen = nullptr;
+  const Candidate* chosen = nullptr;  // a dataset, not the styles/ group
   for (const Candidate& c : candidates) {
-    if (*c.kind == kind) {
+    if (*c.kind == kind && c.name != "styles/") {
       ++found;
       chosen = &c;
     }
   }
-  check(found == 1, ErrorCode::kInvalidArgument,
+  check(found <= 1, ErrorCode::kInvalidArgument,
         path + " holds " + std::to_string(found) + " datasets of " + kind_name(kind) + " latents (" +
             join(listed, ", ") + "); keep one");
+  if (kind == Kind::kS) {
+    if (has_group && chosen) {
+      Array group = read_styles_group(file, shapes);
+      Array flat = read_flat_s(file, chosen->name, shapes);
+      check_same_styles(path, group, flat, shapes);
+      return flat;
+    }
+    return has_group ? read_styles_group(file, shapes) : read_flat_s(file, chosen->name, shapes);
+  }
   Array out;
   out.values = file.read_float(chosen->name, &out.shape);
   out.stated = kind;
