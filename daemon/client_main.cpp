@@ -352,7 +352,7 @@ int main(int argc, char** argv) {
                        "faces from latents: .h5 (w, ws, wplus, s or styles/<layer>; kind attribute), .npy "
                        "(float32/64) or e4e's latents.pt; one job per latent");
   edit_cmd->add_option("--latent-kind", latent_kind,
-                       "w, wplus or s: what --latent-file holds, where its shape leaves it open ([N, w_dim]: z or w)")
+                       "z, w, wplus or s: what --latent-file holds where its shape leaves it open ([N, w_dim]: z or w)")
       ->check(CLI::IsMember({"z", "w", "wplus", "s"}));
   std::string image_path, save_latents_path;
   int64_t face_index = -1;
@@ -419,19 +419,17 @@ int main(int argc, char** argv) {
       if (edit_cmd->count("--face")) request.face = face_index;
       request.paste = paste;
     }
+    check(!local || !config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
 #ifdef FEU_CLIENT_LOCAL
-    std::unique_ptr<daemon::LocalEngine> engine;
-    if (local) {
-      check(!config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
-      engine = std::make_unique<daemon::LocalEngine>(config_path);
-    }
+    std::unique_ptr<daemon::LocalEngine> engine;  // loaded once, when first needed
 #endif
     // --latent-file: one latent per row, sent as the protocol's flat latent.
     std::vector<std::vector<float>> latent_rows;
     if (!latent_file.empty()) {
 #ifdef FEU_CLIENT_LOCAL
       json engine_info;
-      if (engine) {
+      if (local) {
+        engine = std::make_unique<daemon::LocalEngine>(config_path);
         engine_info = engine->info();
       } else {
         service::Message reply = common.connect().status();
@@ -514,6 +512,7 @@ int main(int argc, char** argv) {
 #ifdef FEU_CLIENT_LOCAL
       std::vector<edit::EditRequest> requests;
       for (const Job& job : jobs) requests.push_back(job.request);
+      if (!engine) engine = std::make_unique<daemon::LocalEngine>(config_path);
       results = engine->edit(requests);
       if (common.json_output)
         for (const edit::EditResult& result : results)

@@ -35,7 +35,8 @@ struct GenerateOptions {
   std::string latents;
   std::string latent_kind;
   std::string out;
-  double psi = edit::kDefaultPsi;  // run_generate resolves it: --psi, else the config's edit.psi, else this
+  // run_generate resolves it: --psi, else the config's edit.psi, else this.
+  double psi = edit::kDefaultPsi;
   bool psi_given = false;
   int cutoff = -1;
   std::string noise_mode = "const";
@@ -88,10 +89,12 @@ void generate_latents(const GenerateOptions& opt, const Generator& g, NoiseMode 
   if (!opt.latent_kind.empty()) asked = latents::parse_kind(opt.latent_kind, "--latent-kind");
   latents::Latents in = latents::read(opt.latents, shapes, asked);
   check(in.kind == latents::Kind::kZ || !opt.psi_given, ErrorCode::kInvalidArgument,
-        "--psi applies to z latents only (" + opt.latents + " holds " + latents::kind_name(in.kind) + ")");
+        "--psi applies to z latents only (" + opt.latents + " holds " +
+            latents::kind_name(in.kind) + ")");
   const int64_t n = in.count;
-  const at::Tensor values =
-      at::from_blob(in.values.data(), {n, shapes.width(in.kind)}, at::kFloat).clone().to(g.device());
+  const at::Tensor values = at::from_blob(in.values.data(), {n, shapes.width(in.kind)}, at::kFloat)
+                                .clone()
+                                .to(g.device());
 
   at::Tensor ws;
   std::vector<at::Tensor> styles;
@@ -129,8 +132,8 @@ void generate_latents(const GenerateOptions& opt, const Generator& g, NoiseMode 
     f.close();
   }
   out.commit();
-  std::cout << opt.out << ": " << n << " images from " << latents::kind_name(in.kind) << " latents ("
-            << in.format << ")" << std::endl;
+  std::cout << opt.out << ": " << n << " images from " << latents::kind_name(in.kind)
+            << " latents (" << in.format << ")" << std::endl;
 }
 
 void run_generate(GenerateOptions opt) {
@@ -164,22 +167,25 @@ void register_stylegan2_commands(CLI::App& app) {
                                      "Render images with a StyleGAN2 generator "
                                      "from seeds (PNGs) or latent files (HDF5 out)");
   gen->add_option("--generator,--network", opt->generator,
-                  "generator weights (.h5; --network as NVlabs names it; default: --config's models.generator)");
-  gen->add_option("--config", opt->config,
-                  "the config feu edit reads: its generator and edit.psi (a seed then shows feu edit's face)");
+                  "generator weights (.h5; --network as NVlabs names it; default: --config's "
+                  "models.generator)");
+  gen->add_option(
+      "--config", opt->config,
+      "the config feu edit reads: its generator and edit.psi (a seed then shows feu edit's face)");
   gen->add_option("--seeds", opt->seeds, "seeds, e.g. 1,2,5-7 (z = numpy RandomState(seed).randn)");
   gen->add_option("--latents", opt->latents,
                   "latents: .h5 (z, w, ws, wplus, s or styles/<layer>; kind attribute), .npy "
                   "(float32/64) or e4e's latents.pt; writes ws, s (S order) and styles/<layer>");
   gen->add_option("--latent-kind", opt->latent_kind,
-                  "z, w, wplus or s: what --latents holds, where its shape leaves it open ([N, w_dim]: z or w)")
+                  "z, w, wplus or s: what --latents holds where its shape leaves it open "
+                  "([N, w_dim]: z or w)")
       ->check(CLI::IsMember({"z", "w", "wplus", "s"}));
   gen->add_option("--out,--outdir", opt->out, "output directory (--seeds) or HDF5 file (--latents)")
       ->required();
-  CLI::Option* psi = gen->add_option(
-      "--psi,--trunc", opt->psi,
-      "truncation psi for seeds and z (default: --config's edit.psi, else 0.7 as StyleCLIP and feu edit; "
-      "1 = untruncated, NVlabs generate.py's default)");
+  CLI::Option* psi = gen->add_option("--psi,--trunc", opt->psi,
+                                     "truncation psi for seeds and z (default: --config's "
+                                     "edit.psi, else 0.7 as StyleCLIP and feu edit; "
+                                     "1 = untruncated, NVlabs generate.py's default)");
   gen->add_option("--trunc-cutoff", opt->cutoff, "truncate only the first N ws (default all)");
   gen->add_option("--noise-mode", opt->noise_mode, "const | none | random")->capture_default_str();
   gen->add_option("--device", opt->device, "cpu | cuda | cuda:N | auto")->capture_default_str();

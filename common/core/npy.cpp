@@ -49,7 +49,8 @@ class HeaderParser {
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(ErrorCode::kCorruptFile, path_ + ": malformed .npy header (" + what + ") in " + quote_text(text_));
+    throw Error(ErrorCode::kCorruptFile,
+                path_ + ": malformed .npy header (" + what + ") in " + quote_text(text_));
   }
   char peek() const { return at_ < text_.size() ? text_[at_] : '\0'; }
   void skip_space() {
@@ -87,8 +88,10 @@ class HeaderParser {
         v.numbers.push_back(std::stoll(text_.substr(start, at_ - start)));
         if (peek() == 'L') ++at_;  // Python 2 longs
         skip_space();
-        if (peek() == ',') ++at_;
-        else if (peek() != ')') fail("expected ',' or ')' in the shape");
+        if (peek() == ',')
+          ++at_;
+        else if (peek() != ')')
+          fail("expected ',' or ')' in the shape");
       }
       ++at_;
     } else {
@@ -115,7 +118,8 @@ uint32_t little_endian(const uint8_t* bytes, int count) {
 
 FloatArray read_float(const std::string& path) {
   const std::vector<uint8_t> bytes = read_file(path);
-  check(bytes.size() >= kMagicSize + 4 && std::memcmp(bytes.data(), kMagic, kMagicSize) == 0, ErrorCode::kCorruptFile,
+  check(bytes.size() >= kMagicSize + 4 && std::memcmp(bytes.data(), kMagic, kMagicSize) == 0,
+        ErrorCode::kCorruptFile,
         path + ": not a NumPy .npy file (expected the signature \\x93NUMPY)");
   const int major = bytes[6];
   check(major >= 1 && major <= 3, ErrorCode::kUnsupported,
@@ -143,8 +147,9 @@ FloatArray read_float(const std::string& path) {
     out.dtype = "float64";
     item_size = 8;
   } else {
-    throw Error(ErrorCode::kUnsupported, path + ": .npy dtype " + quote_text(descr) +
-                                             " (expected little-endian float32 '<f4' or float64 '<f8')");
+    throw Error(ErrorCode::kUnsupported,
+                path + ": .npy dtype " + quote_text(descr) +
+                    " (expected little-endian float32 '<f4' or float64 '<f8')");
   }
   check(fields.at("fortran_order").text == "False", ErrorCode::kUnsupported,
         path + ": .npy array in Fortran order (expected C order; save numpy.ascontiguousarray(x))");

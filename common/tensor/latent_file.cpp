@@ -43,8 +43,8 @@ std::optional<Kind> kind_attribute(const h5::File& file, const std::string& obje
   try {
     return parse_kind(name, "attribute 'kind'");
   } catch (const Error&) {
-    throw Error(ErrorCode::kCorruptFile, file.path() + ": attribute 'kind' of " + object + " is " + quote_text(name) +
-                                             " (expected z, w, wplus or s)");
+    throw Error(ErrorCode::kCorruptFile, file.path() + ": attribute 'kind' of " + object + " is " +
+                                             quote_text(name) + " (expected z, w, wplus or s)");
   }
 }
 
@@ -66,17 +66,21 @@ Array read_styles_group(const h5::File& file, const Shapes& shapes) {
           path + ": missing dataset " + key + " [N, " + std::to_string(channels) + "]");
     h5::Shape shape;
     layers.push_back(file.read_float(key, &shape));
-    check(shape.size() == 2 && shape[1] == channels && (count < 0 || shape[0] == count), ErrorCode::kShapeMismatch,
+    check(shape.size() == 2 && shape[1] == channels && (count < 0 || shape[0] == count),
+          ErrorCode::kShapeMismatch,
           path + ": " + key + " has shape " + h5::shape_string(shape) + ", expected [" +
-              (count < 0 ? std::string("N") : std::to_string(count)) + ", " + std::to_string(channels) + "]");
+              (count < 0 ? std::string("N") : std::to_string(count)) + ", " +
+              std::to_string(channels) + "]");
     count = shape[0];
   }
-  Array out{{count, total}, std::vector<float>(static_cast<size_t>(count * total)), Kind::kS, "styles/"};
+  Array out{
+      {count, total}, std::vector<float>(static_cast<size_t>(count * total)), Kind::kS, "styles/"};
   int64_t offset = 0;
   for (size_t l = 0; l < layers.size(); ++l) {
     const int64_t channels = shapes.layer_channels[l];
     for (int64_t row = 0; row < count; ++row)
-      std::copy_n(layers[l].begin() + row * channels, channels, out.values.begin() + row * total + offset);
+      std::copy_n(layers[l].begin() + row * channels, channels,
+                  out.values.begin() + row * total + offset);
     offset += channels;
   }
   return out;
@@ -91,18 +95,21 @@ Array read_flat_s(const h5::File& file, const std::string& name, const Shapes& s
   if (file.has_attr(name, "layer_names")) {
     const std::string names = file.attr_string(name, "layer_names");
     check(names == join(shapes.layer_names, ","), ErrorCode::kShapeMismatch,
-          file.path() + ": " + name + " is in the layer order " + names + "; this generator's S order is " +
-              join(shapes.layer_names, ","));
+          file.path() + ": " + name + " is in the layer order " + names +
+              "; this generator's S order is " + join(shapes.layer_names, ","));
   }
   if (file.has_attr(name, "layer_channels")) {
     const std::vector<double> channels = file.attr_doubles(name, "layer_channels");
-    check(std::vector<int64_t>(channels.begin(), channels.end()) == shapes.layer_channels, ErrorCode::kShapeMismatch,
-          file.path() + ": the layer widths of " + name + " (attribute layer_channels) are not this generator's");
+    check(std::vector<int64_t>(channels.begin(), channels.end()) == shapes.layer_channels,
+          ErrorCode::kShapeMismatch,
+          file.path() + ": the layer widths of " + name +
+              " (attribute layer_channels) are not this generator's");
   }
   return out;
 }
 
-void check_same_styles(const std::string& path, const Array& group, const Array& flat, const Shapes& shapes) {
+void check_same_styles(const std::string& path, const Array& group, const Array& flat,
+                       const Shapes& shapes) {
   check(flat.shape == group.shape, ErrorCode::kCorruptFile,
         path + ": s has shape " + h5::shape_string(flat.shape) + " but styles/ holds " +
             h5::shape_string(group.shape) + " (the same latents, expected the same shape)");
@@ -116,8 +123,9 @@ void check_same_styles(const std::string& path, const Array& group, const Array&
       offset += shapes.layer_channels[layer];
     throw Error(ErrorCode::kCorruptFile,
                 path + ": styles/ and s disagree (latent " + std::to_string(row) + ", layer " +
-                    shapes.layer_names[layer] + ": " + std::to_string(a) + " against " + std::to_string(b) +
-                    "); s must be styles/<layer> concatenated in S order (" + join(shapes.layer_names, ", ") + ")");
+                    shapes.layer_names[layer] + ": " + std::to_string(a) + " against " +
+                    std::to_string(b) + "); s must be styles/<layer> concatenated in S order (" +
+                    join(shapes.layer_names, ", ") + ")");
   }
 }
 
@@ -132,15 +140,21 @@ Array read_h5(const std::string& path, const Shapes& shapes, std::optional<Kind>
   std::vector<Candidate> candidates;
   for (const char* name : {"z", "w", "ws", "wplus", "s"}) {
     if (!file.has(name)) continue;
-    check(!file.is_group(name), ErrorCode::kCorruptFile, path + ": '" + name + "' is a group, expected a dataset");
+    check(!file.is_group(name), ErrorCode::kCorruptFile,
+          path + ": '" + name + "' is a group, expected a dataset");
     std::optional<Kind> kind = kind_attribute(file, name);
     if (!kind) {
       const std::string n = name;
-      if (n == "z") kind = Kind::kZ;
-      else if (n == "w") kind = Kind::kW;
-      else if (n == "wplus") kind = Kind::kWPlus;
-      else if (n == "s") kind = Kind::kS;
-      else kind = file.shape(n).size() == 3 ? Kind::kWPlus : Kind::kW;  // "ws": W or W+ by rank
+      if (n == "z")
+        kind = Kind::kZ;
+      else if (n == "w")
+        kind = Kind::kW;
+      else if (n == "wplus")
+        kind = Kind::kWPlus;
+      else if (n == "s")
+        kind = Kind::kS;
+      else
+        kind = file.shape(n).size() == 3 ? Kind::kWPlus : Kind::kW;  // "ws": W or W+ by rank
     }
     candidates.push_back({name, kind});
   }
@@ -150,7 +164,8 @@ Array read_h5(const std::string& path, const Shapes& shapes, std::optional<Kind>
           path + ": 'styles' must be a group of per-layer datasets styles/<layer>");
     const std::optional<Kind> kind = kind_attribute(file, "styles");
     check(!kind || *kind == Kind::kS, ErrorCode::kShapeMismatch,
-          path + ": the styles/ group says kind " + kind_name(*kind) + ", but per-layer styles are S");
+          path + ": the styles/ group says kind " + kind_name(*kind) +
+              ", but per-layer styles are S");
     candidates.push_back({"styles/", Kind::kS});
   }
   std::set<Kind> kinds;
@@ -165,7 +180,8 @@ Array read_h5(const std::string& path, const Shapes& shapes, std::optional<Kind>
   if (wanted) {
     kind = *wanted;
     check(kinds.count(kind) > 0, ErrorCode::kNotFound,
-          path + ": no " + kind_name(kind) + " latents in the file (it holds " + join(listed, ", ") + ")");
+          path + ": no " + kind_name(kind) + " latents in the file (it holds " +
+              join(listed, ", ") + ")");
   } else {
     check(kinds.size() == 1, ErrorCode::kInvalidArgument,
           path + " holds several kinds of latents (" + join(listed, ", ") +
@@ -181,8 +197,8 @@ Array read_h5(const std::string& path, const Shapes& shapes, std::optional<Kind>
     }
   }
   check(found <= 1, ErrorCode::kInvalidArgument,
-        path + " holds " + std::to_string(found) + " datasets of " + kind_name(kind) + " latents (" +
-            join(listed, ", ") + "); keep one");
+        path + " holds " + std::to_string(found) + " datasets of " + kind_name(kind) +
+            " latents (" + join(listed, ", ") + "); keep one");
   if (kind == Kind::kS) {
     if (has_group && chosen) {
       Array group = read_styles_group(file, shapes);
@@ -213,7 +229,8 @@ Array read_torch(const std::string& path) {
   const at::ScalarType type = tensor.scalar_type();
   check(type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16,
         ErrorCode::kUnsupported,
-        path + ": a tensor of " + std::string(c10::toString(type)) + ", expected float32, float64 or float16");
+        path + ": a tensor of " + std::string(c10::toString(type)) +
+            ", expected float32, float64 or float16");
   at::Tensor values = tensor.to(at::kFloat).contiguous();
   Array out;
   out.shape.assign(tensor.sizes().begin(), tensor.sizes().end());
@@ -224,15 +241,19 @@ Array read_torch(const std::string& path) {
 
 // The kind and row count of an array, from its shape, what the file states
 // and what the caller asked for.
-Latents resolve(const std::string& path, Array array, const Shapes& shapes, std::optional<Kind> asked) {
-  const std::string where = path + (array.source == "array" || array.source == "tensor" ? "" : " " + array.source);
+Latents resolve(const std::string& path, Array array, const Shapes& shapes,
+                std::optional<Kind> asked) {
+  const std::string where =
+      path + (array.source == "array" || array.source == "tensor" ? "" : " " + array.source);
   if (asked && array.stated)
     check(*asked == *array.stated, ErrorCode::kInvalidArgument,
           where + " holds " + kind_name(*array.stated) + " latents, not " + kind_name(*asked) +
               " as --latent-kind says");
   std::optional<Kind> kind = asked ? asked : array.stated;
-  const std::string no_z = where + ": z latents need the generator's mapping network, which this command does not "
-                                   "load; give w, wplus or s latents, or render z with feu-indexer generate --latents";
+  const std::string no_z =
+      where +
+      ": z latents need the generator's mapping network, which this command does not "
+      "load; give w, wplus or s latents, or render z with feu-indexer generate --latents";
   check(kind != Kind::kZ || shapes.z_dim > 0, ErrorCode::kUnsupported, no_z);
   std::vector<int64_t> shape = array.shape;
   const std::string shape_text = h5::shape_string(shape);
@@ -241,12 +262,12 @@ Latents resolve(const std::string& path, Array array, const Shapes& shapes, std:
             shapes.shape_text(Kind::kZ) + ", w " + shapes.shape_text(Kind::kW) + ", wplus " +
             shapes.shape_text(Kind::kWPlus) + " or s " + shapes.shape_text(Kind::kS));
   if (shape.size() == 1) shape.insert(shape.begin(), 1);  // one latent
-  if (shape.size() == 3 || (kind == Kind::kWPlus && shape.size() == 2 && shape[0] == shapes.num_ws &&
-                            shape[1] == shapes.w_dim)) {
+  if (shape.size() == 3 || (kind == Kind::kWPlus && shape.size() == 2 &&
+                            shape[0] == shapes.num_ws && shape[1] == shapes.w_dim)) {
     if (shape.size() == 2) shape.insert(shape.begin(), 1);  // one W+ code [num_ws, w_dim]
     check(!kind || *kind == Kind::kWPlus, ErrorCode::kShapeMismatch,
-          where + " has shape " + shape_text + " (W+), but " + (asked ? "--latent-kind" : "its kind attribute") +
-              " says " + kind_name(*kind));
+          where + " has shape " + shape_text + " (W+), but " +
+              (asked ? "--latent-kind" : "its kind attribute") + " says " + kind_name(*kind));
     check(shape[1] == shapes.num_ws && shape[2] == shapes.w_dim, ErrorCode::kShapeMismatch,
           where + " has shape " + shape_text + ", expected W+ " + shapes.shape_text(Kind::kWPlus) +
               " for this generator");
@@ -273,11 +294,13 @@ Latents resolve(const std::string& path, Array array, const Shapes& shapes, std:
     } else if (width != shapes.width(*kind) || (*kind == Kind::kWPlus)) {
       std::string fits;
       for (Kind k : {Kind::kZ, Kind::kW, Kind::kS})
-        if (k != *kind && shapes.width(k) == width && fits.empty()) fits = std::string(" (the shape of ") + kind_name(k) + ")";
+        if (k != *kind && shapes.width(k) == width && fits.empty())
+          fits = std::string(" (the shape of ") + kind_name(k) + ")";
       throw Error(ErrorCode::kShapeMismatch,
                   where + " has shape " + shape_text + fits + ", but " +
-                      (asked ? std::string("--latent-kind says ") : std::string("its kind is ")) + kind_name(*kind) +
-                      ", expected " + shapes.shape_text(*kind) + " for this generator");
+                      (asked ? std::string("--latent-kind says ") : std::string("its kind is ")) +
+                      kind_name(*kind) + ", expected " + shapes.shape_text(*kind) +
+                      " for this generator");
     }
   }
   check(*kind != Kind::kZ || shapes.z_dim > 0, ErrorCode::kUnsupported, no_z);
@@ -312,7 +335,8 @@ const char* kind_name(Kind kind) {
 Kind parse_kind(const std::string& name, const std::string& what) {
   for (Kind kind : {Kind::kZ, Kind::kW, Kind::kWPlus, Kind::kS})
     if (name == kind_name(kind)) return kind;
-  throw Error(ErrorCode::kInvalidArgument, what + " " + quote_text(name) + " is not a latent kind (expected z, w, wplus or s)");
+  throw Error(ErrorCode::kInvalidArgument,
+              what + " " + quote_text(name) + " is not a latent kind (expected z, w, wplus or s)");
 }
 
 int64_t Shapes::total_channels() const {
@@ -332,13 +356,15 @@ int64_t Shapes::width(Kind kind) const {
 }
 
 std::string Shapes::shape_text(Kind kind) const {
-  if (kind == Kind::kWPlus) return "[N, " + std::to_string(num_ws) + ", " + std::to_string(w_dim) + "]";
+  if (kind == Kind::kWPlus)
+    return "[N, " + std::to_string(num_ws) + ", " + std::to_string(w_dim) + "]";
   if (kind == Kind::kZ && z_dim == 0) return "[N, z_dim]";
   return "[N, " + std::to_string(width(kind)) + "]";
 }
 
 Latents read(const std::string& path, const Shapes& shapes, std::optional<Kind> kind) {
-  check(shapes.layer_names.size() == shapes.layer_channels.size() && shapes.w_dim > 0 && shapes.num_ws > 0,
+  check(shapes.layer_names.size() == shapes.layer_channels.size() && shapes.w_dim > 0 &&
+            shapes.num_ws > 0,
         ErrorCode::kInternal, "latents::read needs the generator's shapes");
   const std::string signature = signature_of(path);
   Array array;
@@ -353,11 +379,15 @@ Latents read(const std::string& path, const Shapes& shapes, std::optional<Kind> 
     array = read_torch(path);
     format = "pt";
   } else if (signature.compare(0, 1, "\x80") == 0) {
-    throw Error(ErrorCode::kUnsupported, path + ": a bare pickle (an NVlabs .pkl or a pre-1.6 torch.save); expected "
-                                                "HDF5, NumPy .npy, or a torch.save zip such as e4e's latents.pt");
+    throw Error(ErrorCode::kUnsupported,
+                path +
+                    ": a bare pickle (an NVlabs .pkl or a pre-1.6 torch.save); expected "
+                    "HDF5, NumPy .npy, or a torch.save zip such as e4e's latents.pt");
   } else {
-    throw Error(ErrorCode::kCorruptFile, path + ": not a latent file (expected HDF5 .h5, NumPy .npy or a torch.save "
-                                                ".pt; its first bytes match none of them)");
+    throw Error(ErrorCode::kCorruptFile,
+                path +
+                    ": not a latent file (expected HDF5 .h5, NumPy .npy or a torch.save "
+                    ".pt; its first bytes match none of them)");
   }
   Latents out = resolve(path, std::move(array), shapes, kind);
   out.format = format;

@@ -69,7 +69,8 @@ struct Latents {
 // attribute contradicting the shape, S layers in another order),
 // invalid_argument (an ambiguous kind, NaN or infinite values, no latents),
 // unsupported (a dtype other than float16/32/64, z for a consumer without z).
-Latents read(const std::string& path, const Shapes& shapes, std::optional<Kind> kind = std::nullopt);
+Latents read(const std::string& path, const Shapes& shapes,
+             std::optional<Kind> kind = std::nullopt);
 
 // Writes S codes [count, total_channels] in S order both ways: flat as `s`
 // with attributes kind = "s", layer_names (comma-separated), layer_offsets

@@ -1025,8 +1025,8 @@ TEST_F(ProductionDaemon, EditsLatentFilesOfEveryFormat) {
   EXPECT_NE(slurp(dir.file("daemon0_latent0.png")), slurp(dir.file("daemon0_latent1.png")));
   ASSERT_EQ(test::run_command(local + " --latent-file " + inputs.back() + " -o " + dir.file("local.png"), &out), 0)
       << out;
-  ASSERT_EQ(test::run_command(local + " --latent-file " + dir.file("wplus.h5") + " -o " + dir.file("local_h5.png"), &out),
-            0)
+  ASSERT_EQ(
+      test::run_command(local + " --latent-file " + dir.file("wplus.h5") + " -o " + dir.file("local_h5.png"), &out), 0)
       << out;
   EXPECT_EQ(slurp(dir.file("local_latent1.png")), slurp(dir.file("local_h5_latent1.png")));
   EXPECT_LE(max_pixel_difference(dir.file("local_latent1.png"), dir.file("daemon0_latent1.png")), 1);

@@ -43,7 +43,8 @@ std::vector<float> fixture_wplus() {
 
 std::vector<float> s_codes(int64_t count, int64_t total) {
   std::vector<float> values;
-  for (int64_t i = 0; i < count * total; ++i) values.push_back(static_cast<float>(i) * 0.25f - 1.0f);
+  for (int64_t i = 0; i < count * total; ++i)
+    values.push_back(static_cast<float>(i) * 0.25f - 1.0f);
   return values;
 }
 
@@ -60,8 +61,8 @@ TEST(LatentFile, EveryFormatGivesTheSameWPlusAsTheH5) {
   EXPECT_EQ(h5.count, 2);
   EXPECT_EQ(h5.format, "h5");
   EXPECT_EQ(h5.values, wplus);
-  for (const std::string& path : {dir.file("ours.npy"), fixture("wplus_f32.npy"), fixture("wplus_f64.npy"),
-                                  fixture("latents.pt")}) {
+  for (const std::string& path : {dir.file("ours.npy"), fixture("wplus_f32.npy"),
+                                  fixture("wplus_f64.npy"), fixture("latents.pt")}) {
     const Latents other = read(path, toy_shapes());
     EXPECT_EQ(other.kind, Kind::kWPlus) << path;
     EXPECT_EQ(other.count, 2) << path;
@@ -120,7 +121,8 @@ TEST(LatentFile, FlatSAndTheStylesGroupAreInSOrder) {
     EXPECT_EQ(file.attr_doubles("s", "layer_offsets"), (std::vector<double>{0, 2, 3, 5}));
     EXPECT_EQ(file.attr_doubles("s", "layer_channels"), (std::vector<double>{2, 1, 2, 3}));
     // Layer b8.conv0 is columns 3..4 of each row of s.
-    EXPECT_EQ(file.read_float("styles/b8.conv0"), (std::vector<float>{s[3], s[4], s[8 + 3], s[8 + 4]}));
+    EXPECT_EQ(file.read_float("styles/b8.conv0"),
+              (std::vector<float>{s[3], s[4], s[8 + 3], s[8 + 4]}));
   }
   const Latents both = read(dir.file("s.h5"), shapes);
   EXPECT_EQ(both.kind, Kind::kS);
@@ -134,12 +136,14 @@ TEST(LatentFile, FlatSAndTheStylesGroupAreInSOrder) {
       for (const char* layer : {"b16.conv0", "b4.conv1", "b4.torgb", "b8.conv0"}) {
         h5::Shape shape;
         const std::vector<float> values = file.read_float(std::string("styles/") + layer, &shape);
-        alphabetical.insert(alphabetical.end(), values.begin() + row * shape[1], values.begin() + (row + 1) * shape[1]);
+        alphabetical.insert(alphabetical.end(), values.begin() + row * shape[1],
+                            values.begin() + (row + 1) * shape[1]);
       }
     file.write_float("s", alphabetical.data(), {2, 8});
   }
-  test::expect_error([&] { read(dir.file("s.h5"), shapes); }, ErrorCode::kCorruptFile,
-                     {dir.file("s.h5"), "styles/ and s disagree", "b4.conv1, b4.torgb, b8.conv0, b16.conv0"});
+  test::expect_error(
+      [&] { read(dir.file("s.h5"), shapes); }, ErrorCode::kCorruptFile,
+      {dir.file("s.h5"), "styles/ and s disagree", "b4.conv1, b4.torgb, b8.conv0, b16.conv0"});
 
   // A flat s whose layer_names attribute names another order.
   {
@@ -147,8 +151,9 @@ TEST(LatentFile, FlatSAndTheStylesGroupAreInSOrder) {
     file.write_float("s", s.data(), {2, 8});
     file.set_attr("s", "layer_names", "b16.conv0,b4.conv1,b4.torgb,b8.conv0");
   }
-  test::expect_error([&] { read(dir.file("other_order.h5"), shapes); }, ErrorCode::kShapeMismatch,
-                     {dir.file("other_order.h5"), "b16.conv0,b4.conv1", "S order is b4.conv1,b4.torgb"});
+  test::expect_error(
+      [&] { read(dir.file("other_order.h5"), shapes); }, ErrorCode::kShapeMismatch,
+      {dir.file("other_order.h5"), "b16.conv0,b4.conv1", "S order is b4.conv1,b4.torgb"});
 }
 
 TEST(LatentFile, KindAttributesAreHonouredAndChecked) {
@@ -177,17 +182,20 @@ TEST(LatentFile, KindAttributesAreHonouredAndChecked) {
     file.write_float("ws", wplus.data(), {2, 3, 4});
     file.set_attr("ws", "kind", "s");
   }
-  test::expect_error([&] { read(dir.file("contradiction.h5"), toy_shapes()); }, ErrorCode::kShapeMismatch,
+  test::expect_error([&] { read(dir.file("contradiction.h5"), toy_shapes()); },
+                     ErrorCode::kShapeMismatch,
                      {dir.file("contradiction.h5"), "[2, 3, 4] (W+)", "kind attribute", "says s"});
   {
     h5::File file = h5::File::create(dir.file("w_says_s.h5"));
     file.write_float("w", wplus.data(), {6, 4});
     file.set_attr("w", "kind", "s");
   }
-  test::expect_error([&] { read(dir.file("w_says_s.h5"), toy_shapes()); }, ErrorCode::kShapeMismatch,
+  test::expect_error([&] { read(dir.file("w_says_s.h5"), toy_shapes()); },
+                     ErrorCode::kShapeMismatch,
                      {dir.file("w_says_s.h5"), "[6, 4] (the shape of z)", "kind is s", "[N, 8]"});
   // --latent-kind against what the file states.
-  test::expect_error([&] { read(fixture("latents.pt"), toy_shapes(), Kind::kS); }, ErrorCode::kShapeMismatch,
+  test::expect_error([&] { read(fixture("latents.pt"), toy_shapes(), Kind::kS); },
+                     ErrorCode::kShapeMismatch,
                      {fixture("latents.pt"), "W+", "--latent-kind", "says s"});
   {
     h5::File file = h5::File::create(dir.file("bad_kind.h5"));
@@ -201,7 +209,8 @@ TEST(LatentFile, KindAttributesAreHonouredAndChecked) {
 TEST(LatentFile, BadInputsAreTypedErrorsNamingTheFile) {
   test::TempDir dir;
   const Shapes shapes = toy_shapes();
-  test::expect_error([&] { read(dir.file("missing.npy"), shapes); }, ErrorCode::kNotFound, {"missing.npy"});
+  test::expect_error([&] { read(dir.file("missing.npy"), shapes); }, ErrorCode::kNotFound,
+                     {"missing.npy"});
   write_file_atomic(dir.file("text.npy"), std::string("hello, not latents"));
   test::expect_error([&] { read(dir.file("text.npy"), shapes); }, ErrorCode::kCorruptFile,
                      {dir.file("text.npy"), "not a latent file", ".h5", ".npy", ".pt"});
