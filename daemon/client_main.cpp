@@ -20,6 +20,8 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "core/cli.h"
 #include "core/files.h"
@@ -30,6 +32,7 @@
 #include "service/endpoint_probe.h"
 #ifdef FEU_CLIENT_LOCAL
 #include "local_edit.h"
+#include "tensor/latent_file.h"
 #endif
 
 namespace feu {
@@ -88,6 +91,7 @@ struct Job {
   edit::EditRequest request;
   std::string output;   // image path (write_images adds alpha suffixes)
   std::string latents;  // --save-latents path, or ""
+  std::string face;     // in a batch's messages: "seed 7", "latent 3", or ""
 };
 
 // "Blond hair!" -> "blond_hair": file-name safe, for batch outputs.
@@ -126,6 +130,26 @@ std::vector<std::string> read_instructions(const std::string& path) {
   check(!out.empty(), ErrorCode::kInvalidArgument, "--instructions " + path + " lists no instruction");
   return out;
 }
+
+#ifdef FEU_CLIENT_LOCAL
+// The generator's latent shapes from an engine's info() (in-process, or the
+// daemon's status "engine"). The engine maps no z (it has no z requests).
+latents::Shapes latent_shapes(const json& engine_info) {
+  const json generator = engine_info.is_object() ? engine_info.value("generator", json::object()) : json::object();
+  check(generator.contains("w_dim") && generator.contains("num_ws") && generator.contains("layers"),
+        ErrorCode::kUnsupported,
+        "--latent-file needs the engine's latent shapes (generator w_dim, num_ws, layers), which this daemon's "
+        "status does not state (older than this client?)");
+  latents::Shapes shapes;
+  shapes.w_dim = generator["w_dim"].get<int64_t>();
+  shapes.num_ws = generator["num_ws"].get<int64_t>();
+  for (const json& layer : generator["layers"]) {
+    shapes.layer_names.push_back(layer["name"].get<std::string>());
+    shapes.layer_channels.push_back(layer["channels"].get<int64_t>());
+  }
+  return shapes;
+}
+#endif
 
 #ifndef FEU_CLIENT_LOCAL
 // --local: the engine (libtorch) lives in the sibling program feu-local, so
@@ -309,7 +333,7 @@ int main(int argc, char** argv) {
   // ---- edit
   auto* edit_cmd = app.add_subcommand("edit", "edit a face with a text instruction");
   std::string instruction, output, alphas_text, method = "feu", neutral, beta_text, negatives, format, id,
-                                               latent_file, latent_kind = "w", config_path;
+                                               latent_file, latent_kind, config_path;
   int64_t seed = 0, k_pos = 0, k_neg = 0, deadline_ms = 0;
   double psi = NAN;
   bool grid = false, original = false, local = false;
@@ -325,9 +349,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   edit_cmd->add_option("--seed", seed, "face from numpy RandomState(seed)");
   edit_cmd->add_option("--psi,--trunc", psi, "truncation psi for the seed's W (default from config: 0.7)");
-  edit_cmd->add_option("--latent-file", latent_file, "raw little-endian float32 latent instead of a seed");
-  edit_cmd->add_option("--latent-kind", latent_kind, "w, wplus or s (with --latent-file)")
-      ->check(CLI::IsMember({"w", "wplus", "s"}));
+  edit_cmd->add_option("--latent-file", latent_file,
+                       "faces from latents: .h5 (w, ws, wplus, s or styles/<layer>; kind attribute), .npy "
+                       "(float32/64) or e4e's latents.pt; one job per latent");
+  edit_cmd->add_option("--latent-kind", latent_kind,
+                       "z, w, wplus or s: what --latent-file holds where its shape leaves it open ([N, w_dim]: z or w)")
+      ->check(CLI::IsMember({"z", "w", "wplus", "s"}));
   std::string image_path, save_latents_path;
   int64_t face_index = -1;
   bool paste = false;
@@ -381,6 +408,10 @@ int main(int argc, char** argv) {
       check(edit_cmd->count(flag) == 0 || value >= 1, ErrorCode::kInvalidArgument,
             std::string(flag) + " " + std::to_string(value) + " is out of range (expected at least 1)");
     }
+    check(std::isnan(psi) || latent_file.empty(), ErrorCode::kInvalidArgument,
+          "--psi truncates a seed's W; a --latent-file's latents are used as they are");
+    check(latent_kind.empty() || !latent_file.empty(), ErrorCode::kInvalidArgument,
+          "--latent-kind says what a --latent-file holds: add --latent-file FILE");
     request.seed = seed;
     if (!std::isnan(psi)) request.psi = psi;
     if (!image_path.empty()) {
@@ -389,15 +420,36 @@ int main(int argc, char** argv) {
       if (edit_cmd->count("--face")) request.face = face_index;
       request.paste = paste;
     }
+    check(!local || !config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
+#ifdef FEU_CLIENT_LOCAL
+    std::unique_ptr<daemon::LocalEngine> engine;  // loaded once, when first needed
+#endif
+    // --latent-file: one latent per row, sent as the protocol's flat latent.
+    std::vector<std::vector<float>> latent_rows;
     if (!latent_file.empty()) {
-      std::vector<uint8_t> bytes = read_file(latent_file);
-      check(bytes.size() % 4 == 0 && !bytes.empty(), ErrorCode::kInvalidArgument,
-            "--latent-file " + latent_file + " is not a whole number of float32 values");
-      request.latent.resize(bytes.size() / 4);
-      std::memcpy(request.latent.data(), bytes.data(), bytes.size());
-      request.latent_kind = latent_kind == "s"       ? edit::LatentKind::kS
-                            : latent_kind == "wplus" ? edit::LatentKind::kWPlus
-                                                     : edit::LatentKind::kW;
+#ifdef FEU_CLIENT_LOCAL
+      json engine_info;
+      if (local) {
+        engine = std::make_unique<daemon::LocalEngine>(config_path);
+        engine_info = engine->info();
+      } else {
+        service::Message reply = common.connect().status();
+        throw_reply_error(reply);
+        engine_info = reply.header.value("engine", json::object());
+      }
+      std::optional<latents::Kind> asked;
+      if (!latent_kind.empty()) asked = latents::parse_kind(latent_kind, "--latent-kind");
+      const latents::Latents read = latents::read(latent_file, latent_shapes(engine_info), asked);
+      request.latent_kind = read.kind == latents::Kind::kS       ? edit::LatentKind::kS
+                            : read.kind == latents::Kind::kWPlus ? edit::LatentKind::kWPlus
+                                                                 : edit::LatentKind::kW;
+      const size_t width = read.values.size() / static_cast<size_t>(read.count);
+      for (int64_t row = 0; row < read.count; ++row)
+        latent_rows.emplace_back(read.values.begin() + row * width, read.values.begin() + (row + 1) * width);
+#else
+      // Reading latent files takes the PyTorch-file reader (libtorch): feu-local has it.
+      exec_local_program(argv);
+#endif
     }
     if (!alphas_text.empty()) request.alphas = parse_alphas(alphas_text);
     if (beta_text == "auto") request.beta_auto = true;
@@ -424,19 +476,30 @@ int main(int argc, char** argv) {
     }
     std::vector<int64_t> seeds = {request.seed};
     if (!seeds_text.empty()) seeds = parse_int_list(seeds_text, "--seeds");
+    const size_t faces = latent_rows.empty() ? seeds.size() : latent_rows.size();
     std::vector<Job> jobs;
-    const bool several = instructions.size() * seeds.size() > 1;
+    const bool several = instructions.size() * faces > 1;
     for (const std::string& text : instructions) {
-      for (int64_t face_seed : seeds) {
+      for (size_t face = 0; face < faces; ++face) {
         Job job;
         job.request = request;
         job.request.instruction = text;
-        if (!seeds_text.empty()) job.request.seed = face_seed;
+        std::string face_suffix;
+        if (!latent_rows.empty()) {
+          job.request.latent = latent_rows[face];
+          if (faces > 1) {
+            job.face = "latent " + std::to_string(face);
+            face_suffix = "_latent" + std::to_string(face);
+          }
+        } else if (!seeds_text.empty()) {
+          job.request.seed = seeds[face];
+          job.face = "seed " + std::to_string(seeds[face]);
+          face_suffix = "_seed" + std::to_string(seeds[face]);
+        }
         job.output = output;
         job.latents = save_latents_path;
         if (several) {
-          std::string suffix = instructions.size() > 1 ? "_" + slug(text) : "";
-          if (!seeds_text.empty()) suffix += "_seed" + std::to_string(face_seed);
+          const std::string suffix = (instructions.size() > 1 ? "_" + slug(text) : "") + face_suffix;
           job.output = with_suffix(output, suffix);
           if (!job.latents.empty()) job.latents = with_suffix(save_latents_path, suffix);
         }
@@ -448,10 +511,10 @@ int main(int argc, char** argv) {
     std::vector<edit::EditResult> results(jobs.size());
     if (local) {
 #ifdef FEU_CLIENT_LOCAL
-      check(!config_path.empty(), ErrorCode::kInvalidArgument, "--local needs --config FILE");
       std::vector<edit::EditRequest> requests;
       for (const Job& job : jobs) requests.push_back(job.request);
-      results = daemon::run_local_edits(config_path, requests);
+      if (!engine) engine = std::make_unique<daemon::LocalEngine>(config_path);
+      results = engine->edit(requests);
       if (common.json_output)
         for (const edit::EditResult& result : results)
           std::cout << service::dump_json(service::edit_done_reply("local", result, json::object()).header) << "\n";
@@ -504,13 +567,13 @@ int main(int argc, char** argv) {
           std::exit(2);
         }
         std::cerr << "feu: error [" << results[i].error->code << "] in " << quote_text(jobs[i].request.instruction)
-                  << (seeds_text.empty() ? "" : " seed " + std::to_string(jobs[i].request.seed)) << ": "
+                  << (jobs[i].face.empty() ? "" : " " + jobs[i].face) << ": "
                   << results[i].error->message << "\n";
         ++failed;
         continue;
       }
       if (several) std::cout << quote_text(jobs[i].request.instruction)
-                             << (seeds_text.empty() ? "" : " seed " + std::to_string(jobs[i].request.seed)) << ":\n";
+                             << (jobs[i].face.empty() ? "" : " " + jobs[i].face) << ":\n";
       print_edit_summary(results[i], write_images(results[i], jobs[i].output), several ? std::nullopt
                                                                                       : std::optional<double>(seconds));
       if (!jobs[i].latents.empty()) {

@@ -7,18 +7,29 @@
 
 namespace feu::daemon {
 
-std::vector<edit::EditResult> run_local_edits(const std::string& config_path,
-                                              const std::vector<edit::EditRequest>& requests, size_t batch) {
+LocalEngine::LocalEngine(const std::string& config_path) {
   ConfigMap root = ConfigMap::load_file(config_path);
   root.has("daemon");  // the daemon's section: not needed in-process
-  auto engine = edit::Engine::create(edit::EngineConfig::from_config(root));
+  engine_ = edit::Engine::create(edit::EngineConfig::from_config(root));
+}
+
+LocalEngine::~LocalEngine() = default;
+
+nlohmann::json LocalEngine::info() const { return engine_->info(); }
+
+std::vector<edit::EditResult> LocalEngine::edit(const std::vector<edit::EditRequest>& requests, size_t batch) {
   std::vector<edit::EditResult> results;
   for (size_t start = 0; start < requests.size(); start += batch) {
     const std::vector<edit::EditRequest> chunk(requests.begin() + start,
                                                requests.begin() + std::min(requests.size(), start + batch));
-    for (edit::EditResult& result : engine->edit_batch(chunk)) results.push_back(std::move(result));
+    for (edit::EditResult& result : engine_->edit_batch(chunk)) results.push_back(std::move(result));
   }
   return results;
+}
+
+std::vector<edit::EditResult> run_local_edits(const std::string& config_path,
+                                              const std::vector<edit::EditRequest>& requests, size_t batch) {
+  return LocalEngine(config_path).edit(requests, batch);
 }
 
 nlohmann::json run_local_explain(const std::string& config_path, const edit::EditRequest& request,

@@ -1,6 +1,7 @@
 // `feu edit --local`: the engine in-process, without a daemon.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -8,7 +9,27 @@
 
 #include "edit/request.h"
 
+namespace feu::edit {
+class Engine;
+}
+
 namespace feu::daemon {
+
+// The engine loaded once from `config_path` (the same file the daemon reads),
+// for a client that asks its shapes before it makes requests (--latent-file).
+class LocalEngine {
+ public:
+  explicit LocalEngine(const std::string& config_path);
+  ~LocalEngine();
+  // Engine::info(): its "generator" holds w_dim, num_ws and the S layers.
+  nlohmann::json info() const;
+  // Every request, in batches of `batch` (their images synthesized together).
+  // A request that fails has EditResult::error set; the others run.
+  std::vector<edit::EditResult> edit(const std::vector<edit::EditRequest>& requests, size_t batch = 8);
+
+ private:
+  std::unique_ptr<edit::Engine> engine_;
+};
 
 // Loads the engine from `config_path` (the same file the daemon reads) once
 // and runs every request, in batches of `batch` (their images synthesized

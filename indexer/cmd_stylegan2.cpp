@@ -8,13 +8,17 @@
 
 #include "commands.h"
 #include "core/cli.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/h5.h"
+#include "edit/engine.h"
+#include "edit/options.h"
 #include "image/codec.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
 #include "stylegan2/seed.h"
+#include "tensor/latent_file.h"
 #include "tensor/tensor_h5.h"
 
 namespace feu::indexer {
@@ -26,10 +30,13 @@ using stylegan2::NoiseMode;
 
 struct GenerateOptions {
   std::string generator;
+  std::string config;
   std::string seeds;
   std::string latents;
+  std::string latent_kind;
   std::string out;
-  double psi = 1.0;
+  // run_generate resolves it: --psi, else the config's edit.psi, else this.
+  double psi = edit::kDefaultPsi;
   bool psi_given = false;
   int cutoff = -1;
   std::string noise_mode = "const";
@@ -43,6 +50,18 @@ std::vector<at::Tensor> slice_styles(const std::vector<at::Tensor>& styles, int6
   std::vector<at::Tensor> out;
   for (const at::Tensor& s : styles) out.push_back(s.narrow(0, begin, count));
   return out;
+}
+
+latents::Shapes latent_shapes(const Generator& g) {
+  latents::Shapes shapes;
+  shapes.z_dim = g.config().z_dim;
+  shapes.w_dim = g.config().w_dim;
+  shapes.num_ws = g.config().num_ws();
+  for (const auto& layer : g.style_space().layers()) {
+    shapes.layer_names.push_back(layer.name);
+    shapes.layer_channels.push_back(layer.channels);
+  }
+  return shapes;
 }
 
 void generate_seeds(const GenerateOptions& opt, const Generator& g, NoiseMode noise) {
@@ -65,84 +84,72 @@ void generate_seeds(const GenerateOptions& opt, const Generator& g, NoiseMode no
 void generate_latents(const GenerateOptions& opt, const Generator& g, NoiseMode noise) {
   const stylegan2::StyleSpace& space = g.style_space();
   const stylegan2::GeneratorConfig& c = g.config();
-  h5::File in = h5::File::open_read(opt.latents);
-  std::vector<std::string> present;
-  for (const char* key : {"z", "ws", "styles"})
-    if (in.has(key)) present.push_back(key);
-  check(present.size() == 1, ErrorCode::kInvalidArgument,
-        opt.latents + ": expected exactly one of 'z' [N," + std::to_string(c.z_dim) +
-            "], 'ws' [N," + std::to_string(c.num_ws()) + "," + std::to_string(c.w_dim) +
-            "] or [N," + std::to_string(c.w_dim) + "], or group 'styles/<layer>'; found " +
-            (present.empty() ? std::string("none") : std::to_string(present.size())));
-  const std::string kind = present[0];
-  check(kind == "z" || !opt.psi_given, ErrorCode::kInvalidArgument,
-        "--psi applies to z latents only (" + opt.latents + " holds '" + kind + "')");
+  const latents::Shapes shapes = latent_shapes(g);
+  std::optional<latents::Kind> asked;
+  if (!opt.latent_kind.empty()) asked = latents::parse_kind(opt.latent_kind, "--latent-kind");
+  latents::Latents in = latents::read(opt.latents, shapes, asked);
+  check(in.kind == latents::Kind::kZ || !opt.psi_given, ErrorCode::kInvalidArgument,
+        "--psi applies to z latents only (" + opt.latents + " holds " +
+            latents::kind_name(in.kind) + ")");
+  const int64_t n = in.count;
+  const at::Tensor values = at::from_blob(in.values.data(), {n, shapes.width(in.kind)}, at::kFloat)
+                                .clone()
+                                .to(g.device());
 
   at::Tensor ws;
   std::vector<at::Tensor> styles;
-  int64_t n = 0;
-  if (kind == "z") {
-    at::Tensor z = read_tensor(in, "z");
-    check(z.dim() == 2 && z.size(1) == c.z_dim, ErrorCode::kShapeMismatch,
-          opt.latents + ": 'z' has shape " + c10::str(z.sizes()) + ", expected [N, " +
-              std::to_string(c.z_dim) + "]");
-    ws = g.mapping(z, opt.psi, opt.cutoff);
-  } else if (kind == "ws") {
-    ws = read_tensor(in, "ws");
-    const bool ok = (ws.dim() == 3 && ws.size(1) == c.num_ws() && ws.size(2) == c.w_dim) ||
-                    (ws.dim() == 2 && ws.size(1) == c.w_dim);
-    check(ok, ErrorCode::kShapeMismatch,
-          opt.latents + ": 'ws' has shape " + c10::str(ws.sizes()) + ", expected [N, " +
-              std::to_string(c.num_ws()) + ", " + std::to_string(c.w_dim) + "] or [N, " +
-              std::to_string(c.w_dim) + "]");
-    if (ws.dim() == 2) ws = ws.unsqueeze(1).repeat({1, c.num_ws(), 1});
-  } else {
-    check(in.is_group("styles"), ErrorCode::kInvalidArgument,
-          opt.latents + ": 'styles' must be a group of per-layer datasets styles/<layer>");
-    for (const std::string& name : in.list("styles"))
-      space.index_of(name);  // unknown layer -> error
-    for (const auto& layer : space.layers()) {
-      const std::string key = "styles/" + layer.name;
-      check(in.has(key), ErrorCode::kNotFound,
-            opt.latents + ": missing dataset '" + key + "' [N, " + std::to_string(layer.channels) +
-                "]");
-      at::Tensor s = read_tensor(in, key);
-      check(s.dim() == 2 && s.size(1) == layer.channels, ErrorCode::kShapeMismatch,
-            opt.latents + ": '" + key + "' has shape " + c10::str(s.sizes()) + ", expected [N, " +
-                std::to_string(layer.channels) + "]");
-      styles.push_back(s);
-    }
-    space.check_styles(styles);
+  switch (in.kind) {
+    case latents::Kind::kZ: ws = g.mapping(values, opt.psi, opt.cutoff); break;
+    case latents::Kind::kW: ws = values.unsqueeze(1).repeat({1, c.num_ws(), 1}); break;
+    case latents::Kind::kWPlus: ws = values.view({n, c.num_ws(), c.w_dim}); break;
+    case latents::Kind::kS:
+      for (const at::Tensor& layer : space.split(values)) styles.push_back(layer.contiguous());
+      break;
   }
   if (ws.defined()) styles = g.styles_from_ws(ws);
-  n = styles[0].size(0);
-  check(n > 0, ErrorCode::kInvalidArgument, opt.latents + ": no latents (N = 0)");
 
   std::vector<at::Tensor> images;
   for (int64_t begin = 0; begin < n; begin += opt.batch) {
     const int64_t count = std::min(opt.batch, n - begin);
     images.push_back(g.synthesize(slice_styles(styles, begin, count), noise).to(at::kCPU));
   }
+  const at::Tensor flat = space.flatten(styles).to(at::kCPU).contiguous();
   AtomicFile out(opt.out);
   {
     h5::File f = h5::File::create(out.temp_path());
-    if (ws.defined()) write_tensor(f, "ws", ws);
-    for (size_t i = 0; i < styles.size(); ++i)
-      write_tensor(f, "styles/" + space.layers()[i].name, styles[i]);
+    if (ws.defined()) {
+      write_tensor(f, "ws", ws);
+      f.set_attr("ws", "kind", "wplus");
+    }
+    latents::write_styles(f, shapes, flat.data_ptr<float>(), n);
     write_tensor(f, "img", at::cat(images, 0));
+    // Read back as latents, the file gives its W+ (from S input, its S): the same images.
+    f.set_attr("/", "kind", ws.defined() ? "wplus" : "s");
+    f.set_attr("/", "input_kind", latents::kind_name(in.kind));
     f.set_attr("/", "generator_sha256", g.fingerprint());
     f.set_attr("/", "noise_mode", opt.noise_mode);
-    if (kind == "z") f.set_attr("/", "psi", opt.psi);
+    if (in.kind == latents::Kind::kZ) f.set_attr("/", "psi", opt.psi);
     f.close();
   }
   out.commit();
-  std::cout << opt.out << ": " << n << " images" << std::endl;
+  std::cout << opt.out << ": " << n << " images from " << latents::kind_name(in.kind)
+            << " latents (" << in.format << ")" << std::endl;
 }
 
-void run_generate(const GenerateOptions& opt) {
+void run_generate(GenerateOptions opt) {
   check(opt.seeds.empty() != opt.latents.empty(), ErrorCode::kInvalidArgument,
-        "generate needs exactly one of --seeds LIST or --latents IN.h5");
+        "generate needs exactly one of --seeds LIST or --latents FILE");
   check(opt.batch > 0, ErrorCode::kInvalidArgument, "--batch must be positive");
+  if (!opt.config.empty()) {
+    // The config feu edit reads: its generator and its ψ, so that a seed shows the same face.
+    ConfigMap root = ConfigMap::load_file(opt.config);
+    root.has("daemon");  // the daemon's section: not needed here
+    const edit::EngineConfig config = edit::EngineConfig::from_config(root);
+    if (opt.generator.empty()) opt.generator = config.generator_path;
+    if (!opt.psi_given) opt.psi = config.edit.psi;
+  }
+  check(!opt.generator.empty(), ErrorCode::kInvalidArgument,
+        "generate needs --generator WEIGHTS.h5 (or --config FILE naming models.generator)");
   const NoiseMode noise = stylegan2::parse_noise_mode(opt.noise_mode);
   const at::Device device = resolve_device(opt.device);
   Generator g = Generator::load(opt.generator, device);
@@ -158,17 +165,27 @@ void register_stylegan2_commands(CLI::App& app) {
   auto opt = std::make_shared<GenerateOptions>();
   CLI::App* gen = app.add_subcommand("generate",
                                      "Render images with a StyleGAN2 generator "
-                                     "from seeds (PNGs) or latents (HDF5)");
-  gen->add_option("--generator,--network", opt->generator, "generator weights (.h5; --network as NVlabs names it)")
-      ->required();
+                                     "from seeds (PNGs) or latent files (HDF5 out)");
+  gen->add_option("--generator,--network", opt->generator,
+                  "generator weights (.h5; --network as NVlabs names it; default: --config's "
+                  "models.generator)");
+  gen->add_option(
+      "--config", opt->config,
+      "the config feu edit reads: its generator and edit.psi (a seed then shows feu edit's face)");
   gen->add_option("--seeds", opt->seeds, "seeds, e.g. 1,2,5-7 (z = numpy RandomState(seed).randn)");
   gen->add_option("--latents", opt->latents,
-                  "HDF5 with z [N,z_dim], ws [N,num_ws,w_dim]|[N,w_dim] or styles/<layer>");
+                  "latents: .h5 (z, w, ws, wplus, s or styles/<layer>; kind attribute), .npy "
+                  "(float32/64) or e4e's latents.pt; writes ws, s (S order) and styles/<layer>");
+  gen->add_option("--latent-kind", opt->latent_kind,
+                  "z, w, wplus or s: what --latents holds where its shape leaves it open "
+                  "([N, w_dim]: z or w)")
+      ->check(CLI::IsMember({"z", "w", "wplus", "s"}));
   gen->add_option("--out,--outdir", opt->out, "output directory (--seeds) or HDF5 file (--latents)")
       ->required();
   CLI::Option* psi = gen->add_option("--psi,--trunc", opt->psi,
-                                     "truncation psi (z/seeds only; default 1 = off, as NVlabs generate.py; "
-                                     "feu edit's default is the config's edit.psi, 0.7 as StyleCLIP)");
+                                     "truncation psi for seeds and z (default: --config's "
+                                     "edit.psi, else 0.7 as StyleCLIP and feu edit; "
+                                     "1 = untruncated, NVlabs generate.py's default)");
   gen->add_option("--trunc-cutoff", opt->cutoff, "truncate only the first N ws (default all)");
   gen->add_option("--noise-mode", opt->noise_mode, "const | none | random")->capture_default_str();
   gen->add_option("--device", opt->device, "cpu | cuda | cuda:N | auto")->capture_default_str();

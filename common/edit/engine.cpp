@@ -598,15 +598,29 @@ void Engine::reload(const std::string& version_dir) {
   directions_.clear();  // entries of older generations can never hit again; free them
 }
 
+namespace {
+// With its layers in S order: what a client needs to read latent files (latents::Shapes).
+nlohmann::json generator_info(const StyleGenerator& generator) {
+  nlohmann::json layers = nlohmann::json::array();
+  const StyleLayout& layout = generator.layout();
+  for (size_t l = 0; l < layout.layer_names.size(); ++l)
+    layers.push_back({{"name", layout.layer_names[l]}, {"channels", layout.layer_channels[l]}});
+  return {{"sha256", generator.fingerprint()},
+          {"resolution", generator.resolution()},
+          {"w_dim", generator.w_dim()},
+          {"num_ws", generator.num_ws()},
+          {"total_channels", generator.total_channels()},
+          {"layers", layers}};
+}
+}  // namespace
+
 nlohmann::json Engine::info() const {
   const auto current = artifacts();
   return {{"device", device_},
           {"retrieval", current->gpu_scanner ? "gpu_scan" : "cpu_scan"},
           {"artifact_version", current->version},
           {"artifact_dir", current->version_dir},
-          {"generator", {{"sha256", generator_->fingerprint()},
-                         {"resolution", generator_->resolution()},
-                         {"total_channels", generator_->total_channels()}}},
+          {"generator", generator_info(*generator_)},
           {"clip", {{"sha256", text_->fingerprint()}, {"embed_dim", text_->embed_dim()}}},
           {"corpus_size", current->corpus->size()},
           {"covered_channels", current->mapper->covered()},

@@ -22,6 +22,12 @@ enum class NegativeSampling {
 NegativeSampling parse_negative_sampling(const std::string& name);
 const char* negative_sampling_name(NegativeSampling sampling);
 
+// Truncation ψ of a face from a seed when none is asked for: StyleCLIP's 0.7,
+// for `feu edit` (the config's edit.psi defaults to it) and `feu-indexer
+// generate` alike, so both show the same face for a seed. NVlabs'
+// generate.py defaults to 1 (untruncated): ask for it with --psi 1.
+inline constexpr double kDefaultPsi = 0.7;
+
 struct EditDefaults {
   std::vector<double> alphas{4.1};     // StyleCLIP's notebook
   double beta = 0.15;                  // StyleCLIP's notebook
@@ -34,7 +40,7 @@ struct EditDefaults {
   NegativeSampling negatives = NegativeSampling::kFarthest;
   uint64_t negatives_seed = 0;         // for kRandom: the same request picks the same negatives
   TemplateSet templates = TemplateSet::kImagenet;
-  double psi = 0.7;                    // truncation for seeds
+  double psi = kDefaultPsi;            // truncation for seeds
   size_t text_cache_size = 1024;       // LRU entries of text embeddings
   size_t direction_cache_size = 256;   // LRU entries of FEU directions (retrieval + SVM results)
   int64_t top_channels = 10;           // channels listed in diagnostics
@@ -70,7 +76,7 @@ struct ResolvedEdit {
   std::string neutral;
   LatentKind latent_kind = LatentKind::kSeed;
   int64_t seed = 0;
-  double psi = 0.7;
+  double psi = kDefaultPsi;
   std::vector<float> latent;
   std::optional<int64_t> face;  // kPhoto (the photo's bytes stay in the request)
   int size = 0;                 // the images' side: the generator's resolution, or a preview's

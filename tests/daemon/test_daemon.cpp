@@ -25,6 +25,9 @@
 #include "../service/fake_backend.h"
 #include "../service/redis_test_helpers.h"
 #include "../service/service_test_helpers.h"
+#include "core/h5.h"
+#include "core/npy.h"
+#include "image/codec.h"
 #include "service/client.h"
 #include "test_support.h"
 
@@ -950,6 +953,134 @@ std::pair<int, int> png_size(const std::string& png) {
            (uint32_t(uint8_t(png[at + 2])) << 8) | uint32_t(uint8_t(png[at + 3]));
   };
   return {int(be32(16)), int(be32(20))};
+}
+
+// The largest per-channel difference of two same-sized images (256 when they are not).
+int max_pixel_difference(const std::string& a_path, const std::string& b_path) {
+  const image::Image a = image::decode_file(a_path), b = image::decode_file(b_path);
+  if (a.width != b.width || a.height != b.height || a.rgb.size() != b.rgb.size()) return 256;
+  int most = 0;
+  for (size_t i = 0; i < a.rgb.size(); ++i) most = std::max(most, std::abs(int(a.rgb[i]) - int(b.rgb[i])));
+  return most;
+}
+
+// One default ψ: `generate --seeds K` shows the face `feu edit --seed K` edits
+// (its original), up to the half level by which NVlabs' and StyleCLIP's
+// quantizations differ; --trunc 1 is NVlabs' untruncated face, and --config's
+// edit.psi rules generate as it rules edit.
+TEST_F(ProductionDaemon, GenerateAndEditShowTheSameFaceForASeed) {
+  test::TempDir dir;
+  const std::string cfg = config(dir);
+  const std::string indexer = test::program("feu-indexer");
+  std::string out;
+  ASSERT_EQ(test::run_command(indexer + " generate --config " + cfg + " --seeds 42 --outdir " + dir.file("gen"), &out),
+            0)
+      << out;
+  ASSERT_EQ(test::run_command(test::program("feu") + " edit 'blond hair' --seed 42 --local --config " + cfg +
+                                  " --alphas 3 --original -o " + dir.file("edit.png"),
+                              &out),
+            0)
+      << out;
+  EXPECT_LE(max_pixel_difference(dir.file("gen/seed0042.png"), dir.file("edit_original.png")), 1);
+  const std::string generator = demo_ + "/models/generator.h5";
+  ASSERT_EQ(test::run_command(indexer + " generate --network " + generator + " --seeds 42 --trunc 1 --outdir " +
+                                  dir.file("nvlabs"),
+                              &out),
+            0)
+      << out;
+  EXPECT_GT(max_pixel_difference(dir.file("nvlabs/seed0042.png"), dir.file("edit_original.png")), 1);
+  std::string text = slurp(cfg);
+  text.replace(text.find("  k_neg: 10\n"), 12, "  k_neg: 10\n  psi: 1\n");
+  std::ofstream(dir.file("psi1.yaml")) << text;
+  ASSERT_EQ(test::run_command(indexer + " generate --config " + dir.file("psi1.yaml") + " --seeds 42 --outdir " +
+                                  dir.file("config_psi1"),
+                              &out),
+            0)
+      << out;
+  EXPECT_EQ(slurp(dir.file("config_psi1/seed0042.png")), slurp(dir.file("nvlabs/seed0042.png")));
+}
+
+// --latent-file: .h5, .npy (ours and numpy's) and e4e's latents.pt give the
+// same edits, through the daemon and in-process; one job per latent; the
+// ambiguous [N, w_dim] needs --latent-kind.
+TEST_F(ProductionDaemon, EditsLatentFilesOfEveryFormat) {
+  test::TempDir dir;
+  const std::string cfg = config(dir);
+  DaemonProcess daemon(test::program("feu-daemon"), {"--config", cfg}, dir);
+  const std::string endpoint = daemon.endpoint(120000);
+  ASSERT_FALSE(endpoint.empty());
+  std::string out;
+  ASSERT_EQ(test::run_command(test::program("feu") + " --server " + endpoint + " status", &out), 0) << out;
+  const json generator = json::parse(out)["engine"]["generator"];
+  const int64_t num_ws = generator["num_ws"].get<int64_t>(), w_dim = generator["w_dim"].get<int64_t>();
+  // Values exact in float32, the same as the Python writers make.
+  std::vector<float> wplus(static_cast<size_t>(2 * num_ws * w_dim));
+  for (size_t i = 0; i < wplus.size(); ++i) wplus[i] = static_cast<float>(static_cast<int>(i % 17) - 8) / 16;
+  {
+    h5::File file = h5::File::create(dir.file("wplus.h5"));
+    file.write_float("wplus", wplus.data(), {2, num_ws, w_dim});
+  }
+  npy::write_float(dir.file("wplus.npy"), wplus.data(), {2, num_ws, w_dim});
+  npy::write_float(dir.file("w.npy"), wplus.data(), {2, w_dim});
+  std::vector<std::string> inputs = {dir.file("wplus.h5"), dir.file("wplus.npy")};
+  const std::string n = std::to_string(2 * num_ws * w_dim), shape = "(2, " + std::to_string(num_ws) + ", " +
+                                                                      std::to_string(w_dim) + ")";
+  if (test::run_command("/usr/bin/python3 -c \"import numpy as np, torch; x = ((np.arange(" + n +
+                            ") % 17 - 8) / 16).reshape" + shape + "; np.save('" + dir.file("py.npy") +
+                            "', x); torch.save(torch.from_numpy(x.astype(np.float32)), '" + dir.file("latents.pt") +
+                            "')\"",
+                        &out) == 0) {
+    inputs.push_back(dir.file("py.npy"));
+    inputs.push_back(dir.file("latents.pt"));
+  } else {
+    std::cout << "[ SKIPPED  ] numpy/torch.save writers: /usr/bin/python3 lacks numpy or torch: " << out << "\n";
+  }
+  const std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 60 ";
+  const std::string local = test::program("feu") + " edit 'blond hair' --local --config " + cfg + " --alphas 3";
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string name = "daemon" + std::to_string(i) + ".png";
+    ASSERT_EQ(test::run_command(feu + "edit 'blond hair' --alphas 3 --latent-file " + inputs[i] + " -o " +
+                                    dir.file(name),
+                                &out),
+              0)
+        << inputs[i] << ": " << out << daemon.log();
+    for (const char* latent : {"_latent0", "_latent1"}) {
+      const std::string png = slurp(dir.file("daemon" + std::to_string(i) + latent + ".png"));
+      EXPECT_EQ(png.substr(1, 3), "PNG") << inputs[i];
+      EXPECT_EQ(png, slurp(dir.file(std::string("daemon0") + latent + ".png"))) << inputs[i];
+    }
+  }
+  EXPECT_NE(slurp(dir.file("daemon0_latent0.png")), slurp(dir.file("daemon0_latent1.png")));
+  ASSERT_EQ(test::run_command(local + " --latent-file " + inputs.back() + " -o " + dir.file("local.png"), &out), 0)
+      << out;
+  ASSERT_EQ(
+      test::run_command(local + " --latent-file " + dir.file("wplus.h5") + " -o " + dir.file("local_h5.png"), &out), 0)
+      << out;
+  EXPECT_EQ(slurp(dir.file("local_latent1.png")), slurp(dir.file("local_h5_latent1.png")));
+  EXPECT_LE(max_pixel_difference(dir.file("local_latent1.png"), dir.file("daemon0_latent1.png")), 1);
+
+  // [N, w_dim]: z or w, which the flag says; this engine maps no z.
+  EXPECT_EQ(test::run_command(feu + "edit smile --latent-file " + dir.file("w.npy") + " -o " + dir.file("x.png"), &out),
+            2);
+  EXPECT_NE(out.find("--latent-kind z|w"), std::string::npos) << out;
+  EXPECT_EQ(test::run_command(feu + "edit smile --latent-kind z --latent-file " + dir.file("w.npy") + " -o " +
+                                  dir.file("x.png"),
+                              &out),
+            2);
+  EXPECT_NE(out.find("z latents need the generator's mapping network"), std::string::npos) << out;
+  ASSERT_EQ(test::run_command(feu + "edit smile --latent-kind w --latent-file " + dir.file("w.npy") + " -o " +
+                                  dir.file("w.png"),
+                              &out),
+            0)
+      << out;
+  // A shape of another generator, named with the file.
+  npy::write_float(dir.file("wide.npy"), wplus.data(), {2, num_ws, w_dim / 2});
+  EXPECT_EQ(test::run_command(feu + "edit smile --latent-file " + dir.file("wide.npy") + " -o " + dir.file("x.png"),
+                              &out),
+            2);
+  EXPECT_NE(out.find(dir.file("wide.npy")), std::string::npos) << out;
+  EXPECT_NE(out.find("shape_mismatch"), std::string::npos) << out;
+  EXPECT_EQ(daemon.stop(), 0);
 }
 
 TEST_F(ProductionDaemon, EditsARealPhotoThroughTheDaemonAndInProcess) {

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/h5.h"
+#include "core/npy.h"
 #include "image/codec.h"
 #include "image/tensor_image.h"
 #include "stylegan2/generator.h"
@@ -73,8 +74,8 @@ void check_cli_parity(const std::string& fixture_path, bool full) {
     EXPECT_LE(max_diff(read_tensor(out, "img"), read_tensor(fx, "img_const")), 1e-3);
   }
   if (full) {
-    // z without truncation reproduces ws_psi1.
-    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("z.h5") + " --out " + dir.file("z1.h5"),
+    // z without truncation (--psi 1, NVlabs' default) reproduces ws_psi1.
+    ASSERT_EQ(run("generate" + G + " --latents " + dir.file("z.h5") + " --psi 1 --out " + dir.file("z1.h5"),
                   &log),
               0)
         << log;
@@ -229,7 +230,7 @@ TEST(GenerateCli, BadInputFailsCleanly) {
     h5::File f = h5::File::create(dir.file("empty.h5"));
     write_tensor(f, "other", at::zeros({2, 8}));
   }
-  expect_clean_failure(G + " --latents " + dir.file("empty.h5"), out, "expected exactly one of");
+  expect_clean_failure(G + " --latents " + dir.file("empty.h5"), out, "no latents");
   {
     h5::File f = h5::File::create(dir.file("z7.h5"));
     write_tensor(f, "z", at::zeros({2, 7}));
@@ -264,6 +265,126 @@ TEST(GenerateCli, BadInputFailsCleanly) {
   // The good file works.
   ASSERT_EQ(run(G + " --latents " + dir.file("s_ok.h5"), &log), 0) << log;
   EXPECT_TRUE(std::filesystem::exists(out));
+}
+
+// --psi's default is StyleCLIP's 0.7, as feu edit's (edit::kDefaultPsi);
+// --trunc 1 gives NVlabs' untruncated images.
+TEST(GenerateCli, DefaultPsiIsFeuEditsAndOneIsUntruncated) {
+  test::TempDir dir;
+  std::string log;
+  ASSERT_EQ(run("init-generator --out " + dir.file("g.h5") +
+                    " --resolution 16 --z-dim 16 --w-dim 16 --mapping-layers 2 --channel-base 128 --channel-max 16",
+                &log),
+            0)
+      << log;
+  Generator g = Generator::load(dir.file("g.h5"));
+  for (const char* psi : {"", " --trunc 1"}) {
+    const std::string out = dir.file(*psi ? "untruncated" : "default");
+    ASSERT_EQ(run("generate --network " + dir.file("g.h5") + " --seeds 3" + psi + " --outdir " + out, &log), 0) << log;
+    const at::Tensor img = g.synthesize_ws(g.mapping(z_from_seed(3, 16), *psi ? 1.0 : 0.7));
+    EXPECT_EQ(image::decode_file(out + "/seed0003.png").rgb,
+              image::images_from_tensor(img, image::Quantize::kNvlabs)[0].rgb)
+        << "psi" << psi;
+  }
+  EXPECT_NE(image::decode_file(dir.file("default/seed0003.png")).rgb,
+            image::decode_file(dir.file("untruncated/seed0003.png")).rgb);
+}
+
+// Deterministic latents exact in float32, the same as the Python writers make.
+at::Tensor toy_latents(std::vector<int64_t> shape) {
+  return ((at::arange(c10::multiply_integers(shape), at::kFloat).remainder(17) - 8) / 16).view(shape);
+}
+
+// A W+ file in each format renders the same images; the output's flat s is in
+// S order (not the alphabetical order HDF5 lists styles/ in) and reads back.
+TEST(GenerateCli, EveryLatentFormatRendersTheSameImages) {
+  test::TempDir dir;
+  std::string log;
+  ASSERT_EQ(run("init-generator --out " + dir.file("g.h5") +
+                    " --resolution 16 --z-dim 16 --w-dim 16 --mapping-layers 2 --channel-base 128 --channel-max 16",
+                &log),
+            0)
+      << log;
+  Generator g = Generator::load(dir.file("g.h5"));
+  const StyleSpace& space = g.style_space();
+  const std::string G = "generate --generator " + dir.file("g.h5");
+  const int64_t num_ws = g.config().num_ws();
+  const at::Tensor wplus = toy_latents({2, num_ws, 16});
+  {
+    h5::File f = h5::File::create(dir.file("wplus.h5"));
+    write_tensor(f, "ws", wplus);
+  }
+  npy::write_float(dir.file("wplus.npy"), wplus.data_ptr<float>(), {2, num_ws, 16});
+  std::vector<std::string> inputs = {dir.file("wplus.h5"), dir.file("wplus.npy")};
+  // numpy.save and e4e's torch.save(latents), when Debian's python3 has them.
+  const std::string python =
+      "/usr/bin/python3 -c \"import numpy as np, torch; x = ((np.arange(2 * " + std::to_string(num_ws) +
+      " * 16) % 17 - 8) / 16).reshape(2, " + std::to_string(num_ws) + ", 16); np.save('" + dir.file("py.npy") +
+      "', x); torch.save(torch.from_numpy(x.astype(np.float32)), '" + dir.file("latents.pt") + "')\"";
+  if (test::run_command(python, &log) == 0) {
+    inputs.push_back(dir.file("py.npy"));
+    inputs.push_back(dir.file("latents.pt"));
+  } else {
+    std::cout << "[ SKIPPED  ] numpy/torch.save writers: /usr/bin/python3 lacks numpy or torch: " << log << "\n";
+  }
+  at::Tensor reference;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::string out = dir.file("out" + std::to_string(i) + ".h5");
+    ASSERT_EQ(run(G + " --latents " + inputs[i] + " --out " + out, &log), 0) << log;
+    EXPECT_NE(log.find("from wplus latents"), std::string::npos) << log;
+    const at::Tensor img = read_tensor(h5::File::open_read(out), "img");
+    if (i == 0) reference = img;
+    else EXPECT_EQ(max_diff(img, reference), 0.0) << inputs[i];
+  }
+
+  // The output: ws and s with their kinds, s in S order, styles/ listed alphabetically.
+  h5::File out = h5::File::open_read(dir.file("out0.h5"));
+  EXPECT_EQ(out.attr_string("/", "kind"), "wplus");
+  EXPECT_EQ(out.attr_string("ws", "kind"), "wplus");
+  EXPECT_EQ(out.attr_string("s", "kind"), "s");
+  std::string order;
+  for (const auto& layer : space.layers()) order += (order.empty() ? "" : ",") + layer.name;
+  EXPECT_EQ(out.attr_string("s", "layer_names"), order);
+  EXPECT_EQ(out.shape("s"), (h5::Shape{2, space.total_channels()}));
+  const at::Tensor styles = space.flatten(g.styles_from_ws(wplus));
+  EXPECT_LE(max_diff(read_tensor(out, "s"), styles), 1e-6);
+  std::vector<std::string> listed = out.list("styles");
+  EXPECT_EQ(listed.front(), "b16.conv0") << "HDF5 lists styles/ alphabetically, not in S order";
+  // Read back as S it renders the same images.
+  ASSERT_EQ(run(G + " --latents " + dir.file("out0.h5") + " --latent-kind s --out " + dir.file("again.h5"), &log),
+            0)
+      << log;
+  EXPECT_LE(max_diff(read_tensor(h5::File::open_read(dir.file("again.h5")), "img"), reference), 1e-5);
+
+  // The trap refused: s concatenated from styles/ in the listed order.
+  {
+    h5::File f = h5::File::create(dir.file("alphabetical.h5"));
+    std::vector<at::Tensor> layers;
+    for (const std::string& name : listed) {
+      layers.push_back(read_tensor(out, "styles/" + name));
+      write_tensor(f, "styles/" + name, layers.back());
+    }
+    write_tensor(f, "s", at::cat(layers, 1));
+  }
+  ASSERT_EQ(run(G + " --latents " + dir.file("alphabetical.h5") + " --out " + dir.file("x.h5"), &log), 2);
+  EXPECT_NE(log.find("styles/ and s disagree"), std::string::npos) << log;
+
+  // [N, w_dim] is z or w: the flag decides, and z maps like a z dataset.
+  const at::Tensor z = toy_latents({2, 16});
+  npy::write_float(dir.file("z.npy"), z.data_ptr<float>(), {2, 16});
+  ASSERT_EQ(run(G + " --latents " + dir.file("z.npy") + " --out " + dir.file("x.h5"), &log), 2);
+  EXPECT_NE(log.find("--latent-kind z|w"), std::string::npos) << log;
+  {
+    h5::File f = h5::File::create(dir.file("z.h5"));
+    write_tensor(f, "z", z);
+  }
+  ASSERT_EQ(run(G + " --latents " + dir.file("z.npy") + " --latent-kind z --out " + dir.file("z_npy.h5"), &log), 0)
+      << log;
+  ASSERT_EQ(run(G + " --latents " + dir.file("z.h5") + " --out " + dir.file("z_h5.h5"), &log), 0) << log;
+  EXPECT_EQ(max_diff(read_tensor(h5::File::open_read(dir.file("z_npy.h5")), "img"),
+                     read_tensor(h5::File::open_read(dir.file("z_h5.h5")), "img")),
+            0.0);
+  EXPECT_DOUBLE_EQ(h5::File::open_read(dir.file("z_h5.h5")).attr_double("/", "psi"), 0.7);
 }
 
 }  // namespace
