@@ -169,16 +169,19 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     for batch in args.batch:
         images = torch.randn(batch, 3, 256, 256)
-        times = []
+        times, cpu_times = [], []
         with torch.inference_mode():
             model(images)  # warm-up
             for _ in range(args.runs):
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 model(images)
                 times.append((time.perf_counter() - start) / batch)
+                cpu_times.append((time.process_time() - cpu_start) / batch)
+        # CPU time (all threads) reads steadier than wall time on a shared machine.
         print(f"reference e4e ({params / 1e6:.1f} M parameters), torch {torch.__version__}, batch {batch}, "
               f"{args.threads} threads: {1000 * statistics.median(times):.1f} ms per image "
-              f"(median of {args.runs}; min {1000 * min(times):.1f})", flush=True)
+              f"(median of {args.runs}; min {1000 * min(times):.1f}; CPU {1000 * statistics.median(cpu_times):.1f})",
+              flush=True)
 
 
 if __name__ == "__main__":
