@@ -13,6 +13,9 @@
 //   convolution with all their output channels, the later ones as one grouped
 //   convolution (a group per block), the EqualLinears as one batched matmul.
 //   One large GEMM instead of eleven small ones.
+// - On CPU every convolution's weights are laid out once in oneDNN's blocked
+//   format (FixedConv2d): reordering 267 M plain weights on every call cost
+//   more than the style blocks' convolutions at their few output pixels.
 // - MaxPool2d(1, stride), the identity shortcut of a strided unit, is a
 //   strided pick: x[:, :, ::s, ::s].
 #include "face/e4e.h"
@@ -148,27 +151,28 @@ struct E4eEncoder::Impl {
   at::Device device = at::kCPU;
   int64_t parameter_count = 0;
 
-  FoldedConv input_conv;
+  FixedConv2d input_conv;
   at::Tensor input_prelu;
   struct Unit {
     int64_t stride = 1;
     bool projection = false;  // a 1×1 conv shortcut (else the strided pick)
-    FoldedConv shortcut;
+    FixedConv2d shortcut;
     at::Tensor bn_scale, bn_shift;  // res_layer.0 as x·scale + shift, [1, C, 1, 1]
-    at::Tensor conv1, prelu;
-    FoldedConv conv2;
+    FixedConv2d conv1;
+    at::Tensor prelu;
+    FixedConv2d conv2;
     at::Tensor se_fc1, se_fc2;  // [hidden, C], [C, hidden]
   };
   std::vector<Unit> units;
   // The style blocks that share one input, run together.
   struct StyleGroup {
-    int first = 0, count = 0;                      // styles [first, first + count)
-    std::vector<at::Tensor> conv_weight, conv_bias;  // per conv step, all blocks concatenated
-    at::Tensor linear_weight;                      // [count, w_dim, w_dim], EqualLinear scale applied
-    at::Tensor linear_bias;                        // [count, w_dim]
+    int first = 0, count = 0;         // styles [first, first + count)
+    std::vector<FixedConv2d> convs;  // per conv step, all blocks concatenated
+    at::Tensor linear_weight;         // [count, w_dim, w_dim], EqualLinear scale applied
+    at::Tensor linear_bias;           // [count, w_dim]
   };
   std::vector<StyleGroup> groups;
-  at::Tensor latlayer1_weight, latlayer1_bias, latlayer2_weight, latlayer2_bias;
+  FixedConv2d latlayer1, latlayer2;
   at::Tensor latent_avg;  // [n_styles, w_dim]
 
   void prepare(const std::map<std::string, at::Tensor>& w);
@@ -179,11 +183,12 @@ struct E4eEncoder::Impl {
 
 void E4eEncoder::Impl::prepare(const std::map<std::string, at::Tensor>& w) {
   auto get = [&](const std::string& key) -> at::Tensor { return w.at(key).to(device, at::kFloat); };
-  auto folded = [&](const std::string& conv, const std::string& bn) {
-    return fold_batch_norm(get(conv), get(bn + "weight"), get(bn + "bias"), get(bn + "running_mean"),
-                           get(bn + "running_var"));
+  auto folded = [&](const std::string& conv, const std::string& bn, int64_t stride, int64_t padding) {
+    const FoldedConv f = fold_batch_norm(get(conv), get(bn + "weight"), get(bn + "bias"), get(bn + "running_mean"),
+                                         get(bn + "running_var"));
+    return FixedConv2d(f.weight, f.bias, stride, padding);
   };
-  input_conv = folded("encoder.input_layer.0.weight", "encoder.input_layer.1.");
+  input_conv = folded("encoder.input_layer.0.weight", "encoder.input_layer.1.", 1, 1);
   input_prelu = get("encoder.input_layer.2.weight");
   const std::vector<UnitShape> shapes = unit_shapes(config);
   units.clear();
@@ -192,13 +197,14 @@ void E4eEncoder::Impl::prepare(const std::map<std::string, at::Tensor>& w) {
     Unit unit;
     unit.stride = shapes[u].stride;
     unit.projection = shapes[u].in_channels != shapes[u].depth;
-    if (unit.projection) unit.shortcut = folded(p + "shortcut_layer.0.weight", p + "shortcut_layer.1.");
+    if (unit.projection)
+      unit.shortcut = folded(p + "shortcut_layer.0.weight", p + "shortcut_layer.1.", unit.stride, 0);
     at::Tensor scale = get(p + "res_layer.0.weight") / at::sqrt(get(p + "res_layer.0.running_var") + kBatchNormEps);
     unit.bn_scale = scale.view({1, -1, 1, 1}).contiguous();
     unit.bn_shift = (get(p + "res_layer.0.bias") - get(p + "res_layer.0.running_mean") * scale).view({1, -1, 1, 1}).contiguous();
-    unit.conv1 = get(p + "res_layer.1.weight").contiguous();
+    unit.conv1 = FixedConv2d(get(p + "res_layer.1.weight"), at::Tensor(), 1, 1);
     unit.prelu = get(p + "res_layer.2.weight");
-    unit.conv2 = folded(p + "res_layer.3.weight", p + "res_layer.4.");
+    unit.conv2 = folded(p + "res_layer.3.weight", p + "res_layer.4.", unit.stride, 1);
     unit.se_fc1 = get(p + "res_layer.5.fc1.weight").flatten(1).contiguous();
     unit.se_fc2 = get(p + "res_layer.5.fc2.weight").flatten(1).contiguous();
     units.push_back(std::move(unit));
@@ -217,8 +223,8 @@ void E4eEncoder::Impl::prepare(const std::map<std::string, at::Tensor>& w) {
         weights.push_back(get(style_prefix(s) + "convs." + std::to_string(2 * c) + ".weight"));
         biases.push_back(get(style_prefix(s) + "convs." + std::to_string(2 * c) + ".bias"));
       }
-      group.conv_weight.push_back(at::cat(weights, 0).contiguous());
-      group.conv_bias.push_back(at::cat(biases, 0).contiguous());
+      const int64_t conv_groups = c == 0 ? 1 : group.count;  // the first conv reads the shared map
+      group.convs.emplace_back(at::cat(weights, 0), at::cat(biases, 0), 2, 1, conv_groups);
     }
     std::vector<at::Tensor> weights, biases;
     for (int s = first; s < end; ++s) {
@@ -230,10 +236,8 @@ void E4eEncoder::Impl::prepare(const std::map<std::string, at::Tensor>& w) {
     group.linear_bias = at::stack(biases, 0).unsqueeze(1).contiguous();  // [count, 1, out]
     groups.push_back(std::move(group));
   }
-  latlayer1_weight = get("encoder.latlayer1.weight");
-  latlayer1_bias = get("encoder.latlayer1.bias");
-  latlayer2_weight = get("encoder.latlayer2.weight");
-  latlayer2_bias = get("encoder.latlayer2.bias");
+  latlayer1 = FixedConv2d(get("encoder.latlayer1.weight"), get("encoder.latlayer1.bias"), 1, 0);
+  latlayer2 = FixedConv2d(get("encoder.latlayer2.weight"), get("encoder.latlayer2.bias"), 1, 0);
   parameter_count = 0;
   for (const auto& [key, shape] : config.expected_shapes()) {
     if (key.find("running_") != std::string::npos) continue;
@@ -246,16 +250,15 @@ void E4eEncoder::Impl::prepare(const std::map<std::string, at::Tensor>& w) {
 at::Tensor E4eEncoder::Impl::run_unit(const Unit& unit, const at::Tensor& x) const {
   at::Tensor shortcut;
   if (unit.projection) {
-    shortcut = conv2d(x, unit.shortcut.weight, unit.shortcut.bias, unit.stride);
+    shortcut = unit.shortcut(x);
   } else if (unit.stride > 1) {
     shortcut = x.slice(2, 0, c10::nullopt, unit.stride).slice(3, 0, c10::nullopt, unit.stride);
   } else {
     shortcut = x;
   }
   at::Tensor r = at::addcmul(unit.bn_shift, x, unit.bn_scale);
-  r = conv2d(r, unit.conv1, at::Tensor(), 1, 1);
-  r = at::prelu(r, unit.prelu);
-  r = conv2d(r, unit.conv2.weight, unit.conv2.bias, unit.stride, 1);
+  r = at::prelu(unit.conv1(r), unit.prelu);
+  r = unit.conv2(r);
   // Squeeze-and-excitation: channel gates from the global mean.
   at::Tensor gate = at::relu(at::matmul(r.mean({2, 3}), unit.se_fc1.t()));
   gate = at::sigmoid(at::matmul(gate, unit.se_fc2.t()));
@@ -264,10 +267,9 @@ at::Tensor E4eEncoder::Impl::run_unit(const Unit& unit, const at::Tensor& x) con
 
 at::Tensor E4eEncoder::Impl::run_group(const StyleGroup& group, const at::Tensor& features) const {
   at::Tensor x = features;
-  for (size_t c = 0; c < group.conv_weight.size(); ++c) {
-    const int64_t groups = c == 0 ? 1 : group.count;  // the first conv reads the shared map
-    x = conv2d(x, group.conv_weight[c], group.conv_bias[c], 2, 1, groups);
-    x = at::leaky_relu(x, kStyleLeakySlope);
+  for (const FixedConv2d& conv : group.convs) {
+    x = conv(x);
+    at::leaky_relu_(x, kStyleLeakySlope);
   }
   const int64_t n = x.size(0);
   // [N, count·w_dim, 1, 1] -> [count, N, w_dim]: one matmul per block, batched.
@@ -276,8 +278,7 @@ at::Tensor E4eEncoder::Impl::run_group(const StyleGroup& group, const at::Tensor
 }
 
 at::Tensor E4eEncoder::Impl::forward(const at::Tensor& input) const {
-  at::Tensor x = conv2d(input, input_conv.weight, input_conv.bias, 1, 1);
-  x = at::prelu(x, input_prelu);
+  at::Tensor x = at::prelu(input_conv(input), input_prelu);
   at::Tensor c1, c2, c3;
   for (int u = 0; u < kUnits; ++u) {
     x = run_unit(units[u], x);
@@ -293,10 +294,10 @@ at::Tensor E4eEncoder::Impl::forward(const at::Tensor& input) const {
   for (const StyleGroup& group : groups) {
     at::Tensor features = c3;
     if (group.first == kCoarseEnd) {
-      p2 = upsample_add(c3, conv2d(c2, latlayer1_weight, latlayer1_bias));
+      p2 = upsample_add(c3, latlayer1(c2));
       features = p2;
     } else if (group.first == kMiddleEnd) {
-      p1 = upsample_add(p2, conv2d(c1, latlayer2_weight, latlayer2_bias));
+      p1 = upsample_add(p2, latlayer2(c1));
       features = p1;
     }
     outputs.push_back(run_group(group, features));
