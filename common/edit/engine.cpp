@@ -55,7 +55,7 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.clip_fp16 = models.get<bool>("clip_fp16", false);
   out.cpu_render_lanes = models.get<int>("cpu_render_lanes", out.cpu_render_lanes);
   if (out.cpu_render_lanes < 0 || out.cpu_render_lanes > 64)
-    models.fail("cpu_render_lanes", "must be 0 (auto: one per ATen thread, at most 8) or 1..64");
+    models.fail("cpu_render_lanes", "must be 1..64, or 0 for one lane per ATen thread (at most 8)");
   out.e4e_path = models.path("e4e");
   out.precision = models.get<std::string>("precision", out.precision);
   if (out.precision != "fp32" && out.precision != "fp16" && out.precision != "bf16")

@@ -83,6 +83,9 @@ void BM_ServedRender(benchmark::State& state) {
     const std::vector<float> one = generator.styles_from_seed(seed, 0.7);
     styles.insert(styles.end(), one.begin(), one.end());
   }
+  // Untimed first render: the lanes' first touch of their 1024² buffers (page faults,
+  // oneDNN primitive creation) is a start-up cost, not the serving cost.
+  benchmark::DoNotOptimize(generator.render(styles, batch).data());
   for (auto _ : state) benchmark::DoNotOptimize(generator.render(styles, batch).data());
   state.counters["img/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
                                                benchmark::Counter::kIsRate);
@@ -90,10 +93,10 @@ void BM_ServedRender(benchmark::State& state) {
 BENCHMARK(BM_ServedRender)
     ->ArgNames({"batch", "lanes"})
     ->Args({1, 1})
-    ->Args({4, 1})
     ->Args({4, 2})
+    ->Args({4, 1})
     ->Unit(benchmark::kMillisecond)
-    ->Iterations(1)
+    ->Iterations(2)
     ->UseRealTime();
 
 }  // namespace
