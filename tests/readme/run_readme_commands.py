@@ -40,7 +40,7 @@ SHARED = os.path.abspath(args.shared)
 
 # Real work sized down to the embedded default's small models (README line text -> appended options).
 SIZE_DOWN = [
-    ("feu-indexer directions", " --images 2 --quiet", "Δi over 100 images per channel: 2 suffice to run"),
+    ("feu-indexer directions", " --images 1 --quiet", "Δi over 100 images per channel: 1 suffices to run"),
     ("feu-indexer stats", " --samples 2000", "100,000 mapping samples by default"),
     ("build/bin/bench_daemon", "", "FEU_BENCH_EDITS_1/8 set below: a few edits per client"),
 ]
@@ -53,6 +53,7 @@ BENCH_ENV = {"FEU_BENCH_EDITS_1": "3", "FEU_BENCH_EDITS_8": "1"}
 NOT_RUN = {
     "sudo apt-get install": "installs Debian packages (scripts/install-deps.sh has, before any test)",
     "scripts/test.sh": "the test command itself (.ci/run runs it)",
+    "feu-indexer demo-assets --out out/demo": "scripts/demo.sh above ran this command into out/demo",
     "demo-assets --out out/bench-real --real-size": "1.3 GB of real-size benchmark assets",
     "FEU_BENCH_CONFIG=configs/bench-real-size.yaml": "a real-size benchmark (minutes on 2 cores)",
 }
