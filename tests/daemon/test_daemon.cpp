@@ -750,16 +750,18 @@ TEST(Daemon, JsonLogLinesAreOneObjectEachWhateverTheRequestSays) {
   EXPECT_EQ(jobs, 1);
 }
 
+// A port nobody listens on: the one a daemon in `dir` used before it stopped ("" if it never started).
+std::string stopped_daemon_endpoint(const test::TempDir& dir) {
+  DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
+  const std::string endpoint = daemon.endpoint();
+  EXPECT_EQ(daemon.stop(), 0);
+  return endpoint;
+}
+
 TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
-  // A port nobody listens on: the one a daemon used before it stopped.
   test::TempDir dir;
-  std::string endpoint;
-  {
-    DaemonProcess daemon(fake_daemon(), {"--config", write_config(dir, "")}, dir);
-    endpoint = daemon.endpoint();
-    ASSERT_FALSE(endpoint.empty());
-    EXPECT_EQ(daemon.stop(), 0);
-  }
+  const std::string endpoint = stopped_daemon_endpoint(dir);
+  ASSERT_FALSE(endpoint.empty());
   // Long timeouts and retries: only the probe can end these calls early.
   std::string feu = test::program("feu") + " --server " + endpoint + " --timeout 600 --retries 5 ", out;
   for (const std::string& call : {std::string("ping"), std::string("status"),
@@ -772,13 +774,8 @@ TEST(Daemon, ACallToAStoppedDaemonFailsAtOnceNamingTheAddress) {
 
 TEST(Daemon, AFrontListWithAStoppedFrontGoesToTheOneThatListens) {
   test::TempDir dir;
-  std::string stopped;
-  {
-    DaemonProcess gone(fake_daemon(), {"--config", write_config(dir, "")}, dir);
-    stopped = gone.endpoint();
-    ASSERT_FALSE(stopped.empty());
-    EXPECT_EQ(gone.stop(), 0);
-  }
+  const std::string stopped = stopped_daemon_endpoint(dir);
+  ASSERT_FALSE(stopped.empty());
   test::TempDir live_dir;
   DaemonProcess daemon(fake_daemon(), {"--config", write_config(live_dir, "")}, live_dir);
   const std::string live = daemon.endpoint();
