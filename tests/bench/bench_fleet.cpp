@@ -21,6 +21,7 @@
 
 #include "../service/fake_backend.h"
 #include "../service/redis_test_helpers.h"
+#include "../service/running_server.h"
 #include "service/server.h"
 
 namespace {
@@ -28,20 +29,7 @@ using namespace feu;
 using namespace feu::service;
 namespace fs = std::filesystem;
 
-class Running {
- public:
-  Running(ServerConfig config, Backend& backend)
-      : server_(std::make_unique<Server>(std::move(config), backend)), thread_([this] { server_->run(); }) {}
-  ~Running() {
-    server_->request_stop();
-    thread_.join();
-  }
-  const std::string& endpoint() const { return server_->endpoint(); }
-
- private:
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
+using Running = test::RunningServer;
 
 // Sends `jobs` edits keeping `window` in flight; returns when all are done.
 void load(const std::string& endpoint, const std::string& prefix, int jobs, int window, std::atomic<int>* done) {

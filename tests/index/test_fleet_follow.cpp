@@ -16,6 +16,7 @@
 
 #include "../service/fake_backend.h"
 #include "../service/redis_test_helpers.h"
+#include "../service/running_server.h"
 #include "../service/service_test_helpers.h"
 #include "artifact_test_helpers.h"
 #include "index/pull.h"
@@ -31,21 +32,7 @@ using service::Role;
 using service::Server;
 using service::ServerConfig;
 
-class RunningServer {
- public:
-  RunningServer(ServerConfig config, service::Backend& backend, std::function<std::string()> resolve_current = nullptr)
-      : server_(std::make_unique<Server>(std::move(config), backend, std::move(resolve_current))),
-        thread_([this] { server_->run(); }) {}
-  ~RunningServer() {
-    server_->request_stop();
-    thread_.join();
-  }
-  const std::string& endpoint() const { return server_->endpoint(); }
-
- private:
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
+using test::RunningServer;
 
 // A worker machine: its artifact root, the follower that keeps it current,
 // the backend serving <root>/current and the worker daemon reloading it.

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fake_backend.h"
+#include "running_server.h"
 #include "redis_test_helpers.h"
 #include "service_test_helpers.h"
 #include "service/client.h"
@@ -25,23 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::FakeBackend;
 
-class RunningServer {
- public:
-  RunningServer(ServerConfig config, Backend& backend)
-      : server_(std::make_unique<Server>(std::move(config), backend)), thread_([this] { server_->run(); }) {}
-  ~RunningServer() { stop(); }
-  void stop() {
-    if (!thread_.joinable()) return;
-    server_->request_stop();
-    thread_.join();
-  }
-  Server& server() { return *server_; }
-  const std::string& endpoint() const { return server_->endpoint(); }
-
- private:
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
+using test::RunningServer;
 
 class Fleet : public ::testing::Test {
  protected:

@@ -12,6 +12,7 @@
 
 #include "fake_backend.h"
 #include "service_test_helpers.h"
+#include "running_server.h"
 #include "service/client.h"
 #include "service/server.h"
 #include "test_support.h"
@@ -21,25 +22,7 @@ namespace {
 using nlohmann::json;
 using test::FakeBackend;
 
-// A Server running on its own thread; stopped (gracefully) on destruction.
-class RunningServer {
- public:
-  RunningServer(ServerConfig config, Backend& backend, std::function<std::string()> resolve = nullptr)
-      : server_(std::make_unique<Server>(std::move(config), backend, std::move(resolve))),
-        thread_([this] { server_->run(); }) {}
-  ~RunningServer() { stop(); }
-  void stop() {
-    if (!thread_.joinable()) return;
-    server_->request_stop();
-    thread_.join();
-  }
-  Server& server() { return *server_; }
-  const std::string& endpoint() const { return server_->endpoint(); }
-
- private:
-  std::unique_ptr<Server> server_;
-  std::thread thread_;
-};
+using test::RunningServer;
 
 ServerConfig config_in(const test::TempDir& dir) {
   ServerConfig c;
