@@ -28,6 +28,7 @@ PACKAGES=(
   chromium chromium-driver python3-jsonschema  # HTTP tests: the page in headless Chromium, OpenAPI checks
   python3 python3-numpy python3-h5py python3-torch  # weight converter
   python3-pil  # tests/image/modes/make_fixtures.py: the Pillow references
+  python3-yaml  # tests/readme: merges the README's fleet section into a config
 )
 
 missing=()
