@@ -56,6 +56,9 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.cpu_render_lanes = models.get<int>("cpu_render_lanes", out.cpu_render_lanes);
   if (out.cpu_render_lanes < 0 || out.cpu_render_lanes > 64)
     models.fail("cpu_render_lanes", "must be 1..64, or 0 for one lane per ATen thread (at most 8)");
+  out.cpu_allocation_cache_mb = models.get<int64_t>("cpu_allocation_cache_mb", out.cpu_allocation_cache_mb);
+  if (out.cpu_allocation_cache_mb < 0)
+    models.fail("cpu_allocation_cache_mb", "must be >= 0 MB of freed CPU blocks kept for reuse (0: off)");
   out.e4e_path = models.path("e4e");
   out.precision = models.get<std::string>("precision", out.precision);
   if (out.precision != "fp32" && out.precision != "fp16" && out.precision != "bf16")

@@ -34,6 +34,7 @@
 #include "edit/retrieval.h"
 #include "edit/text_direction.h"
 #include "index/corpus.h"
+#include "tensor/cpu_allocation_cache.h"
 
 namespace feu::edit {
 
@@ -42,7 +43,8 @@ namespace feu::edit {
 //   models: {generator: G.h5, clip: ViT-B-32.pt|.h5, vocab: bpe.txt.gz, clip_fp16: false,
 //            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it),
 //            precision: fp32|fp16|bf16 (synthesis; fp16 needs cuda), num_fp16_res: 4,
-//            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda)}
+//            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda),
+//            cpu_render_lanes: 1, cpu_allocation_cache_mb: 2048}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
 //              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
 //   edit: see EditDefaults
@@ -60,6 +62,10 @@ struct EngineConfig {
   // measured faster on a 2-core VM (2 lanes: 2.3 s per 1024² image against
   // 1.6 s; the lanes contend for memory bandwidth and cache).
   int cpu_render_lanes = 1;
+  // Freed CPU blocks of 4 MB and more kept for reuse (tensor/cpu_allocation_cache.h):
+  // without it a 1024² render spends 40% of its time in the kernel faulting in
+  // fresh activations. Process-wide; 0 = off.
+  int64_t cpu_allocation_cache_mb = static_cast<int64_t>(tensor::kDefaultCpuAllocationCacheBytes >> 20);
   // Synthesis in reduced precision over the num_fp16_res highest-resolution blocks, as NVlabs'
   // (stylegan2::Precision); "fp32" is the parity path.
   std::string precision = "fp32";

@@ -263,6 +263,7 @@ class E4eFaceEncoder : public FaceEncoder {
 
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   use_compute_threads();
+  tensor::set_cpu_allocation_cache(static_cast<size_t>(config.cpu_allocation_cache_mb) << 20);
   const at::Device device = resolve_device(config.device);
   check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
         "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +

@@ -129,5 +129,3 @@ void BM_PreprocessGenerated1024(benchmark::State& state) {
 BENCHMARK(BM_PreprocessGenerated1024)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-
-BENCHMARK_MAIN();

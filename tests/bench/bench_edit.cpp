@@ -332,5 +332,3 @@ BENCHMARK(BM_Synthesis1024)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(2
 #endif
 
 }  // namespace
-
-BENCHMARK_MAIN();

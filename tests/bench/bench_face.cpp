@@ -116,5 +116,3 @@ BENCHMARK(BM_AlignFfhqGroup12MP)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_FindAndAlignScaled12MP)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
-
-BENCHMARK_MAIN();

@@ -163,5 +163,3 @@ void BM_DirectionsChannelFfhq(benchmark::State& state) {
 BENCHMARK(BM_DirectionsChannelFfhq)->Args({0, 2})->Args({14, 2})->Unit(benchmark::kSecond)->Iterations(1);
 
 }  // namespace
-
-BENCHMARK_MAIN();

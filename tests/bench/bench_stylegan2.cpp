@@ -100,5 +100,3 @@ BENCHMARK(BM_ServedRender)
     ->UseRealTime();
 
 }  // namespace
-
-BENCHMARK_MAIN();

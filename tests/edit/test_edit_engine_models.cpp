@@ -241,6 +241,28 @@ TEST(EngineModels, ReloadKeepsTheOldVersionOnError) {
   EXPECT_EQ(hits["hits"].size(), 3u);
 }
 
+TEST(EngineModels, TheEngineSetsTheCpuAllocationCacheItIsConfiguredWith) {
+  const auto cached_engine = [](int64_t mb) {
+    return Engine::create(EngineConfig::load_file(demo().write_config(
+        "cache" + std::to_string(mb), "alphas: [1]", "demo/models/generator.h5",
+        ", cpu_allocation_cache_mb: " + std::to_string(mb))));
+  };
+  auto small = cached_engine(64);
+  EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, size_t{64} << 20);
+  auto off = cached_engine(0);
+  EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, 0u);
+  EXPECT_EQ(tensor::cpu_allocation_cache_stats().cached_bytes, 0u);
+  // Renders are the same with and without it.
+  const std::vector<float> styles = small->generator().styles_from_seed(3, 0.7);
+  tensor::set_cpu_allocation_cache(size_t{64} << 20);
+  const std::vector<image::Image> cached = small->generator().render(styles, 1);
+  const std::vector<image::Image> again = small->generator().render(styles, 1);
+  tensor::set_cpu_allocation_cache(0);
+  const std::vector<image::Image> plain = off->generator().render(styles, 1);
+  EXPECT_EQ(cached.front().rgb, plain.front().rgb);
+  EXPECT_EQ(again.front().rgb, plain.front().rgb);
+}
+
 TEST(EngineModels, CpuRenderLanesGiveTheSameImagesInOrder) {
   const auto lanes_engine = [](int lanes) {
     const std::string name = "lanes" + std::to_string(lanes);
@@ -290,6 +312,12 @@ TEST(EngineConfig, SectionsAreValidated) {
   EXPECT_EQ(code_of([&] { load("models: {generator: g.h5}\nartifacts: {root: a}\n"); }), ErrorCode::kConfigError);
   EXPECT_EQ(code_of([&] {
               load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_render_lanes: -1}\nartifacts: {root: a}\n");
+            }),
+            ErrorCode::kConfigError);
+  EXPECT_EQ(ok.cpu_allocation_cache_mb, 2048);
+  EXPECT_EQ(code_of([&] {
+              load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_allocation_cache_mb: -1}\n"
+                   "artifacts: {root: a}\n");
             }),
             ErrorCode::kConfigError);
 }
