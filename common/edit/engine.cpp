@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "edit/retrieval.h"
 #include "edit/svm.h"
 #include "face/paste.h"
@@ -56,9 +57,20 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.cpu_render_lanes = models.get<int>("cpu_render_lanes", out.cpu_render_lanes);
   if (out.cpu_render_lanes < 0 || out.cpu_render_lanes > 64)
     models.fail("cpu_render_lanes", "must be 1..64, or 0 for one lane per ATen thread (at most 8)");
-  out.cpu_allocation_cache_mb = models.get<int64_t>("cpu_allocation_cache_mb", out.cpu_allocation_cache_mb);
-  if (out.cpu_allocation_cache_mb < 0)
-    models.fail("cpu_allocation_cache_mb", "must be >= 0 MB of freed CPU blocks kept for reuse (0: off)");
+  if (models.has("cpu_allocation_cache_mb")) {
+    const std::string cache = models.require<std::string>("cpu_allocation_cache_mb");
+    if (cache != "auto") {
+      size_t used = 0;
+      try {
+        out.cpu_allocation_cache_mb = std::stoll(cache, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != cache.size() || out.cpu_allocation_cache_mb < 0)
+        models.fail("cpu_allocation_cache_mb",
+                    "must be auto or the MB of freed CPU blocks kept for reuse (>= 0; 0: off), got " + quote_text(cache));
+    }
+  }
   out.e4e_path = models.path("e4e");
   out.precision = models.get<std::string>("precision", out.precision);
   if (out.precision != "fp32" && out.precision != "fp16" && out.precision != "bf16")

@@ -44,7 +44,7 @@ namespace feu::edit {
 //            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it),
 //            precision: fp32|fp16|bf16 (synthesis; fp16 needs cuda), num_fp16_res: 4,
 //            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda),
-//            cpu_render_lanes: 1, cpu_allocation_cache_mb: 2048}
+//            cpu_render_lanes: 0 (auto), cpu_allocation_cache_mb: auto | MB}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
 //              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
 //   edit: see EditDefaults
@@ -58,14 +58,17 @@ struct EngineConfig {
   bool clip_fp16 = false;
   // CPU synthesis renders a batch's images one at a time in this many
   // concurrent lanes, each on its share of the ATen threads (0 = one lane per
-  // ATen thread, at most 8). 1: every thread on each image in turn, which
-  // measured faster on a 2-core VM (2 lanes: 2.3 s per 1024² image against
-  // 1.6 s; the lanes contend for memory bandwidth and cache).
-  int cpu_render_lanes = 1;
+  // ATen thread, at most 8; a single image takes every thread). On a 2-core
+  // VM, 2 lanes of one thread rendered a batch of 4 at 1.45-1.54 s per 1024²
+  // image against 1.57-1.72 s for one image on both threads: a batch is
+  // cheaper per image than a single edit.
+  int cpu_render_lanes = 0;
   // Freed CPU blocks of 4 MB and more kept for reuse (tensor/cpu_allocation_cache.h):
   // without it a 1024² render spends 40% of its time in the kernel faulting in
-  // fresh activations. Process-wide; 0 = off.
-  int64_t cpu_allocation_cache_mb = static_cast<int64_t>(tensor::kDefaultCpuAllocationCacheBytes >> 20);
+  // fresh activations. Process-wide; 0 = off; kAutoCpuAllocationCache = 1 GB per
+  // render lane (a 1024² render's peak), at least the programs' default (2 GB).
+  static constexpr int64_t kAutoCpuAllocationCache = -1;
+  int64_t cpu_allocation_cache_mb = kAutoCpuAllocationCache;
   // Synthesis in reduced precision over the num_fp16_res highest-resolution blocks, as NVlabs'
   // (stylegan2::Precision); "fp32" is the parity path.
   std::string precision = "fp32";

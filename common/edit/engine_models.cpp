@@ -42,6 +42,12 @@ std::vector<float> to_vector(const at::Tensor& tensor) {
   return std::vector<float>(cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
 }
 
+// The lanes a CPU batch renders in: `configured`, or for 0 one per ATen thread, at most 8
+// (each lane holds a 1024² image's activations, ~1 GB).
+int cpu_render_lanes(int configured) {
+  return configured > 0 ? configured : std::min(at::get_num_threads(), 8);
+}
+
 class Stylegan2Generator : public StyleGenerator {
  public:
   // cpu_render_lanes: EngineConfig's (0 = auto). `graphs`: full-size synthesis replays CUDA
@@ -123,8 +129,7 @@ class Stylegan2Generator : public StyleGenerator {
     // at batch 1. Images go one at a time, in concurrent lanes: one ATen
     // thread per image scales better than every thread on one image.
     const int threads = at::get_num_threads();
-    const int64_t lanes = std::min<int64_t>(
-        count, cpu_render_lanes_ > 0 ? cpu_render_lanes_ : std::min(threads, kMaxAutoLanes));
+    const int64_t lanes = std::min<int64_t>(count, cpu_render_lanes(cpu_render_lanes_));
     if (lanes <= 1) {
       c10::InferenceMode guard;
       return render_codes(all, 1, stop);
@@ -170,7 +175,6 @@ class Stylegan2Generator : public StyleGenerator {
     return images;
   }
 
-  static constexpr int kMaxAutoLanes = 8;  // each lane holds a 1024² image's activations (~0.5 GB)
 
   // A graph that fails to capture (a driver or libtorch limit) leaves the daemon serving:
   // synthesis falls back to eager, once and for all, and says so.
@@ -263,7 +267,11 @@ class E4eFaceEncoder : public FaceEncoder {
 
 std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   use_compute_threads();
-  tensor::set_cpu_allocation_cache(static_cast<size_t>(config.cpu_allocation_cache_mb) << 20);
+  tensor::set_cpu_allocation_cache(
+      config.cpu_allocation_cache_mb == EngineConfig::kAutoCpuAllocationCache
+          ? std::max(tensor::kDefaultCpuAllocationCacheBytes,
+                     static_cast<size_t>(cpu_render_lanes(config.cpu_render_lanes)) << 30)
+          : static_cast<size_t>(config.cpu_allocation_cache_mb) << 20);
   const at::Device device = resolve_device(config.device);
   check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
         "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +

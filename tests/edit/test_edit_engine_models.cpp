@@ -247,6 +247,15 @@ TEST(EngineModels, TheEngineSetsTheCpuAllocationCacheItIsConfiguredWith) {
         "cache" + std::to_string(mb), "alphas: [1]", "demo/models/generator.h5",
         ", cpu_allocation_cache_mb: " + std::to_string(mb))));
   };
+  {
+    // auto: 1 GB per render lane, at least the programs' 2 GB.
+    auto three_lanes = Engine::create(EngineConfig::load_file(demo().write_config(
+        "cacheauto3", "alphas: [1]", "demo/models/generator.h5", ", cpu_render_lanes: 3")));
+    EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, size_t{3} << 30);
+    auto one_lane = Engine::create(EngineConfig::load_file(demo().write_config(
+        "cacheauto1", "alphas: [1]", "demo/models/generator.h5", ", cpu_render_lanes: 1")));
+    EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, size_t{2} << 30);
+  }
   auto small = cached_engine(64);
   EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, size_t{64} << 20);
   auto off = cached_engine(0);
@@ -314,12 +323,25 @@ TEST(EngineConfig, SectionsAreValidated) {
               load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_render_lanes: -1}\nartifacts: {root: a}\n");
             }),
             ErrorCode::kConfigError);
-  EXPECT_EQ(ok.cpu_allocation_cache_mb, 2048);
-  EXPECT_EQ(code_of([&] {
-              load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_allocation_cache_mb: -1}\n"
-                   "artifacts: {root: a}\n");
-            }),
-            ErrorCode::kConfigError);
+  EXPECT_EQ(ok.cpu_render_lanes, 0);
+  EXPECT_EQ(ok.cpu_allocation_cache_mb, EngineConfig::kAutoCpuAllocationCache);
+  auto with_cache = [&](const std::string& value) {
+    return load("models: {generator: g.h5, clip: c.h5, vocab: v.gz, cpu_allocation_cache_mb: " + value +
+                "}\nartifacts: {root: a}\n");
+  };
+  EXPECT_EQ(with_cache("auto").cpu_allocation_cache_mb, EngineConfig::kAutoCpuAllocationCache);
+  EXPECT_EQ(with_cache("0").cpu_allocation_cache_mb, 0);
+  EXPECT_EQ(with_cache("512").cpu_allocation_cache_mb, 512);
+  for (const char* bad : {"-1", "lots", "2GB", "1.5"}) {
+    try {
+      with_cache(bad);
+      ADD_FAILURE() << "cpu_allocation_cache_mb: " << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kConfigError);
+      EXPECT_NE(std::string(e.what()).find("cpu_allocation_cache_mb"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(EngineConfig, SynthesisPrecisionIsValidated) {
