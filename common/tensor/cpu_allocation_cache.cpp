@@ -4,6 +4,7 @@
 #include <c10/core/impl/alloc_cpu.h>
 
 #include <atomic>
+#include <cstring>
 #include <iterator>
 #include <list>
 #include <map>
@@ -27,15 +28,11 @@ struct Block {
 // blocks. It is never destroyed: tensors may outlive every other object.
 class CachingCpuAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t bytes) const override {
-    char* header = bytes >= kCpuCacheMinBlockBytes ? take(bytes) : nullptr;
-    if (header == nullptr) {
-      header = static_cast<char*>(c10::alloc_cpu(kHeaderBytes + bytes));
-      *reinterpret_cast<size_t*>(header) = bytes;
-    }
-    void* data = header + kHeaderBytes;
-    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
-  }
+  // libtorch 1.x declares allocate const, 2.x not: one of the two overrides.
+  c10::DataPtr allocate(size_t bytes) const { return allocate_block(bytes); }
+  c10::DataPtr allocate(size_t bytes) { return allocate_block(bytes); }
+  // Pure virtual from libtorch 2.3 (Allocator::clone).
+  void copy_data(void* dest, const void* src, size_t count) const { std::memcpy(dest, src, count); }
 
   c10::DeleterFnPtr raw_deleter() const override { return &release; }
 
@@ -54,6 +51,16 @@ class CachingCpuAllocator final : public c10::Allocator {
   using Lru = std::list<Block>;  // front: the most recently freed
 
   static void release(void* data);
+
+  c10::DataPtr allocate_block(size_t bytes) const {
+    char* header = bytes >= kCpuCacheMinBlockBytes ? take(bytes) : nullptr;
+    if (header == nullptr) {
+      header = static_cast<char*>(c10::alloc_cpu(kHeaderBytes + bytes));
+      *reinterpret_cast<size_t*>(header) = bytes;
+    }
+    void* data = header + kHeaderBytes;
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
 
   // The header of a cached block that fits `bytes` with at most 1/8 to spare,
   // or null. A taken block keeps its own (larger or equal) size in its header.
