@@ -629,6 +629,18 @@ nlohmann::json generator_info(const StyleGenerator& generator) {
 }
 }  // namespace
 
+namespace {
+
+nlohmann::json cpu_allocation_cache_json() {
+  const tensor::CpuAllocationCacheStats stats = tensor::cpu_allocation_cache_stats();
+  return {{"hits", stats.hits},
+          {"misses", stats.misses},
+          {"cached_bytes", stats.cached_bytes},
+          {"limit_bytes", stats.limit_bytes}};
+}
+
+}  // namespace
+
 nlohmann::json Engine::info() const {
   const auto current = artifacts();
   return {{"device", device_},
@@ -649,7 +661,8 @@ nlohmann::json Engine::info() const {
           {"text_cache", {{"size", cache_.size()}, {"hits", cache_.hits()}, {"misses", cache_.misses()}}},
           {"direction_cache",
            {{"size", directions_.size()}, {"hits", directions_.hits()}, {"misses", directions_.misses()}}},
-          {"photos", photos_ ? photos_->info() : nlohmann::json(nullptr)}};
+          {"photos", photos_ ? photos_->info() : nlohmann::json(nullptr)},
+          {"cpu_allocation_cache", cpu_allocation_cache_json()}};
 }
 
 }  // namespace feu::edit

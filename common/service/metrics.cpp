@@ -170,6 +170,14 @@ std::string prometheus_text(const json& status, const json& http) {
   for (const char* cache : {"text_cache", "direction_cache", "inversion_cache"})
     cache_samples(object_at(engine, cache), std::string(cache).substr(0, std::string(cache).size() - 6));
   cache_samples(object_at(http, "thumbnail_cache"), "thumbnail");
+  // Large CPU blocks reused instead of fresh from the kernel (tensor/cpu_allocation_cache.h).
+  const json& allocations = object_at(engine, "cpu_allocation_cache");
+  if (!allocations.empty()) {
+    hits.sample(number_at(allocations, "hits"), label("cache", "cpu_allocation"));
+    misses.sample(number_at(allocations, "misses"), label("cache", "cpu_allocation"));
+    family("feu_cpu_allocation_cache_bytes", "gauge", "freed CPU blocks held for reuse (synthesis activations)")
+        .sample(number_at(allocations, "cached_bytes"));
+  }
   const json& reload = object_at(status, "reload");
   family("feu_reload_state", "gauge", "the artifact reload state (1 for the current one)")
       .sample(1, label("state", reload.value("state", std::string("idle"))));

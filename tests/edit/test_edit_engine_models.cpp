@@ -258,6 +258,7 @@ TEST(EngineModels, TheEngineSetsTheCpuAllocationCacheItIsConfiguredWith) {
   }
   auto small = cached_engine(64);
   EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, size_t{64} << 20);
+  EXPECT_EQ(small->info()["cpu_allocation_cache"]["limit_bytes"], size_t{64} << 20);  // status shows it
   auto off = cached_engine(0);
   EXPECT_EQ(tensor::cpu_allocation_cache_stats().limit_bytes, 0u);
   EXPECT_EQ(tensor::cpu_allocation_cache_stats().cached_bytes, 0u);

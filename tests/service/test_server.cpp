@@ -14,6 +14,7 @@
 #include "service_test_helpers.h"
 #include "running_server.h"
 #include "service/client.h"
+#include "service/metrics.h"
 #include "service/server.h"
 #include "test_support.h"
 
@@ -41,6 +42,21 @@ using test::wait_result;
 // Two strengths: every reply carries two images.
 edit::EditRequest edit_of(const std::string& instruction, int64_t seed = 1) {
   return test::edit_of(instruction, seed, {2.0, 4.0});
+}
+
+TEST(Metrics, TheCpuAllocationCacheIsExposedWhereTheEngineReportsIt) {
+  nlohmann::json status = {{"engine",
+                            {{"cpu_allocation_cache",
+                              {{"hits", 41}, {"misses", 3}, {"cached_bytes", 1048576}, {"limit_bytes", 2147483648}}}}}};
+  const std::string text = prometheus_text(status, nlohmann::json::object());
+  EXPECT_NE(text.find("feu_cache_hits_total{cache=\"cpu_allocation\"} 41\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("feu_cache_misses_total{cache=\"cpu_allocation\"} 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("# TYPE feu_cpu_allocation_cache_bytes gauge\nfeu_cpu_allocation_cache_bytes 1048576\n"),
+            std::string::npos)
+      << text;
+  // A backend without it (the test double, a CUDA-only engine's peers) gets no family.
+  const std::string without = prometheus_text(nlohmann::json::object(), nlohmann::json::object());
+  EXPECT_EQ(without.find("cpu_allocation"), std::string::npos) << without;
 }
 
 TEST(Server, PingStatusAndEditRoundTrip) {
