@@ -134,6 +134,21 @@ std::string prometheus_text(const json& status, const json& http) {
   family("feu_queue_running", "gauge", "jobs taken by the worker and not finished").sample(number_at(queue, "running"));
   family("feu_queue_capacity", "gauge", "waiting jobs before busy").sample(number_at(queue, "capacity"));
   family("feu_queue_bytes", "gauge", "request bytes held by unfinished jobs").sample(number_at(queue, "bytes"));
+  // A fleet (redis queue): every live worker with the artifact version it serves, so that a
+  // scraper sees a worker left on an old version after a publish.
+  const auto workers = queue.find("worker_list");
+  if (workers != queue.end() && workers->is_array()) {
+    family("feu_fleet_workers", "gauge", "live workers (a heartbeat within worker_timeout_ms)")
+        .sample(static_cast<double>(workers->size()));
+    Family& info = family("feu_fleet_worker_info", "gauge", "a live worker and the artifact version it serves");
+    for (const json& worker : *workers) {
+      if (!worker.is_object()) continue;
+      info.sample(1, label("consumer", worker.value("consumer", std::string())) + "," +
+                         label("host", worker.value("host", std::string())) + "," +
+                         label("pid", std::to_string(worker.value("pid", int64_t{0}))) + "," +
+                         label("version", worker.value("artifact_version", std::string())));
+    }
+  }
   const json& results = object_at(status, "results");
   family("feu_results_stored", "gauge", "finished results kept for fetch by id").sample(number_at(results, "stored"));
   family("feu_results_bytes", "gauge", "bytes of stored results").sample(number_at(results, "bytes"));

@@ -59,6 +59,27 @@ TEST(Metrics, TheCpuAllocationCacheIsExposedWhereTheEngineReportsIt) {
   EXPECT_EQ(without.find("cpu_allocation"), std::string::npos) << without;
 }
 
+TEST(Metrics, AFleetsWorkersAreListedWithTheirArtifactVersions) {
+  nlohmann::json status = {
+      {"queue",
+       {{"backend", "redis"},
+        {"workers", 2},
+        {"worker_list",
+         {{{"consumer", "w-a"}, {"artifact_version", "v1"}, {"pid", 101}, {"host", "gpu-1"}},
+          {{"consumer", "w-b"}, {"artifact_version", "v2"}, {"pid", 202}, {"host", "gpu-2"}}}}}}};
+  const std::string text = prometheus_text(status, nlohmann::json::object());
+  EXPECT_NE(text.find("feu_fleet_workers 2\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("feu_fleet_worker_info{consumer=\"w-a\",host=\"gpu-1\",pid=\"101\",version=\"v1\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("feu_fleet_worker_info{consumer=\"w-b\",host=\"gpu-2\",pid=\"202\",version=\"v2\"} 1\n"),
+            std::string::npos)
+      << text;
+  // A single daemon (local queue) has no fleet families.
+  const std::string local = prometheus_text({{"queue", {{"backend", "local"}}}}, nlohmann::json::object());
+  EXPECT_EQ(local.find("feu_fleet"), std::string::npos) << local;
+}
+
 TEST(Server, PingStatusAndEditRoundTrip) {
   test::TempDir dir;
   FakeBackend backend({});
