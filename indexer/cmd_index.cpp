@@ -321,6 +321,13 @@ void add_directions(CLI::App& app) {
   cmd->add_option("--layer", o->only_layer, "only this style layer index (benchmarks)");
   cmd->add_option("--max-channels", o->max_channels, "only the first N channels per layer (benchmarks)");
   cmd->add_option("--stop-after", o->stop_after, "stop as on Ctrl-C after N channels (testing resume)");
+  cmd->add_option("--precision", o->precision,
+                  "synthesis precision: fp32 (the reference's) | bf16 | fp16 (cuda), over --num-fp16-res blocks")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
+  cmd->add_option("--num-fp16-res", o->num_fp16_res, "highest-resolution blocks in bf16/fp16")->capture_default_str();
+  cmd->add_option("--agreement-channels", o->agreement_channels,
+                  "with bf16/fp16: recompute N of the channels in fp32 and report the cosines of their Δi");
   auto shard = std::make_shared<std::string>();
   cmd->add_option("--shard", *shard,
                   "K/N: compute only the K-th of N channel ranges into a shard file (join with merge-directions)");

@@ -38,7 +38,8 @@ double seconds_since(Clock::time_point start) {
 // Everything a run needs, loaded once.
 struct Setup {
   at::Device device = at::kCPU;
-  std::unique_ptr<stylegan2::Generator> generator;
+  std::unique_ptr<stylegan2::Generator> generator;  // in the run's precision
+  std::unique_ptr<stylegan2::Generator> fp32;       // the same weights in fp32 (the agreement check)
   std::unique_ptr<clip::ClipModel> clip;
   StyleStats stats;
   std::vector<at::Tensor> base;  // per style layer [M, C_l] on device: the M image codes
@@ -49,8 +50,17 @@ Setup load_setup(const DirectionsOptions& o) {
   check(o.images > 0, ErrorCode::kInvalidArgument, "--images must be positive");
   check(o.step_sigmas > 0, ErrorCode::kInvalidArgument, "--step must be positive");
   Setup s;
+  check(o.agreement_channels >= 0, ErrorCode::kInvalidArgument, "--agreement-channels must be >= 0");
+  check(o.agreement_channels == 0 || o.precision != "fp32", ErrorCode::kInvalidArgument,
+        "--agreement-channels compares a reduced-precision run with fp32: give --precision bf16 or fp16");
+  check(o.agreement_channels == 0 || !o.cumulative, ErrorCode::kInvalidArgument,
+        "--agreement-channels checks independent rows; --cumulative rows depend on the channels before them");
+  const stylegan2::Precision precision = stylegan2::parse_precision(o.precision);
   s.device = resolve_device(o.device);
-  s.generator = std::make_unique<stylegan2::Generator>(stylegan2::Generator::load(o.generator_path, s.device));
+  check(precision != stylegan2::Precision::kFp16 || s.device.is_cuda(), ErrorCode::kInvalidArgument,
+        "--precision fp16 needs a CUDA device (libtorch has no fp16 convolutions on the CPU); use bf16 or fp32");
+  s.fp32 = std::make_unique<stylegan2::Generator>(stylegan2::Generator::load(o.generator_path, s.device));
+  s.generator = std::make_unique<stylegan2::Generator>(s.fp32->with_precision(precision, o.num_fp16_res));
   s.clip = std::make_unique<clip::ClipModel>(clip::ClipModel::load(o.clip_path, s.device));
   s.stats = StyleStats::load(o.stats_path);
   const std::string generator_sha = s.generator->fingerprint();
@@ -98,7 +108,10 @@ std::string settings_text(const DirectionsOptions& o, const Setup& s, int64_t mi
        << "\nstats_sha256=" << sha256_file(o.stats_path) << "\nimages=" << o.images << "\nstep=" << o.step_sigmas
        << "\ncoverage=" << o.coverage << "\ncumulative=" << o.cumulative << "\nblock=" << o.channels_per_block
        << "\nsynth_batch=" << micro << "\nclip_batch=" << clip_batch << "\nlayer=" << o.only_layer
-       << "\nmax_channels=" << o.max_channels << "\ndevice=" << (s.device.is_cuda() ? "cuda" : "cpu") << "\n";
+       << "\nmax_channels=" << o.max_channels << "\ndevice=" << (s.device.is_cuda() ? "cuda" : "cpu")
+       << "\nprecision=" << o.precision;
+  if (o.precision != "fp32") text << "\nnum_fp16_res=" << o.num_fp16_res;
+  text << "\n";
   return text.str();
 }
 
@@ -152,6 +165,63 @@ bool read_checkpoint(const std::string& path, const std::string& job, int64_t ro
   }
 }
 
+// Δi of one channel the slow way, on `generator`: for each of the M images separately, s_c at
+// μ ∓ step·σ, a batch-1 full synthesis each (the row compute_directions gives on the CPU).
+std::vector<float> direction_of_channel(const DirectionsOptions& o, const Setup& s,
+                                        const stylegan2::Generator& generator, int64_t flat_channel) {
+  const std::vector<LayerSpec> layers = layer_specs_of(generator.style_space());
+  int64_t layer = -1;
+  for (size_t l = 0; l < layers.size(); ++l)
+    if (flat_channel >= layers[l].offset && flat_channel < layers[l].offset + layers[l].channels) layer = int64_t(l);
+  check(layer >= 0, ErrorCode::kInvalidArgument, "flat channel out of range");
+  const int64_t c = flat_channel - layers[layer].offset;
+  const int64_t dim = s.clip->config().embed_dim;
+  const int clip_res = static_cast<int>(s.clip->config().image_resolution);
+  const double mu = s.stats.s_mean[flat_channel], sigma = s.stats.s_std[flat_channel];
+  std::vector<float> out(dim, 0.0f);
+  if (!(sigma > 0)) return out;
+  at::Tensor minus = at::empty({s.images, dim}, at::kDouble), plus = at::empty({s.images, dim}, at::kDouble);
+  for (int64_t m = 0; m < s.images; ++m) {
+    for (int sign = 0; sign < 2; ++sign) {
+      std::vector<at::Tensor> styles;
+      for (const at::Tensor& t : s.base) styles.push_back(t.narrow(0, m, 1).clone());
+      styles[layer][0][c].fill_(mu + (sign ? 1.0 : -1.0) * o.step_sigmas * sigma);
+      at::Tensor img = generator.synthesize(styles, stylegan2::NoiseMode::kConst);
+      at::Tensor f = s.clip->encode_image(clip::preprocess_generated(img, clip_res)).to(at::kCPU).to(at::kDouble);
+      (sign ? plus : minus)[m].copy_(f[0]);
+    }
+  }
+  aggregate(minus, plus, out.data(), dim);
+  return out;
+}
+
+// The reduced-precision run's check: `count` live rows computed by this run, evenly spread,
+// again in fp32; their cosines go to the report.
+void check_agreement(const DirectionsOptions& o, const Setup& s, const Directions& d,
+                     const std::vector<uint8_t>& computed_now, int64_t count, DirectionsReport* report) {
+  std::vector<int64_t> candidates;  // rows computed now and alive
+  for (int64_t r = 0; r < int64_t(computed_now.size()); ++r)
+    if (computed_now[r] && !d.dead[r]) candidates.push_back(r);
+  count = std::min<int64_t>(count, int64_t(candidates.size()));
+  const int64_t dim = d.embed_dim;
+  const std::vector<int64_t>& flat = d.covered_channels;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t row = candidates[(i * int64_t(candidates.size())) / count];
+    const std::vector<float> reference = direction_of_channel(o, s, *s.fp32, flat[row]);
+    double dot = 0, a = 0, b = 0;
+    for (int64_t k = 0; k < dim; ++k) {
+      const double x = d.fs3[row * dim + k], y = reference[k];
+      dot += x * y;
+      a += x * x;
+      b += y * y;
+    }
+    const double cosine = a > 0 && b > 0 ? dot / std::sqrt(a * b) : 0.0;
+    report->agreement_checked += 1;
+    report->agreement_at_least_099 += cosine >= 0.99;
+    report->agreement_min_cosine = std::min(report->agreement_min_cosine, cosine);
+  }
+}
+
 }  // namespace
 
 std::string DirectionsReport::text() const {
@@ -161,7 +231,15 @@ std::string DirectionsReport::text() const {
                 "(synthesis %.1f s, CLIP %.1f s)%s\n",
                 long(channels), long(computed), long(resumed), long(dead), total_seconds, synth_seconds,
                 clip_seconds, interrupted ? "; interrupted: rerun the same command to resume" : "");
-  return buffer;
+  std::string out = buffer;
+  if (agreement_checked > 0) {
+    std::snprintf(buffer, sizeof buffer,
+                  "agreement with fp32: %ld of %ld checked channels at cosine >= 0.99 (%.1f%%), lowest %.4f\n",
+                  long(agreement_at_least_099), long(agreement_checked),
+                  100.0 * double(agreement_at_least_099) / double(agreement_checked), agreement_min_cosine);
+    out += buffer;
+  }
+  return out;
 }
 
 DirectionsReport compute_directions(const DirectionsOptions& o) {
@@ -246,6 +324,7 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
 
   int64_t row_offset = 0;
   bool interrupted = false;
+  std::vector<uint8_t> computed_now(rows, 0);
   for (size_t l = 0; l < layers.size() && !interrupted; ++l) {
     if (!covered[l]) continue;
     const LayerSpec& layer = layers[l];
@@ -349,6 +428,7 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
         cp.dead[row] = alive ? 0 : 1;
       }
       for (int64_t c = b0; c < b1; ++c) {
+        computed_now[first_row + c] = !cp.done[first_row + c];
         cp.done[first_row + c] = 1;
         if (o.cumulative) set_to_mean(l, c);
       }
@@ -379,6 +459,8 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
   d.fs3 = cp.fs3;
   d.dead = cp.dead;
   for (uint8_t v : d.dead) report.dead += v;
+  if (o.agreement_channels > 0)
+    check_agreement(o, s, d, computed_now, o.agreement_channels, &report);
   DirectionsInfo& info = d.info;
   info.generator_sha256 = s.generator->fingerprint();
   info.clip_sha256 = s.clip->fingerprint();
@@ -397,6 +479,18 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
   info.stats_info = std::to_string(s.stats.num_samples) + " samples, seed " + std::to_string(s.stats.seed) +
                     ", population std; " + s.stats.truncation_rule;
   info.render = "full resolution, constant noise, uint8 quantization (x+1)*127.5 truncated, CLIP fp32";
+  if (o.precision != "fp32") {
+    info.render += "; synthesis in " + o.precision + " over the " + std::to_string(o.num_fp16_res) +
+                   " highest-resolution blocks";
+    if (report.agreement_checked > 0) {
+      char agreement[160];
+      std::snprintf(agreement, sizeof agreement,
+                    " (against fp32: %ld of %ld checked channels at cosine >= 0.99, lowest %.4f)",
+                    long(report.agreement_at_least_099), long(report.agreement_checked),
+                    report.agreement_min_cosine);
+      info.render += agreement;
+    }
+  }
   info.tool_version = tool_version();
   info.torch_version = torch_version();
   info.created = utc_timestamp();
@@ -415,31 +509,8 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
 
 std::vector<float> brute_force_direction(const DirectionsOptions& o, int64_t flat_channel) {
   c10::InferenceMode inference;  // no autograd bookkeeping
-  Setup s = load_setup(o);
-  const std::vector<LayerSpec> layers = layer_specs_of(s.generator->style_space());
-  int64_t layer = -1;
-  for (size_t l = 0; l < layers.size(); ++l)
-    if (flat_channel >= layers[l].offset && flat_channel < layers[l].offset + layers[l].channels) layer = int64_t(l);
-  check(layer >= 0, ErrorCode::kInvalidArgument, "flat channel out of range");
-  const int64_t c = flat_channel - layers[layer].offset;
-  const int64_t dim = s.clip->config().embed_dim;
-  const int clip_res = static_cast<int>(s.clip->config().image_resolution);
-  const double mu = s.stats.s_mean[flat_channel], sigma = s.stats.s_std[flat_channel];
-  std::vector<float> out(dim, 0.0f);
-  if (!(sigma > 0)) return out;
-  at::Tensor minus = at::empty({s.images, dim}, at::kDouble), plus = at::empty({s.images, dim}, at::kDouble);
-  for (int64_t m = 0; m < s.images; ++m) {
-    for (int sign = 0; sign < 2; ++sign) {
-      std::vector<at::Tensor> styles;
-      for (const at::Tensor& t : s.base) styles.push_back(t.narrow(0, m, 1).clone());
-      styles[layer][0][c].fill_(mu + (sign ? 1.0 : -1.0) * o.step_sigmas * sigma);
-      at::Tensor img = s.generator->synthesize(styles, stylegan2::NoiseMode::kConst);
-      at::Tensor f = s.clip->encode_image(clip::preprocess_generated(img, clip_res)).to(at::kCPU).to(at::kDouble);
-      (sign ? plus : minus)[m].copy_(f[0]);
-    }
-  }
-  aggregate(minus, plus, out.data(), dim);
-  return out;
+  const Setup s = load_setup(o);
+  return direction_of_channel(o, s, *s.generator, flat_channel);
 }
 
 }  // namespace feu::index

@@ -97,6 +97,14 @@ struct DirectionsOptions {
   int64_t only_layer = -1;         // restrict to one style layer (benchmarks, tests)
   int64_t max_channels = -1;       // compute only the first N channels of each covered layer (benchmarks)
   int64_t stop_after = -1;         // test hook: act as on Ctrl-C after this many channels
+  // Synthesis precision of the renders (stylegan2::Precision): "fp32" (the reference's), "bf16", or
+  // "fp16" (CUDA), over the num_fp16_res highest-resolution blocks, as NVlabs' networks do.
+  std::string precision = "fp32";
+  int num_fp16_res = 4;
+  // With a reduced precision: this many computed channels, evenly spread, are computed again in
+  // fp32 and the per-channel cosine of the two Δi is reported (DirectionsReport, the file's
+  // render note). 0: no check.
+  int64_t agreement_channels = 0;
   // Computes only the K-th of N row ranges (cut at render-block boundaries, so
   // every row is computed as in a single run) and writes a shard file for
   // merge_direction_shards.
@@ -113,6 +121,11 @@ struct DirectionsReport {
   double clip_seconds = 0;    // preprocessing + CLIP
   double total_seconds = 0;
   bool interrupted = false;
+  // The fp32 check of a reduced-precision run (agreement_channels): channels compared, how many
+  // have a cosine of at least 0.99 to their fp32 Δi, and the smallest cosine.
+  int64_t agreement_checked = 0;
+  int64_t agreement_at_least_099 = 0;
+  double agreement_min_cosine = 1.0;
   std::string text() const;
 };
 

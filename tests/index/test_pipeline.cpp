@@ -362,6 +362,70 @@ TEST_F(Pipeline, DirectionRowsEqualBruteForce) {
   }
 }
 
+TEST_F(Pipeline, ReducedPrecisionDirectionsReportTheirAgreementWithFp32) {
+  test::TempDir work;
+  DirectionsOptions o = directions_options(work.file("fp32.h5"));
+  o.only_layer = 6;  // b16.conv1: its renders run through the bf16 blocks above it
+  o.max_channels = 4;
+  compute_directions(o);
+  const Directions fp32 = Directions::load(o.out_path);
+
+  DirectionsOptions reduced = o;
+  reduced.out_path = work.file("bf16.h5");
+  reduced.precision = "bf16";
+  reduced.num_fp16_res = 2;
+  reduced.agreement_channels = 10;  // more than there are: every live computed row
+  const DirectionsReport report = compute_directions(reduced);
+  const Directions bf16 = Directions::load(reduced.out_path);
+  EXPECT_NE(bf16.fs3, fp32.fs3);  // the renders did change precision
+
+  // The report's figures are the cosines between these rows and the fp32 run's.
+  int64_t live = 0, at_least = 0;
+  double lowest = 1.0;
+  for (int64_t row = 0; row < fp32.covered(); ++row) {
+    if (fp32.dead[row] || bf16.dead[row]) continue;
+    double dot = 0, a = 0, b = 0;
+    for (int64_t k = 0; k < fp32.embed_dim; ++k) {
+      const double x = bf16.fs3[row * fp32.embed_dim + k], y = fp32.fs3[row * fp32.embed_dim + k];
+      dot += x * y;
+      a += x * x;
+      b += y * y;
+    }
+    const double cosine = dot / std::sqrt(a * b);
+    live += 1;
+    at_least += cosine >= 0.99;
+    lowest = std::min(lowest, cosine);
+  }
+  ASSERT_EQ(live, 4);
+  EXPECT_EQ(report.agreement_checked, live);
+  EXPECT_EQ(report.agreement_at_least_099, at_least);
+  EXPECT_NEAR(report.agreement_min_cosine, lowest, 1e-6);
+  EXPECT_NE(report.text().find("agreement with fp32"), std::string::npos) << report.text();
+  EXPECT_NE(bf16.info.render.find("bf16"), std::string::npos) << bf16.info.render;
+  EXPECT_NE(bf16.info.render.find("against fp32"), std::string::npos) << bf16.info.render;
+
+  // What cannot be checked or run is refused by name.
+  auto refused = [&](DirectionsOptions bad, const std::string& named) {
+    bad.out_path = work.file("refused.h5");
+    try {
+      compute_directions(bad);
+      ADD_FAILURE() << "accepted: " << named;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+    }
+  };
+  DirectionsOptions fp32_check = o;
+  fp32_check.agreement_channels = 2;
+  refused(fp32_check, "--precision");
+  DirectionsOptions cumulative = reduced;
+  cumulative.cumulative = true;
+  refused(cumulative, "--cumulative");
+  DirectionsOptions fp16 = o;
+  fp16.precision = "fp16";
+  refused(fp16, "CUDA");
+}
+
 TEST_F(Pipeline, InterruptedDirectionsResumeToIdenticalRows) {
   test::TempDir work;
   DirectionsOptions o = directions_options(work.file("full.h5"));
