@@ -1,7 +1,8 @@
 // The GPU figures of scripts/gpu-check.sh, as one JSON: StyleGAN2 config-f 1024² synthesis
 // (eager fp32) at batch 1/16/64, then eager against CUDA-graph replay and fp32 against fp16
 // (NVlabs' num_fp16_res 4, with fp16's PSNR to fp32) at batch 1/16/64, CLIP ViT-B/32 image tower at batch 512 (fp32 and fp16), and
-// exact flat retrieval over an FFHQ-sized corpus (GPU scan vs CPU scan). Random weights: the same
+// exact flat retrieval over an FFHQ-sized corpus (GPU scan vs CPU scan), and Δi's cost per covered
+// layer with the projected FFHQ time (fp32, and fp16 on CUDA). Random weights: the same
 // cost as trained ones. A failing item is recorded with its error and the others still run.
 // Usage: bench_cuda [--device cuda|cpu] [--quick] [--out FILE]  (--quick: small sizes, a smoke run)
 #include <ATen/ATen.h>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "clip/model.h"
+#include "clip/preprocess.h"
 #include "core/error.h"
 #include "edit/gpu_scan.h"
 #include "edit/retrieval.h"
@@ -199,6 +201,51 @@ int main(int argc, char** argv) {
             .negative_rows;
     return nlohmann::json{{"rows", n}, {"dim", dim}, {"device_ms", device_ms}, {"cpu_scan_ms", cpu_ms},
                           {"same_rows", same}};
+  });
+
+  // Δi as `feu-indexer directions` computes it: per covered conv layer (StyleCLIP's, up to 128²:
+  // 5,376 channels at config-f), a batch of renders from the activations below the layer (shared
+  // by the layer's channels and signs), CLIP preprocessing and the fp32 image tower. Projected over
+  // every covered channel × 100 images × 2 signs (the target: ≤ 20 minutes on one H100).
+  run_item(out, "directions", [&] {
+    using feu::stylegan2::Generator;
+    feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
+    if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
+    const feu::clip::ClipConfig clip_config =
+        quick ? feu::clip::ClipConfig::small() : feu::clip::ClipConfig::vit_b_32();
+    const std::string clip_path = "/tmp/feu-bench-cuda-directions-clip.h5";
+    feu::clip::ClipModel::random(clip_config, 0, at::kCPU).save_h5(clip_path);
+    const auto clip = feu::clip::ClipModel::load(clip_path, device, false);
+    std::remove(clip_path.c_str());
+    const int64_t batch = quick ? 4 : 128, images = 100;
+    const Generator fp32 = Generator::random(config, 0, device);
+    at::manual_seed(4);
+    const auto styles = fp32.styles_from_ws(fp32.mapping(at::randn({batch, config.z_dim}).to(device), 0.7));
+    nlohmann::json r = {{"resolution", config.img_resolution}, {"batch", batch}, {"images_per_channel", images}};
+    for (const auto precision : {feu::stylegan2::Precision::kFp32, feu::stylegan2::Precision::kFp16}) {
+      if (precision == feu::stylegan2::Precision::kFp16 && !device.is_cuda()) continue;
+      const Generator g = fp32.with_precision(precision, 4);
+      const auto& layers = g.style_space().layers();
+      double projected_s = 0;
+      int64_t channels = 0;
+      nlohmann::json per_layer;
+      for (size_t l = 0; l < layers.size(); ++l) {
+        if (layers[l].kind != feu::stylegan2::StyleKind::kConv || layers[l].resolution > 128) continue;
+        const auto prefix = g.run_until(styles, static_cast<int>(l));
+        const double s = median_seconds(1, quick ? 1 : 2, [&] {
+          const at::Tensor img = g.run_from(prefix, styles, static_cast<int>(l));
+          return clip.encode_image(feu::clip::preprocess_generated(img, clip_config.image_resolution));
+        });
+        per_layer[layers[l].name] = s * 1e3 / batch;
+        projected_s += static_cast<double>(layers[l].channels * 2 * images) * s / batch;
+        channels += layers[l].channels;
+      }
+      r[feu::stylegan2::precision_name(precision)] = {{"covered_channels", channels},
+                                                      {"channels_per_s", channels / projected_s},
+                                                      {"projected_minutes", projected_s / 60},
+                                                      {"ms_per_render_by_layer", per_layer}};
+    }
+    return r;
   });
 
   std::cout << out.dump(2) << std::endl;
