@@ -175,7 +175,6 @@ class Stylegan2Generator : public StyleGenerator {
     return images;
   }
 
-
   // A graph that fails to capture (a driver or libtorch limit) leaves the daemon serving:
   // synthesis falls back to eager, once and for all, and says so.
   at::Tensor synthesize_graphed(const std::vector<at::Tensor>& split) {

@@ -195,27 +195,22 @@ std::vector<float> direction_of_channel(const DirectionsOptions& o, const Setup&
   return out;
 }
 
-// The reduced-precision run's check: `count` live rows computed by this run, evenly spread,
-// again in fp32; their cosines go to the report.
+// The reduced-precision run's check: o.agreement_channels live rows computed by this run, evenly
+// spread, again in fp32; their cosines go to the report.
 void check_agreement(const DirectionsOptions& o, const Setup& s, const Directions& d,
-                     const std::vector<uint8_t>& computed_now, int64_t count, DirectionsReport* report) {
+                     const std::vector<uint8_t>& computed_now, DirectionsReport* report) {
   std::vector<int64_t> candidates;  // rows computed now and alive
   for (int64_t r = 0; r < int64_t(computed_now.size()); ++r)
     if (computed_now[r] && !d.dead[r]) candidates.push_back(r);
-  count = std::min<int64_t>(count, int64_t(candidates.size()));
+  const int64_t count = std::min<int64_t>(o.agreement_channels, int64_t(candidates.size()));
   const int64_t dim = d.embed_dim;
   const std::vector<int64_t>& flat = d.covered_channels;
   for (int64_t i = 0; i < count; ++i) {
     const int64_t row = candidates[(i * int64_t(candidates.size())) / count];
     const std::vector<float> reference = direction_of_channel(o, s, *s.fp32, flat[row]);
-    double dot = 0, a = 0, b = 0;
-    for (int64_t k = 0; k < dim; ++k) {
-      const double x = d.fs3[row * dim + k], y = reference[k];
-      dot += x * y;
-      a += x * x;
-      b += y * y;
-    }
-    const double cosine = a > 0 && b > 0 ? dot / std::sqrt(a * b) : 0.0;
+    // Both rows are unit vectors (aggregate), or the fp32 one is dead (zero): the cosine is the dot.
+    double cosine = 0;
+    for (int64_t k = 0; k < dim; ++k) cosine += double(d.fs3[row * dim + k]) * reference[k];
     report->agreement_checked += 1;
     report->agreement_at_least_099 += cosine >= 0.99;
     report->agreement_min_cosine = std::min(report->agreement_min_cosine, cosine);
@@ -460,7 +455,7 @@ DirectionsReport compute_directions(const DirectionsOptions& o) {
   d.dead = cp.dead;
   for (uint8_t v : d.dead) report.dead += v;
   if (o.agreement_channels > 0)
-    check_agreement(o, s, d, computed_now, o.agreement_channels, &report);
+    check_agreement(o, s, d, computed_now, &report);
   DirectionsInfo& info = d.info;
   info.generator_sha256 = s.generator->fingerprint();
   info.clip_sha256 = s.clip->fingerprint();

@@ -267,16 +267,22 @@ TEST(GenerateCli, BadInputFailsCleanly) {
   EXPECT_TRUE(std::filesystem::exists(out));
 }
 
+// A random 16² generator with 16-wide z and w, written by the CLI.
+void init_toy_generator(const std::string& path) {
+  std::string log;
+  ASSERT_EQ(run("init-generator --out " + path +
+                    " --resolution 16 --z-dim 16 --w-dim 16 --mapping-layers 2 --channel-base 128 --channel-max 16",
+                &log),
+            0)
+      << log;
+}
+
 // --psi's default is StyleCLIP's 0.7, as feu edit's (edit::kDefaultPsi);
 // --trunc 1 gives NVlabs' untruncated images.
 TEST(GenerateCli, DefaultPsiIsFeuEditsAndOneIsUntruncated) {
   test::TempDir dir;
   std::string log;
-  ASSERT_EQ(run("init-generator --out " + dir.file("g.h5") +
-                    " --resolution 16 --z-dim 16 --w-dim 16 --mapping-layers 2 --channel-base 128 --channel-max 16",
-                &log),
-            0)
-      << log;
+  ASSERT_NO_FATAL_FAILURE(init_toy_generator(dir.file("g.h5")));
   Generator g = Generator::load(dir.file("g.h5"));
   for (const char* psi : {"", " --trunc 1"}) {
     const std::string out = dir.file(*psi ? "untruncated" : "default");
@@ -300,11 +306,7 @@ at::Tensor toy_latents(std::vector<int64_t> shape) {
 TEST(GenerateCli, EveryLatentFormatRendersTheSameImages) {
   test::TempDir dir;
   std::string log;
-  ASSERT_EQ(run("init-generator --out " + dir.file("g.h5") +
-                    " --resolution 16 --z-dim 16 --w-dim 16 --mapping-layers 2 --channel-base 128 --channel-max 16",
-                &log),
-            0)
-      << log;
+  ASSERT_NO_FATAL_FAILURE(init_toy_generator(dir.file("g.h5")));
   Generator g = Generator::load(dir.file("g.h5"));
   const StyleSpace& space = g.style_space();
   const std::string G = "generate --generator " + dir.file("g.h5");
