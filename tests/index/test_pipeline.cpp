@@ -404,6 +404,21 @@ TEST_F(Pipeline, ReducedPrecisionDirectionsReportTheirAgreementWithFp32) {
   EXPECT_NE(bf16.info.render.find("bf16"), std::string::npos) << bf16.info.render;
   EXPECT_NE(bf16.info.render.find("against fp32"), std::string::npos) << bf16.info.render;
 
+  // A bf16 run's checkpoint never resumes into an fp32 run of the same output (the precision is
+  // part of the job): the fp32 run recomputes everything and gives the fp32 rows.
+  DirectionsOptions interrupted = reduced;
+  interrupted.out_path = work.file("mixed.h5");
+  interrupted.agreement_channels = 0;
+  interrupted.channels_per_block = 2;
+  interrupted.stop_after = 2;
+  EXPECT_TRUE(compute_directions(interrupted).interrupted);
+  DirectionsOptions fp32_rerun = o;
+  fp32_rerun.out_path = interrupted.out_path;
+  fp32_rerun.channels_per_block = 2;
+  const DirectionsReport rerun = compute_directions(fp32_rerun);
+  EXPECT_EQ(rerun.resumed, 0);
+  EXPECT_EQ(Directions::load(fp32_rerun.out_path).fs3, fp32.fs3);
+
   // What cannot be checked or run is refused by name.
   auto refused = [&](DirectionsOptions bad, const std::string& named) {
     bad.out_path = work.file("refused.h5");
