@@ -143,6 +143,28 @@ class Engine {
   // fails validation or a per-request stage (e.g. no_channels) gets
   // EditResult::error set and no images; the others still complete.
   std::vector<EditResult> edit_batch(const std::vector<EditRequest>& requests);
+  // A batch whose model work is done (validation, retrieval, SVM, Δs,
+  // synthesis) and whose images are not encoded yet. finish() needs nothing
+  // of the engine (models, caches, artifacts), so it may run on another thread
+  // while the engine renders the next batch: the daemon's pipeline.
+  class RenderedBatch {
+   public:
+    RenderedBatch(RenderedBatch&&) noexcept;
+    RenderedBatch& operator=(RenderedBatch&&) noexcept;
+    ~RenderedBatch();
+    // Pastes photos back, builds grids and encodes every image of the batch,
+    // in parallel; returns what edit_batch returns. `errors` (when given)
+    // receives each request's typed error. Called once.
+    std::vector<EditResult> finish(std::vector<std::optional<Error>>* errors = nullptr);
+
+   private:
+    friend class Engine;
+    struct State;
+    explicit RenderedBatch(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+  };
+  // edit_batch up to the encoding: edit_batch(r) is render_batch(r).finish().
+  RenderedBatch render_batch(const std::vector<EditRequest>& requests);
   // Throws what edit() would throw for a malformed request, without running it.
   void validate(const EditRequest& request) const;
 
@@ -177,9 +199,6 @@ class Engine {
   std::shared_ptr<const Artifacts> with_scanners(std::shared_ptr<const Artifacts> artifacts) const;
   RetrievedSet retrieve_training_set(const Artifacts& artifacts, const float* query, const ResolvedEdit& edit) const;
   struct Prepared;
-  // edit_batch; `errors` (when given) receives each request's typed error.
-  std::vector<EditResult> run_batch(const std::vector<EditRequest>& requests,
-                                    std::vector<std::optional<Error>>* errors);
   void prepare(const EditRequest& request, const Artifacts& artifacts, uint64_t generation, Prepared& out);
   // The FEU direction of one instruction: retrieval + SVM (or the cache).
   struct FeuDirection;

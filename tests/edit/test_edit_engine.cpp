@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/error.h"
@@ -274,6 +275,69 @@ TEST(Engine, BatchSharesOneSynthesisAndIsolatesFailures) {
   EXPECT_TRUE(results[2].original);
   EXPECT_EQ(results[0].diagnostics["batch_images"], 4);  // 2 + (1 + original)
   EXPECT_EQ(results[2].diagnostics["method"], "global");
+}
+
+// Mixed requests: PNG and JPEG, a grid, originals, a failure in the middle.
+std::vector<EditRequest> mixed_batch(int seed) {
+  std::vector<EditRequest> requests(4);
+  requests[0].instruction = "red hair";
+  requests[0].alphas = {1, 2, 3};
+  requests[0].return_original = true;
+  requests[1].instruction = "green background";
+  requests[1].beta = 0.99;  // nothing survives
+  requests[2].instruction = "blue skin";
+  requests[2].alphas = {2, 4};
+  requests[2].grid = true;
+  requests[2].format = ImageFormat::kJpeg;
+  requests[3].instruction = "bright eyes";
+  requests[3].format = ImageFormat::kJpeg;
+  for (size_t i = 0; i < requests.size(); ++i) requests[i].seed = seed + static_cast<int64_t>(i);
+  return requests;
+}
+
+void expect_same_images(const std::vector<EditResult>& a, const std::vector<EditResult>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].error.has_value(), b[i].error.has_value()) << i;
+    ASSERT_EQ(a[i].images.size(), b[i].images.size()) << i;
+    for (size_t k = 0; k < a[i].images.size(); ++k) {
+      EXPECT_EQ(a[i].images[k].bytes, b[i].images[k].bytes) << i << "/" << k;
+      EXPECT_EQ(a[i].images[k].alpha, b[i].images[k].alpha) << i << "/" << k;
+    }
+    ASSERT_EQ(a[i].original.has_value(), b[i].original.has_value()) << i;
+    if (a[i].original) {
+      EXPECT_EQ(a[i].original->bytes, b[i].original->bytes) << i;
+    }
+  }
+}
+
+TEST(Engine, ABatchFinishedOnAnotherThreadWhileTheNextRendersIsTheSame) {
+  auto engine = make_engine();
+  const std::vector<EditResult> first = engine->edit_batch(mixed_batch(10));
+  const std::vector<EditResult> second = engine->edit_batch(mixed_batch(20));
+  ASSERT_EQ(first[0].images.size(), 3u);
+  EXPECT_TRUE(first[0].original);
+  ASSERT_TRUE(first[1].error);
+  EXPECT_EQ(first[1].error->code, "no_channels");
+  ASSERT_EQ(first[2].images.size(), 1u);
+  EXPECT_EQ(first[2].images[0].bytes[0], 0xFF);  // a JPEG grid
+  EXPECT_EQ(first[2].images[0].width, 3 * toy::kSide);
+  EXPECT_EQ(first[3].images.at(0).bytes[0], 0xFF);
+  EXPECT_EQ(first[0].images[0].bytes[0], 0x89);  // PNG
+  // Every image is encoded, in its own slot: the α of each edit in order.
+  EXPECT_EQ(first[0].images[2].alpha, 3.0);
+  EXPECT_NE(first[0].images[0].bytes, first[0].images[1].bytes);
+  EXPECT_GT(first[0].diagnostics["timings_ms"]["encoding"].get<double>(), 0.0);
+
+  // The daemon's pipeline: batch 1 is encoded on another thread while batch 2 renders.
+  Engine::RenderedBatch rendered = engine->render_batch(mixed_batch(10));
+  std::vector<EditResult> first_again;
+  std::thread finisher([&] { first_again = rendered.finish(); });
+  Engine::RenderedBatch next = engine->render_batch(mixed_batch(20));
+  finisher.join();
+  expect_same_images(first_again, first);
+  expect_same_images(next.finish(), second);
+  EXPECT_THROW(rendered.finish(), Error) << "a rendered batch is finished once";
 }
 
 TEST(Engine, BetaAutoKeepsAtLeastMinChannelsWhenPossible) {

@@ -296,7 +296,9 @@ TEST(EngineModels, CpuRenderLanesGiveTheSameImagesInOrder) {
     for (size_t k = 0; k < serial[i].rgb.size(); ++k)
       worst = std::max(worst, std::abs(laned[i].rgb[k] - serial[i].rgb[k]));
     EXPECT_LE(worst, 1) << "image " << i;
-    if (i > 0) EXPECT_NE(laned[i].rgb, laned[i - 1].rgb);  // each seed in its place
+    if (i > 0) {
+      EXPECT_NE(laned[i].rgb, laned[i - 1].rgb);  // each seed in its place
+    }
   }
   // The lanes narrow only their own threads: this thread and new ones keep ATen's setting.
   EXPECT_EQ(at::get_num_threads(), 2);
