@@ -6,10 +6,10 @@ EngineBackend::EngineBackend(std::unique_ptr<edit::Engine> engine) : engine_(std
   check(engine_ != nullptr, ErrorCode::kInternal, "EngineBackend needs an engine");
 }
 
-std::vector<service::EditOutcome> EngineBackend::edit_batch(const std::vector<edit::EditRequest>& requests) {
-  std::vector<edit::EditResult> results = engine_->edit_batch(requests);
-  check(results.size() == requests.size(), ErrorCode::kInternal,
-        "engine returned " + std::to_string(results.size()) + " results for " + std::to_string(requests.size()) +
+namespace {
+std::vector<service::EditOutcome> outcomes_of(std::vector<edit::EditResult> results, size_t requests) {
+  check(results.size() == requests, ErrorCode::kInternal,
+        "engine returned " + std::to_string(results.size()) + " results for " + std::to_string(requests) +
             " requests");
   std::vector<service::EditOutcome> outcomes;
   outcomes.reserve(results.size());
@@ -20,6 +20,16 @@ std::vector<service::EditOutcome> EngineBackend::edit_batch(const std::vector<ed
       outcomes.push_back(service::EditOutcome::success(std::move(result)));
   }
   return outcomes;
+}
+}  // namespace
+
+std::vector<service::EditOutcome> EngineBackend::edit_batch(const std::vector<edit::EditRequest>& requests) {
+  return outcomes_of(engine_->edit_batch(requests), requests.size());
+}
+
+service::Backend::FinishBatch EngineBackend::start_edit_batch(const std::vector<edit::EditRequest>& requests) {
+  auto rendered = std::make_shared<edit::Engine::RenderedBatch>(engine_->render_batch(requests));
+  return [rendered, count = requests.size()] { return outcomes_of(rendered->finish(), count); };
 }
 
 void EngineBackend::validate(const edit::EditRequest& request) const { engine_->validate(request); }

@@ -15,6 +15,8 @@ class EngineBackend : public service::Backend {
   // Engine::edit_batch marks each failed request with EditResult::error;
   // those become that request's outcome and the rest of the batch stands.
   std::vector<service::EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) override;
+  // Engine::render_batch now; its RenderedBatch::finish (encoding) in the function.
+  FinishBatch start_edit_batch(const std::vector<edit::EditRequest>& requests) override;
   void validate(const edit::EditRequest& request) const override;
   nlohmann::json retrieve(const std::string& text, int64_t k) override;
   std::string artifact_version() const override;

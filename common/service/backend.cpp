@@ -1,5 +1,7 @@
 #include "service/backend.h"
 
+#include <memory>
+
 namespace feu::service {
 
 EditOutcome EditOutcome::success(edit::EditResult result) {
@@ -16,6 +18,11 @@ EditOutcome EditOutcome::failure(std::string code, std::string message) {
 }
 
 EditOutcome EditOutcome::failure(const Error& error) { return failure(error.code_name(), error.what()); }
+
+Backend::FinishBatch Backend::start_edit_batch(const std::vector<edit::EditRequest>& requests) {
+  auto outcomes = std::make_shared<std::vector<EditOutcome>>(edit_batch(requests));
+  return [outcomes] { return std::move(*outcomes); };
+}
 
 std::vector<EditOutcome> edit_each(const std::vector<edit::EditRequest>& requests,
                                    const std::function<edit::EditResult(const edit::EditRequest&)>& run_one) {

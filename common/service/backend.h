@@ -39,6 +39,15 @@ class Backend {
   // batch with that error. Called from the worker thread only.
   virtual std::vector<EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) = 0;
 
+  // edit_batch in two steps, for the daemon's pipeline: the model work now
+  // (worker's render thread, under the engine's lock) and the rest (encoding
+  // the images) returned as a function that needs no model, which the server
+  // runs while the next batch renders. The function is called once, on another
+  // thread; it returns (or throws) what edit_batch would. The default does all
+  // of edit_batch now.
+  using FinishBatch = std::function<std::vector<EditOutcome>()>;
+  virtual FinishBatch start_edit_batch(const std::vector<edit::EditRequest>& requests);
+
   // Checks a request against the loaded models and the engine's own limits
   // (latent shape, text length in CLIP tokens, k, alphas, beta) before the
   // daemon accepts it: a request that can only fail is refused with its typed

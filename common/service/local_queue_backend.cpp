@@ -252,10 +252,12 @@ int64_t LocalQueueBackend::retry_after_ms() const {
 
 // ---------------------------------------------------------------- worker
 
-std::vector<TakenJob> LocalQueueBackend::take(size_t max_batch, std::chrono::milliseconds max_wait) {
+std::vector<TakenJob> LocalQueueBackend::take(size_t max_batch, std::chrono::milliseconds max_wait,
+                                              bool wait_for_first) {
   retry_unstored();
   std::vector<TakenJob> taken;
-  for (JobPtr& job : queue_.pop_batch(max_batch, max_wait, kIdleWait)) taken.push_back({std::move(job), std::nullopt});
+  const auto idle_wait = wait_for_first ? kIdleWait : std::chrono::milliseconds(0);
+  for (JobPtr& job : queue_.pop_batch(max_batch, max_wait, idle_wait)) taken.push_back({std::move(job), std::nullopt});
   return taken;
 }
 

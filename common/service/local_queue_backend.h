@@ -38,7 +38,7 @@ class LocalQueueBackend : public QueueBackend {
   void describe(nlohmann::json& status) override;
   std::string close() override;
 
-  std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait) override;
+  std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait, bool wait_for_first) override;
   void finish(const std::vector<JobPtr>& jobs, std::vector<Message> replies) override;
   bool drained() const override { return queue_.size() == 0 && unstored_count() == 0; }
   void worker_stopped() override;

@@ -102,9 +102,10 @@ class QueueBackend {
   virtual std::string close() = 0;
 
   // ---------------------------------------------------------- worker thread
-  // Up to max_batch jobs, waiting up to ~100 ms for a first one and then up
-  // to max_wait for more. Empty when none came (or on wake()).
-  virtual std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait) = 0;
+  // Up to max_batch jobs, waiting up to ~100 ms for a first one (none when
+  // `wait_for_first` is false: the worker has a batch of its own to finish)
+  // and then up to max_wait for more. Empty when none came (or on wake()).
+  virtual std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait, bool wait_for_first) = 0;
   // Stores the replies of a batch taken (one per job, timings final) and
   // counts them; a store that fails is retried by later take() calls.
   virtual void finish(const std::vector<JobPtr>& jobs, std::vector<Message> replies) = 0;

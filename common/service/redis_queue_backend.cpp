@@ -293,10 +293,11 @@ void RedisQueueBackend::describe(json& status) {
 
 // ---------------------------------------------------------------- worker thread
 
-std::vector<TakenJob> RedisQueueBackend::take(size_t max_batch, std::chrono::milliseconds max_wait) {
+std::vector<TakenJob> RedisQueueBackend::take(size_t max_batch, std::chrono::milliseconds max_wait,
+                                              bool wait_for_first) {
   if (!beat_thread_.joinable()) beat_thread_ = std::thread(&RedisQueueBackend::heartbeat_loop, this);
   try {
-    return take_or_throw(max_batch, max_wait);
+    return take_or_throw(max_batch, max_wait, wait_for_first);
   } catch (const Error& e) {
     back_off(e);
     return {};
@@ -312,7 +313,8 @@ void RedisQueueBackend::back_off(const Error& error) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
-std::vector<TakenJob> RedisQueueBackend::take_or_throw(size_t max_batch, std::chrono::milliseconds max_wait) {
+std::vector<TakenJob> RedisQueueBackend::take_or_throw(size_t max_batch, std::chrono::milliseconds max_wait,
+                                                       bool wait_for_first) {
   if (!unstored_entries_.empty()) {
     work_.finish(unstored_entries_, unstored_replies_);
     spdlog::info("queue: stored {} results that had waited for Redis", unstored_entries_.size());
@@ -341,7 +343,7 @@ std::vector<TakenJob> RedisQueueBackend::take_or_throw(size_t max_batch, std::ch
     }
   }
   if (entries.empty()) {
-    entries = work_.read(consumer_, max_batch, kWorkerReadBlockMs);
+    entries = work_.read(consumer_, max_batch, wait_for_first ? kWorkerReadBlockMs : 0);
     if (!entries.empty() && entries.size() < max_batch && max_wait.count() > 0) {
       std::vector<StreamJob> more =
           work_.read(consumer_, max_batch - entries.size(), static_cast<int>(max_wait.count()));

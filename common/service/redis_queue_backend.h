@@ -47,7 +47,7 @@ class RedisQueueBackend : public QueueBackend {
   void describe(nlohmann::json& status) override;
   std::string close() override { return "queued jobs stay in Redis for the fleet"; }
 
-  std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait) override;
+  std::vector<TakenJob> take(size_t max_batch, std::chrono::milliseconds max_wait, bool wait_for_first) override;
   void finish(const std::vector<JobPtr>& jobs, std::vector<Message> replies) override;
   bool drained() const override { return unstored_entries_.empty(); }
   void worker_stopped() override;
@@ -62,7 +62,7 @@ class RedisQueueBackend : public QueueBackend {
   bool reachable_now() const;
   QueueAnswer unavailable(const std::string& id) const;
   // Worker: the Redis part of take(), which throws on a Redis failure.
-  std::vector<TakenJob> take_or_throw(size_t max_batch, std::chrono::milliseconds max_wait);
+  std::vector<TakenJob> take_or_throw(size_t max_batch, std::chrono::milliseconds max_wait, bool wait_for_first);
   // Worker: waits out the back-off after a Redis failure.
   void back_off(const Error& error);
   void heartbeat_loop();

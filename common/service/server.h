@@ -77,11 +77,15 @@ class Server {
   };
 
   void bind_router();
+  // A batch the worker took, its model work done; finish() encodes its images
+  // (Backend::start_edit_batch) and returns one reply per job, timings final.
+  struct RenderedJobs {
+    std::vector<JobPtr> jobs;
+    std::function<std::vector<Message>()> finish;
+  };
   void worker_loop();
-  // Runs a batch the queue handed out; one reply each, timings final.
-  std::vector<Message> run_batch(const std::vector<TakenJob>& batch);
-  // Runs edits as one batch on the backend: one reply each, timings final.
-  std::vector<Message> run_edits(const std::vector<JobPtr>& live, int64_t start_ms);
+  // The model part of a batch the queue handed out (the worker's render thread).
+  RenderedJobs start_batch(const std::vector<TakenJob>& batch);
   // Counts and logs a finished job. Any thread.
   void record_outcome(const JobPtr& job, const Message& reply);
   void retrieve_loop();

@@ -60,6 +60,7 @@ class FakeBackend : public service::Backend {
  public:
   struct Options {
     int batch_ms = 0;             // simulated synthesis time per batch
+    int encode_ms = 0;            // when set: start_edit_batch's second step (encoding) takes this long
     int reload_ms = 0;            // simulated load time of a new version
     std::string version = "v1";   // artifact version served at start
     std::string version_dir;      // its directory, when served from one (describe() names it)
@@ -127,6 +128,30 @@ class FakeBackend : public service::Backend {
     return outcomes;
   }
 
+  // With encode_ms: edit_batch now, then a function that "encodes"; each
+  // step's time span is recorded (the server's pipeline overlaps them).
+  FinishBatch start_edit_batch(const std::vector<edit::EditRequest>& requests) override {
+    if (options_.encode_ms == 0) return Backend::start_edit_batch(requests);
+    const auto rendering = std::chrono::steady_clock::now();
+    auto outcomes = std::make_shared<std::vector<service::EditOutcome>>(edit_batch(requests));
+    record_span(&render_spans_, rendering);
+    return [this, outcomes] {
+      const auto encoding = std::chrono::steady_clock::now();
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.encode_ms));
+      record_span(&encode_spans_, encoding);
+      return std::move(*outcomes);
+    };
+  }
+  using Span = std::pair<std::chrono::steady_clock::time_point, std::chrono::steady_clock::time_point>;
+  std::vector<Span> render_spans() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return render_spans_;
+  }
+  std::vector<Span> encode_spans() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return encode_spans_;
+  }
+
   void validate(const edit::EditRequest& r) const override {
     if (r.latent_kind != edit::LatentKind::kSeed && options_.latent_values != 0 &&
         r.latent.size() != options_.latent_values)
@@ -182,6 +207,11 @@ class FakeBackend : public service::Backend {
   }
 
  private:
+  void record_span(std::vector<Span>* spans, std::chrono::steady_clock::time_point start) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    spans->emplace_back(start, std::chrono::steady_clock::now());
+  }
+
   Options options_;
   std::mutex serving_mutex_;
   mutable std::mutex mutex_;
@@ -189,6 +219,7 @@ class FakeBackend : public service::Backend {
   std::string version_dir_;
   std::map<std::string, int> executions_;
   size_t max_batch_seen_ = 0;
+  std::vector<Span> render_spans_, encode_spans_;
 };
 
 inline FakeBackend::Options fake_options(int batch_ms, int reload_ms = 0) {

@@ -203,6 +203,41 @@ TEST(Server, EightConcurrentClientsAllAnsweredNoneLostOrDuplicated) {
   EXPECT_GT(backend.max_batch_seen(), 1u);  // concurrent jobs were batched
 }
 
+TEST(Server, ABatchIsEncodedWhileTheNextOneRenders) {
+  test::TempDir dir;
+  FakeBackend::Options options = test::fake_options(150);
+  options.encode_ms = 150;
+  FakeBackend backend(options);
+  ServerConfig config = config_in(dir);
+  config.max_batch = 1;
+  RunningServer server(config, backend);
+  constexpr int kJobs = 4;
+  Client submitter(client_for(server.endpoint()));
+  for (int i = 0; i < kJobs; ++i)
+    ASSERT_EQ(test::submit(submitter, "p" + std::to_string(i), edit_of("pipelined " + std::to_string(i))),
+              "accepted");
+  Client client(client_for(server.endpoint(), 20000));
+  for (int i = 0; i < kJobs; ++i) {
+    Message reply = test::wait_result(client, "p" + std::to_string(i), 2000);
+    ASSERT_EQ(reply.header["status"], "done") << reply.header.dump();
+    EXPECT_EQ(image_text(decode_edit_result(reply).images.at(0)),
+              test::fake_image_bytes(edit_of("pipelined " + std::to_string(i)), 2.0, "v1"));
+    // run_ms is the batch's own render and encoding.
+    EXPECT_GE(reply.header["timings_ms"]["run_ms"].get<double>(), 295.0);
+  }
+  const auto renders = backend.render_spans(), encodings = backend.encode_spans();
+  ASSERT_EQ(renders.size(), size_t(kJobs));
+  ASSERT_EQ(encodings.size(), size_t(kJobs));
+  // Batch k+1 rendered while batch k was encoded: the queue held all of them.
+  int overlapped = 0;
+  for (int k = 0; k + 1 < kJobs; ++k) {
+    EXPECT_GE(encodings[k].first, renders[k].second) << "batch " << k << " is encoded after it rendered";
+    if (renders[k + 1].first < encodings[k].second && encodings[k].first < renders[k + 1].second) ++overlapped;
+  }
+  EXPECT_GE(overlapped, kJobs - 2);
+  for (int i = 0; i < kJobs; ++i) EXPECT_EQ(backend.executions("pipelined " + std::to_string(i)), 1);
+}
+
 TEST(Server, FullQueueAnswersBusyWithARetryHint) {
   test::TempDir dir;
   FakeBackend backend(test::fake_options(200));
