@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU check: builds feu's CUDA tests and GPU benchmark against the GPU machine's own
 # CUDA PyTorch, runs them, and writes gpu-check.json and gpu-check.txt (a short table) to a folder.
-# The benchmark covers 1024² synthesis eager vs CUDA graph and fp32 vs fp16 (batch 1, 16, 64).
+# The benchmark covers 1024² synthesis eager vs CUDA graph and fp32 vs fp16 (batch 1, 16, 64),
+# CLIP, retrieval and Δi (bench_cuda), then the daemon on the GPU at real sizes with random
+# weights (bench_daemon: one edit end to end p50/p95 with a new and a repeated instruction,
+# edits/s with 8 clients).
 #
 # Here (with a package registry), once:   scripts/gpu-check.sh --fetch-debs
 #   downloads into .devdeps/ the Debian packages of feu's dependencies (and the libraries they
@@ -21,14 +24,15 @@ if [ "${1:-}" = --fetch-debs ]; then
   grep -qxF "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >> .git/info/exclude
   # The development packages feu builds with (scripts/install-deps.sh less the toolchain, Python
   # and Debian's CPU libtorch), and the packages of every shared library that the CUDA build's
-  # test_cuda and bench_cuda load (ldd follows the chain; the wheel's torch and CUDA libraries
+  # programs the check runs load (ldd follows the chain; the wheel's torch and CUDA libraries
   # belong to no package and drop out), less the C/C++ runtime the GPU machine has, newer.
   dev="libfaiss-dev libhdf5-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev liblinear-dev nlohmann-json3-dev
        libcli11-dev libspdlog-dev libfmt-dev libpng-dev libjpeg-dev zlib1g-dev libutf8proc-dev libpcre2-dev
        libssl-dev libzip-dev libdlib-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas0-openmp"
   cuda_build=${FEU_CUDA_BUILD_DIR:-build-cuda}
-  bash scripts/build-cuda.sh --target test_cuda bench_cuda
-  runtime=$(ldd "$cuda_build/tests/test_cuda" "$cuda_build/bin/bench_cuda" | awk '$3 ~ /^\// {print $3}' | sort -u |
+  bash scripts/build-cuda.sh --target test_cuda bench_cuda bench_daemon feu-indexer
+  runtime=$(ldd "$cuda_build/tests/test_cuda" "$cuda_build/bin/bench_cuda" "$cuda_build/bin/bench_daemon" \
+    "$cuda_build/bin/feu-indexer" | awk '$3 ~ /^\// {print $3}' | sort -u |
     while read -r lib; do
       real=$(readlink -f "$lib")
       # merged /usr: a package may have registered the /lib path of the file
@@ -75,10 +79,10 @@ log "libtorch: $FEU_TORCH_PREFIX"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
 log "GPU: $(cat "$out/gpu.txt")"
 
-log "building test_cuda and bench_cuda into $build"
+log "building test_cuda, bench_cuda, bench_daemon and feu-indexer into $build"
 build_start=$(date +%s)
-FEU_CUDA_BUILD_DIR=$build FEU_CUDA_CMAKE_ARGS="-DFEU_BUILD_BENCHMARKS=OFF ${FEU_CUDA_CMAKE_ARGS:-}" \
-  bash scripts/build-cuda.sh --target test_cuda bench_cuda > "$out/build.log" 2>&1 ||
+FEU_CUDA_BUILD_DIR=$build FEU_CUDA_CMAKE_ARGS="${FEU_CUDA_CMAKE_ARGS:-}" \
+  bash scripts/build-cuda.sh --target test_cuda bench_cuda bench_daemon feu-indexer > "$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log"; log "build failed (the log: $out/build.log)"; exit 1; }
 build_s=$(($(date +%s) - build_start))
 log "built in ${build_s}s"
@@ -92,6 +96,20 @@ grep -A3 -E 'Failure|Skipped$' "$out/test_cuda.log" | head -40 || true
 log "GPU benchmark (bench_cuda)"
 timeout 300 "$build/bin/bench_cuda" --device cuda --out "$out/bench_cuda.json" > "$out/bench_cuda.log" 2>&1 ||
   log "bench_cuda failed or ran out of time (the log: $out/bench_cuda.log)"
+
+log "real-size assets with random weights (feu-indexer demo-assets --real-size)"
+assets=$build/bench-real
+if "$build/bin/feu-indexer" demo-assets --out "$assets" --real-size > "$out/assets.log" 2>&1; then
+  # configs/bench-real-size.yaml names the assets relative to configs/: here they are in $assets.
+  sed -e "s#\.\./out/bench-real#$(cd "$assets" && pwd)#g" configs/bench-real-size.yaml > "$build/bench-real-size.yaml"
+  log "daemon on the GPU (bench_daemon DaemonEngine*)"
+  FEU_BENCH_CONFIG=$build/bench-real-size.yaml FEU_BENCH_DEVICE=cuda FEU_BENCH_MAX_SECONDS=30 \
+    timeout 150 "$build/bin/bench_daemon" --benchmark_filter=DaemonEngine \
+    --benchmark_out="$out/bench_daemon.json" --benchmark_out_format=json > "$out/bench_daemon.log" 2>&1 ||
+    log "bench_daemon failed or ran out of time (the log: $out/bench_daemon.log)"
+else
+  log "feu-indexer demo-assets --real-size failed (the log: $out/assets.log)"
+fi
 
 python3 - "$out" "$build_s" "$test_status" <<'EOF'
 import json, os, sys
@@ -112,6 +130,8 @@ summary = {
                         ("failed" if c.get("failures") else c.get("result", "COMPLETED").lower())
                         for c in cases}},
     "bench": load("bench_cuda.json"),
+    "daemon": {b["name"]: {k: b[k] for k in ("edits_per_s", "p50_ms", "p95_ms", "edits", "error_message") if k in b}
+               for b in load("bench_daemon.json").get("benchmarks", [])},
 }
 with open(os.path.join(out, "gpu-check.json"), "w") as f:
     json.dump(summary, f, indent=2)
@@ -124,6 +144,8 @@ for prec in ("fp32", "fp16"):
                 "eager_batch_64_img_per_s", "psnr_db_vs_fp32"):
         if isinstance(e, dict) and key in e:
             rows.append((f"synthesis {prec} {key}", f"{e[key]:.3g}" if isinstance(e[key], float) else str(e[key])))
+for name, item in summary["daemon"].items():
+    rows.append((name.split("/iterations")[0], json.dumps(item)))
 rows += [("test " + k, v) for k, v in summary["tests"]["cases"].items()]
 b = summary["bench"]
 for name, item in b.items():

@@ -36,15 +36,16 @@ class Backend {
   // Runs `requests` as one batch (the engine synthesizes them together).
   // Returns exactly one outcome per request, in order. A request's own bad
   // input is reported in its outcome; throwing fails every request of the
-  // batch with that error. Called from the worker thread only.
+  // batch with that error. The server calls edit_batch, start_edit_batch and
+  // retrieve one at a time (its engine lock), each from one thread of its own.
   virtual std::vector<EditOutcome> edit_batch(const std::vector<edit::EditRequest>& requests) = 0;
 
   // edit_batch in two steps, for the daemon's pipeline: the model work now
-  // (worker's render thread, under the engine's lock) and the rest (encoding
-  // the images) returned as a function that needs no model, which the server
-  // runs while the next batch renders. The function is called once, on another
-  // thread; it returns (or throws) what edit_batch would. The default does all
-  // of edit_batch now.
+  // (on the worker's render thread) and the rest (encoding the images)
+  // returned as a function that needs no model, which the worker runs,
+  // outside the engine lock, while the next batch renders. The function is
+  // called once; it returns (or throws) what edit_batch would. The default
+  // does all of edit_batch now.
   using FinishBatch = std::function<std::vector<EditOutcome>()>;
   virtual FinishBatch start_edit_batch(const std::vector<edit::EditRequest>& requests);
 
@@ -56,7 +57,7 @@ class Backend {
   virtual void validate(const edit::EditRequest& request) const = 0;
 
   // Top-k corpus entries for a text: {"version", "hits": [{"id","path","score"}...]}.
-  // Throws feu::Error. Called from the worker thread only.
+  // Throws feu::Error. Called from the server's retrieval thread.
   virtual nlohmann::json retrieve(const std::string& text, int64_t k) = 0;
 
   // The artifact version being served (manifest version). Any thread.

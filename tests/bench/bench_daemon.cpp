@@ -5,6 +5,10 @@
 //   FEU_BENCH_CONFIG=configs/demo.yaml build/bin/bench_daemon
 //     DaemonEngine/*:  the production engine on that config (the embedded
 //                      default after `feu-indexer demo-assets`), CPU here.
+//                      Four instructions, embedded and retrieved at warm-up:
+//                      a repeated instruction (the direction cache hits).
+//     DaemonEngineNewInstruction/1: every edit a new instruction (text
+//                      encoder, retrieval and SVM every time).
 //   DaemonService/*:   the same path around a zero-cost test double backend:
 //                      the daemon's own overhead per edit.
 // Bounded: a fixed number of edits per run, one iteration each. For the
@@ -14,6 +18,7 @@
 //   FEU_BENCH_EDITS_1, FEU_BENCH_EDITS_8  edits per client (default 40 / 10)
 //   FEU_BENCH_MAX_SECONDS  clients start no new edit after this long (default: none)
 //   FEU_BENCH_TIMEOUT_S    client timeout per edit (default 600)
+//   FEU_BENCH_DEVICE       the engine's device instead of the config's ("cuda": scripts/gpu-check.sh)
 // Each run also prints the daemon's per-stage latency split (its `status`,
 // warm-up edits included) to stderr.
 #include <benchmark/benchmark.h>
@@ -64,8 +69,9 @@ service::ClientOptions options_for(const std::string& endpoint) {
 // Runs `edits_per_client` edits from each of `clients` threads against a
 // server on `backend` (no new edit after `max_seconds` when positive);
 // reports throughput and latency percentiles.
+// new_instructions: each edit's instruction is new (no cache hit).
 void run_load(benchmark::State& state, service::Backend& backend, int clients, int edits_per_client,
-              double max_seconds = 0) {
+              double max_seconds = 0, bool new_instructions = false) {
   TempState dir;
   service::ServerConfig config;
   config.bind = "tcp://127.0.0.1:*";
@@ -101,6 +107,8 @@ void run_load(benchmark::State& state, service::Backend& backend, int clients, i
             break;
           edit::EditRequest e;
           e.instruction = kInstructions[(c + i) % 4];
+          if (new_instructions)
+            e.instruction += " variant " + std::to_string(run) + "-" + std::to_string(c) + "-" + std::to_string(i);
           e.seed = c * 1000 + i;
           auto start = std::chrono::steady_clock::now();
           service::Message reply = client.edit(
@@ -151,25 +159,42 @@ void DaemonService(benchmark::State& state) {
 BENCHMARK(DaemonService)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 #ifdef FEU_BENCH_WITH_ENGINE
-void DaemonEngine(benchmark::State& state) {
+// The engine of FEU_BENCH_CONFIG (on FEU_BENCH_DEVICE when set), loaded once;
+// null (the benchmark skipped with the reason) without a config.
+daemon::EngineBackend* engine_backend(benchmark::State& state) {
+  static std::unique_ptr<daemon::EngineBackend> backend;
+  if (backend) return backend.get();
   const char* config_path = std::getenv("FEU_BENCH_CONFIG");
   if (!config_path) {
     state.SkipWithError("set FEU_BENCH_CONFIG to a feu config (e.g. configs/demo.yaml after feu-indexer demo-assets)");
     for (auto _ : state) {
     }
-    return;
+    return nullptr;
   }
-  static std::unique_ptr<daemon::EngineBackend> backend;
-  if (!backend) {
-    ConfigMap root = ConfigMap::load_file(config_path);
-    backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(edit::EngineConfig::from_config(root)));
-  }
+  ConfigMap root = ConfigMap::load_file(config_path);
+  edit::EngineConfig config = edit::EngineConfig::from_config(root);
+  if (const char* device = std::getenv("FEU_BENCH_DEVICE"); device && *device) config.device = device;
+  backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(config));
+  return backend.get();
+}
+
+void DaemonEngine(benchmark::State& state) {
+  daemon::EngineBackend* backend = engine_backend(state);
+  if (!backend) return;
   int clients = static_cast<int>(state.range(0));
   const int edits = static_cast<int>(
       clients == 1 ? env_int("FEU_BENCH_EDITS_1", 40) : env_int("FEU_BENCH_EDITS_8", 10));
   run_load(state, *backend, clients, edits, static_cast<double>(env_int("FEU_BENCH_MAX_SECONDS", 0)));
 }
 BENCHMARK(DaemonEngine)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void DaemonEngineNewInstruction(benchmark::State& state) {
+  daemon::EngineBackend* backend = engine_backend(state);
+  if (!backend) return;
+  run_load(state, *backend, 1, static_cast<int>(env_int("FEU_BENCH_EDITS_1", 40)),
+           static_cast<double>(env_int("FEU_BENCH_MAX_SECONDS", 0)), true);
+}
+BENCHMARK(DaemonEngineNewInstruction)->Arg(1)->ArgName("clients")->Iterations(1)->UseManualTime()->Unit(benchmark::kMillisecond);
 #endif
 
 }  // namespace
