@@ -1,5 +1,6 @@
 // The models on CUDA against the CPU: StyleGAN2 synthesis in fp32 (TF32 off: Generator turns it
-// off on CUDA) and the CLIP towers in fp32 and in OpenAI's fp16 layout. Skipped without a GPU.
+// off on CUDA), the CLIP towers in fp32 and in OpenAI's fp16 layout, CLIP's preprocessing of
+// generated images, and Δi (`directions`). Skipped without a GPU.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -9,7 +10,10 @@
 #include <vector>
 
 #include "clip/model.h"
+#include "clip/preprocess.h"
 #include "cuda_support.h"
+#include "index/directions.h"
+#include "index/pipeline.h"
 #include "stylegan2/generator.h"
 #include "stylegan2/graphed_synthesis.h"
 #include "test_support.h"
@@ -158,6 +162,59 @@ TEST(CudaClip, Fp32AndFp16TowersMatchTheCpu) {
   EXPECT_EQ(image16.scalar_type(), at::kFloat);
   EXPECT_GE(min_row_cosine(image16, image), 0.999);
   EXPECT_GE(min_row_cosine(text16, text), 0.999);
+}
+
+TEST(CudaClip, PreprocessingGeneratedImagesOnTheGpuIsBitIdentical) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  // Generator output in [-1, 1], a little beyond (clamped), at two sizes: one resized down, one up.
+  at::manual_seed(4);
+  for (int64_t side : {int64_t{64}, int64_t{16}}) {
+    const at::Tensor img = at::rand({3, 3, side, side}) * 2.2 - 1.1;
+    const at::Tensor cpu = clip::preprocess_generated(img, 32);
+    const at::Tensor gpu = clip::preprocess_generated(img.to(at::Device(at::kCUDA, 0)), 32);
+    EXPECT_TRUE(gpu.device().is_cuda());
+    ASSERT_EQ(gpu.sizes(), cpu.sizes());
+    // Integer arithmetic in float64 on both devices: the same pixels.
+    EXPECT_EQ(max_abs_diff(gpu, cpu), 0.0) << side;
+  }
+}
+
+TEST(CudaDirections, RowsComputedOnTheGpuMatchTheCpus) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  test::TempDir dir;
+  GeneratorConfig c = small_config();
+  c.img_resolution = 32;
+  Generator::random(c, 7, at::kCPU).save(dir.file("generator.h5"));
+  ClipModel::random(ClipConfig::small(600), 3, at::kCPU).save_h5(dir.file("clip.h5"));
+  index::StatsOptions stats;
+  stats.generator_path = dir.file("generator.h5");
+  stats.out_path = dir.file("stats.h5");
+  stats.device = "cpu";
+  stats.num_samples = 500;
+  stats.batch_size = 250;
+  index::compute_style_stats(stats);
+  index::DirectionsOptions o;
+  o.generator_path = stats.generator_path;
+  o.clip_path = dir.file("clip.h5");
+  o.stats_path = stats.out_path;
+  o.images = 8;
+  o.only_layer = 5;  // b16.conv0: renders from the shared activations below it
+  o.max_channels = 6;
+  o.progress = false;
+  o.device = "cpu";
+  o.out_path = dir.file("cpu.h5");
+  EXPECT_EQ(index::compute_directions(o).computed, 6);
+  o.device = "cuda";
+  o.out_path = dir.file("cuda.h5");
+  EXPECT_EQ(index::compute_directions(o).computed, 6);  // batched renders, as on CUDA by default
+  const index::Directions cpu = index::Directions::load(dir.file("cpu.h5"));
+  const index::Directions gpu = index::Directions::load(dir.file("cuda.h5"));
+  ASSERT_EQ(gpu.covered_channels, cpu.covered_channels);
+  EXPECT_EQ(gpu.dead, cpu.dead);
+  ASSERT_EQ(gpu.fs3.size(), cpu.fs3.size());
+  // Float reassociation, amplified where a pixel crosses a uint8 level (the
+  // CPU's batched-synthesis test allows the same).
+  for (size_t i = 0; i < cpu.fs3.size(); ++i) EXPECT_NEAR(gpu.fs3[i], cpu.fs3[i], 2e-3) << i;
 }
 
 TEST(CudaClip, Fp16OnTheCpuIsATypedError) {
