@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -300,11 +301,56 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
   Progress progress("embed", total, "img", cp.done, options.progress ? stderr : nullptr);
   int64_t last_checkpoint = cp.done;
   double clip_seconds = 0;
+  // A batch queued on the device, its embeddings not read back yet. On CUDA
+  // the device works on batch k while this thread gathers and stacks batch
+  // k+1 into the other of two pinned buffers (whose copy to the device is
+  // then asynchronous); batch k is read back only after that. On the CPU,
+  // queuing is computing: the same order, no overlap.
+  struct Queued {
+    int64_t begin = 0, end = 0;
+    std::vector<int64_t> rows;
+    at::Tensor features;  // [rows, dim] on the device; undefined when no row decoded
+  };
+  std::optional<Queued> queued;
+  at::Tensor pinned[2];
+  int next_pinned = 0;
+  // Reads `batch` back into the checkpoint; true when the run stops here
+  // (interrupted with images left), after a checkpoint of what is done.
+  auto complete = [&](Queued& batch) {
+    if (batch.features.defined()) {
+      const auto t0 = Clock::now();
+      const at::Tensor features = batch.features.to(at::kCPU).contiguous();
+      clip_seconds += seconds_since(t0);
+      const float* f = features.data_ptr<float>();
+      for (size_t j = 0; j < batch.rows.size(); ++j) {
+        std::copy(f + j * dim, f + (j + 1) * dim, cp.embeddings.begin() + batch.rows[j] * dim);
+        cp.ok[batch.rows[j]] = 1;
+      }
+    }
+    const int64_t end = batch.end;
+    cp.done = end;
+    report.embedded += static_cast<int64_t>(batch.rows.size());
+    progress.advance(end - batch.begin);
+    const bool interrupted =
+        Interrupt::requested() || (options.stop_after >= 0 && report.embedded >= options.stop_after);
+    if ((interrupted && end < total) || end - last_checkpoint >= options.checkpoint_every) {
+      Checkpoint prefix;
+      prefix.done = end;
+      prefix.ok.assign(cp.ok.begin(), cp.ok.begin() + end);
+      prefix.reasons.assign(cp.reasons.begin(), cp.reasons.begin() + end);
+      prefix.embeddings.assign(cp.embeddings.begin(), cp.embeddings.begin() + end * dim);
+      write_checkpoint(checkpoint_path, fingerprint, prefix, dim);
+      last_checkpoint = end;
+    }
+    return interrupted && end < total;
+  };
   try {
     for (int64_t begin = cp.done; begin < total; begin += options.batch_size) {
       const int64_t end = std::min(total, begin + options.batch_size);
       std::vector<at::Tensor> batch;
-      std::vector<int64_t> batch_rows;
+      Queued next;
+      next.begin = begin;
+      next.end = end;
       for (int64_t idx = begin; idx < end; ++idx) {
         Decoded d;
         {
@@ -315,19 +361,9 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
         }
         if (d.error.empty()) {
           batch.push_back(d.pixels);
-          batch_rows.push_back(idx);
+          next.rows.push_back(idx);
         } else {
           cp.reasons[idx] = d.error;
-        }
-      }
-      if (!batch.empty()) {
-        const auto t0 = Clock::now();
-        at::Tensor features = clip.encode_image(at::stack(batch).to(device)).to(at::kCPU).contiguous();
-        clip_seconds += seconds_since(t0);
-        const float* f = features.data_ptr<float>();
-        for (size_t j = 0; j < batch_rows.size(); ++j) {
-          std::copy(f + j * dim, f + (j + 1) * dim, cp.embeddings.begin() + batch_rows[j] * dim);
-          cp.ok[batch_rows[j]] = 1;
         }
       }
       {
@@ -335,25 +371,39 @@ EmbedReport embed_corpus(const EmbedOptions& options) {
         consumed = end;
       }
       cv.notify_all();
-      cp.done = end;
-      report.embedded += static_cast<int64_t>(batch_rows.size());
-      progress.advance(end - begin);
-      const bool interrupted =
-          Interrupt::requested() || (options.stop_after >= 0 && report.embedded >= options.stop_after);
-      if ((interrupted && end < total) || end - last_checkpoint >= options.checkpoint_every) {
-        Checkpoint prefix;
-        prefix.done = end;
-        prefix.ok.assign(cp.ok.begin(), cp.ok.begin() + end);
-        prefix.reasons.assign(cp.reasons.begin(), cp.reasons.begin() + end);
-        prefix.embeddings.assign(cp.embeddings.begin(), cp.embeddings.begin() + end * dim);
-        write_checkpoint(checkpoint_path, fingerprint, prefix, dim);
-        last_checkpoint = end;
+      at::Tensor pixels;
+      if (!batch.empty()) {
+        const int64_t n = static_cast<int64_t>(batch.size());
+        if (device.is_cuda()) {
+          at::Tensor& buffer = pinned[next_pinned];
+          next_pinned = 1 - next_pinned;
+          if (!buffer.defined())
+            buffer = at::empty({options.batch_size, 3, resolution, resolution},
+                               at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+          pixels = buffer.narrow(0, 0, n);
+          at::stack_out(pixels, batch);
+        } else {
+          pixels = at::stack(batch);
+        }
       }
-      if (interrupted && end < total) {
-        report.interrupted = true;
-        break;
+      // The batch before was queued while this one was gathered: read it back
+      // now (its pinned buffer is free again once it has).
+      if (queued) {
+        const bool stop = complete(*queued);
+        queued.reset();
+        if (stop) {
+          report.interrupted = true;
+          break;
+        }
       }
+      if (pixels.defined()) {
+        const auto t0 = Clock::now();
+        next.features = clip.encode_image(pixels.to(device, /*non_blocking=*/true));
+        clip_seconds += seconds_since(t0);
+      }
+      queued = std::move(next);
     }
+    if (queued && complete(*queued)) report.interrupted = true;
   } catch (...) {
     stop_pool();
     throw;

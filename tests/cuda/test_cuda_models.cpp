@@ -6,12 +6,16 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <vector>
 
 #include "clip/model.h"
 #include "clip/preprocess.h"
 #include "cuda_support.h"
+#include "image/codec.h"
+#include "image/tensor_image.h"
+#include "index/corpus.h"
 #include "index/directions.h"
 #include "index/pipeline.h"
 #include "stylegan2/generator.h"
@@ -215,6 +219,40 @@ TEST(CudaDirections, RowsComputedOnTheGpuMatchTheCpus) {
   // Float reassociation, amplified where a pixel crosses a uint8 level (the
   // CPU's batched-synthesis test allows the same).
   for (size_t i = 0; i < cpu.fs3.size(); ++i) EXPECT_NEAR(gpu.fs3[i], cpu.fs3[i], 2e-3) << i;
+}
+
+TEST(CudaEmbed, ACorpusEmbeddedOnTheGpuMatchesTheCpus) {
+  FEU_SKIP_WITHOUT_CUDA_GPU();
+  test::TempDir dir;
+  ClipModel::random(ClipConfig::small(600), 3, at::kCPU).save_h5(dir.file("clip.h5"));
+  // 11 images in batches of 4: two full pinned buffers taking turns, and a short last batch.
+  std::filesystem::create_directories(dir.file("images"));
+  at::manual_seed(8);
+  for (int i = 0; i < 11; ++i) {
+    const at::Tensor img = at::rand({1, 3, 40, 48}) * 2 - 1;
+    image::write_image(dir.file("images/" + std::to_string(i) + ".png"),
+                       image::images_from_tensor(img, image::Quantize::kNvlabs).at(0));
+  }
+  index::EmbedOptions o;
+  o.images_dir = dir.file("images");
+  o.clip_path = dir.file("clip.h5");
+  o.batch_size = 4;
+  o.progress = false;
+  o.device = "cpu";
+  o.out_dir = dir.file("cpu");
+  EXPECT_EQ(index::embed_corpus(o).embedded, 11);
+  o.device = "cuda";
+  o.out_dir = dir.file("cuda");
+  EXPECT_EQ(index::embed_corpus(o).embedded, 11);
+  const index::CorpusIndex cpu = index::CorpusIndex::load(dir.file("cpu"));
+  const index::CorpusIndex gpu = index::CorpusIndex::load(dir.file("cuda"));
+  ASSERT_EQ(gpu.size(), cpu.size());
+  for (int64_t row = 0; row < cpu.size(); ++row) {
+    EXPECT_EQ(gpu.entries()[row].path, cpu.entries()[row].path);
+    double dot = 0;
+    for (int64_t k = 0; k < cpu.dim(); ++k) dot += double(gpu.embedding(row)[k]) * cpu.embedding(row)[k];
+    EXPECT_GE(dot, 0.9999) << cpu.entries()[row].path;  // unit rows
+  }
 }
 
 TEST(CudaClip, Fp16OnTheCpuIsATypedError) {
