@@ -472,7 +472,6 @@ struct Engine::RenderedBatch::State {
   int png_compression = 1;
   int jpeg_quality = 92;
   double paste_feather = 0.1;
-  bool finished = false;
 };
 
 Engine::RenderedBatch::RenderedBatch(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -537,9 +536,10 @@ Engine::RenderedBatch Engine::render_batch(const std::vector<EditRequest>& reque
 }
 
 std::vector<EditResult> Engine::RenderedBatch::finish(std::vector<std::optional<Error>>* errors) {
-  check(state_ && !state_->finished, ErrorCode::kInternal, "a rendered batch is finished once");
-  State& batch = *state_;
-  batch.finished = true;
+  // Taken out first: whatever happens below, a second call finds no state.
+  const std::unique_ptr<State> state = std::move(state_);
+  check(state != nullptr, ErrorCode::kInternal, "a rendered batch is finished once");
+  State& batch = *state;
   const int64_t total = batch.total_channels;
   // Every image the batch returns, encoded in parallel below: one image per
   // core instead of one after another (a 1024² PNG takes ~60 ms, as long as
@@ -611,7 +611,8 @@ std::vector<EditResult> Engine::RenderedBatch::finish(std::vector<std::optional<
   const auto encode_start = Clock::now();
   std::vector<std::string> failures(encodings.size());
   const int64_t jobs = static_cast<int64_t>(encodings.size());
-  const int threads = static_cast<int>(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(jobs, 1)));
+  const int threads =
+      static_cast<int>(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(jobs, 1)));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1)
   for (int64_t e = 0; e < jobs; ++e) {
     Encoding& encoding = encodings[static_cast<size_t>(e)];
@@ -648,7 +649,6 @@ std::vector<EditResult> Engine::RenderedBatch::finish(std::vector<std::optional<
     p.diagnostics["images_per_request"] = static_cast<int64_t>(p.codes.size()) / total;
     result.diagnostics = std::move(p.diagnostics);
   }
-  state_.reset();  // the images and codes are no longer needed
   return results;
 }
 
