@@ -18,6 +18,11 @@
 //   more than the style blocks' convolutions at their few output pixels.
 // - MaxPool2d(1, stride), the identity shortcut of a strided unit, is a
 //   strided pick: x[:, :, ::s, ::s].
+// - On CPU the body's stride-1 3×3 convolutions of stages 2–4 run as Winograd
+//   F(2×2, 3×3), and the fine style blocks' shared first convolution as a
+//   strided Winograd by input phases (FixedConv2d chooses; tensor/winograd.h):
+//   the same sums with fewer multiplications. Both are checked against the
+//   reference modules at such widths (tests/face/test_e4e_reference.py).
 #include "face/e4e.h"
 
 #include <ATen/ATen.h>
