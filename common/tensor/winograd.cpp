@@ -243,116 +243,124 @@ at::Tensor StridedWinograd3x3::operator()(const at::Tensor& input_any) const {
   // for every tile: padded (y + 1, x + 1) holds x[y, x].
   const int64_t padded_h = 4 * tile_h + 2, padded_w = 4 * tile_w + 2;
 
-  std::vector<at::Tensor> v(4);  // per phase: [points, C_in, N · tiles]
-  for (int phase = 0; phase < 4; ++phase)
-    v[phase] = at::empty({points[phase], channels, n_images * per_image[phase]}, input.options());
-  float* v_data[4];
-  for (int phase = 0; phase < 4; ++phase) v_data[phase] = v[phase].data_ptr<float>();
+  // Batches run in chunks of images whose transformed input stays below kChunkBytes.
+  int64_t values_per_image = 0;
+  for (int phase = 0; phase < 4; ++phase) values_per_image += points[phase] * per_image[phase];
+  const int64_t chunk = std::max<int64_t>(
+      1, std::min(n_images, kChunkBytes / (values_per_image * channels * int64_t{sizeof(float)})));
   const float* in = input.data_ptr<float>();
-  at::parallel_for(0, n_images * channels, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> padded(padded_h * padded_w);
-    for (int64_t plane = begin; plane < end; ++plane) {
-      const int64_t image = plane / channels, c = plane % channels;
-      std::fill(padded.begin(), padded.end(), 0.0f);
-      const float* source = in + plane * height * width;
-      for (int64_t y = 0; y < height; ++y)
-        std::copy(source + y * width, source + (y + 1) * width, padded.data() + (y + 1) * padded_w + 1);
-      // Phase (r, c) at (i, j) = x[2i + r, 2j + c]: padded (2i + r + 1, 2j + c + 1).
-      auto at_ = [&](int64_t y, int64_t x) { return padded[(y + 1) * padded_w + x + 1]; };
-      auto target = [&](int phase, int64_t point) {
-        return v_data[phase] + (point * channels + c) * n_images * per_image[phase] + image * per_image[phase];
-      };
-      float* even_even = target(0, 0);
-      for (int64_t i = 0; i < out_h; ++i)
-        for (int64_t j = 0; j < out_w; ++j) even_even[i * out_w + j] = at_(2 * i, 2 * j);
-      // Even rows, odd columns: tile (i, t) reads columns 2(2t − 1) + 1 .. 2(2t + 1) + 1.
-      float* eo[3] = {target(1, 0), target(1, 1), target(1, 2)};
-      for (int64_t i = 0; i < out_h; ++i)
-        for (int64_t t = 0; t < tile_w; ++t) {
-          const float d0 = at_(2 * i, 4 * t - 1), d1 = at_(2 * i, 4 * t + 1), d2 = at_(2 * i, 4 * t + 3);
-          eo[0][i * tile_w + t] = d0 - d1;
-          eo[1][i * tile_w + t] = d1;
-          eo[2][i * tile_w + t] = d2 - d1;
-        }
-      float* oe[3] = {target(2, 0), target(2, 1), target(2, 2)};
-      for (int64_t t = 0; t < tile_h; ++t)
-        for (int64_t j = 0; j < out_w; ++j) {
-          const float d0 = at_(4 * t - 1, 2 * j), d1 = at_(4 * t + 1, 2 * j), d2 = at_(4 * t + 3, 2 * j);
-          oe[0][t * out_w + j] = d0 - d1;
-          oe[1][t * out_w + j] = d1;
-          oe[2][t * out_w + j] = d2 - d1;
-        }
-      float* oo[9];
-      for (int64_t p = 0; p < 9; ++p) oo[p] = target(3, p);
-      for (int64_t ti = 0; ti < tile_h; ++ti)
-        for (int64_t tj = 0; tj < tile_w; ++tj) {
-          float d[3][3], e[3][3];
-          for (int64_t a = 0; a < 3; ++a)
-            for (int64_t b = 0; b < 3; ++b) d[a][b] = at_(4 * ti + 2 * a - 1, 4 * tj + 2 * b - 1);
-          for (int64_t b = 0; b < 3; ++b) {  // rows: Bᵀ·d
-            e[0][b] = d[0][b] - d[1][b];
-            e[1][b] = d[1][b];
-            e[2][b] = d[2][b] - d[1][b];
-          }
-          const int64_t tile = ti * tile_w + tj;
-          for (int64_t a = 0; a < 3; ++a) {  // columns: ·B
-            oo[3 * a][tile] = e[a][0] - e[a][1];
-            oo[3 * a + 1][tile] = e[a][1];
-            oo[3 * a + 2][tile] = e[a][2] - e[a][1];
-          }
-        }
-    }
-  });
-
   float* out = output.data_ptr<float>();
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
-  // Each task owns blocks of output channels: their 16 GEMMs (single-threaded
-  // inside the parallel region) and their output pass, so that the products
-  // stay in its core's cache.
-  const int64_t blocks = (outputs + kOutputBlock - 1) / kOutputBlock;
-  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t block_index = begin; block_index < end; ++block_index) {
-      const int64_t k0 = block_index * kOutputBlock, block = std::min(kOutputBlock, outputs - k0);
-      at::Tensor m[4];  // per phase: [points, block, N · tiles]
-      const float* m_data[4];
-      for (int phase = 0; phase < 4; ++phase) {
-        m[phase] = at::empty({points[phase], block, n_images * per_image[phase]}, input.options());
-        for (int64_t p = 0; p < points[phase]; ++p) {
-          at::Tensor product = m[phase].select(0, p);
-          at::mm_out(product, filters_.select(0, first_point[phase] + p).slice(0, k0, k0 + block),
-                     v[phase].select(0, p));
-        }
-        m_data[phase] = m[phase].data_ptr<float>();
-      }
-      for (int64_t plane = 0; plane < n_images * block; ++plane) {
-        const int64_t image = plane / block, k = plane % block;
-        auto source = [&](int phase, int64_t point) {
-          return m_data[phase] + (point * block + k) * n_images * per_image[phase] + image * per_image[phase];
+  for (int64_t first = 0; first < n_images; first += chunk) {
+    const int64_t count = std::min(chunk, n_images - first);
+    std::vector<at::Tensor> v(4);  // per phase: [points, C_in, N · tiles]
+    for (int phase = 0; phase < 4; ++phase)
+      v[phase] = at::empty({points[phase], channels, count * per_image[phase]}, input.options());
+    float* v_data[4];
+    for (int phase = 0; phase < 4; ++phase) v_data[phase] = v[phase].data_ptr<float>();
+    at::parallel_for(0, count * channels, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> padded(padded_h * padded_w);
+      for (int64_t plane = begin; plane < end; ++plane) {
+        const int64_t image = plane / channels, c = plane % channels;
+        std::fill(padded.begin(), padded.end(), 0.0f);
+        const float* source = in + (first * channels + plane) * height * width;
+        for (int64_t y = 0; y < height; ++y)
+          std::copy(source + y * width, source + (y + 1) * width, padded.data() + (y + 1) * padded_w + 1);
+        // Phase (r, c) at (i, j) = x[2i + r, 2j + c]: padded (2i + r + 1, 2j + c + 1).
+        auto at_ = [&](int64_t y, int64_t x) { return padded[(y + 1) * padded_w + x + 1]; };
+        auto target = [&](int phase, int64_t point) {
+          return v_data[phase] + (point * channels + c) * count * per_image[phase] + image * per_image[phase];
         };
-        const float* ee = source(0, 0);
-        const float* eo[3] = {source(1, 0), source(1, 1), source(1, 2)};
-        const float* oe[3] = {source(2, 0), source(2, 1), source(2, 2)};
-        const float* oo[9];
-        for (int64_t p = 0; p < 9; ++p) oo[p] = source(3, p);
-        float* target = out + (image * outputs + k0 + k) * out_h * out_w;
-        const float b = bias ? bias[k0 + k] : 0.0f;
-        for (int64_t i = 0; i < out_h; ++i) {
-          const int64_t ti = i / 2, r = i % 2;
+        float* even_even = target(0, 0);
+        for (int64_t i = 0; i < out_h; ++i)
+          for (int64_t j = 0; j < out_w; ++j) even_even[i * out_w + j] = at_(2 * i, 2 * j);
+        // Even rows, odd columns: tile (i, t) reads columns 2(2t − 1) + 1 .. 2(2t + 1) + 1.
+        float* eo[3] = {target(1, 0), target(1, 1), target(1, 2)};
+        for (int64_t i = 0; i < out_h; ++i)
+          for (int64_t t = 0; t < tile_w; ++t) {
+            const float d0 = at_(2 * i, 4 * t - 1), d1 = at_(2 * i, 4 * t + 1), d2 = at_(2 * i, 4 * t + 3);
+            eo[0][i * tile_w + t] = d0 - d1;
+            eo[1][i * tile_w + t] = d1;
+            eo[2][i * tile_w + t] = d2 - d1;
+          }
+        float* oe[3] = {target(2, 0), target(2, 1), target(2, 2)};
+        for (int64_t t = 0; t < tile_h; ++t)
           for (int64_t j = 0; j < out_w; ++j) {
-            const int64_t tj = j / 2, q = j % 2;
-            // Aᵀ = [[1, 1, 0], [0, 1, 1]]: output r of a two-tap tile sums points r and r + 1.
-            const int64_t row_tile = i * tile_w + tj, column_tile = ti * out_w + j, block_tile = ti * tile_w + tj;
-            float sum = b + ee[i * out_w + j];
-            sum += eo[q][row_tile] + eo[q + 1][row_tile];
-            sum += oe[r][column_tile] + oe[r + 1][column_tile];
-            sum += oo[3 * r + q][block_tile] + oo[3 * r + q + 1][block_tile] + oo[3 * (r + 1) + q][block_tile] +
-                   oo[3 * (r + 1) + q + 1][block_tile];
-            target[i * out_w + j] = sum;
+            const float d0 = at_(4 * t - 1, 2 * j), d1 = at_(4 * t + 1, 2 * j), d2 = at_(4 * t + 3, 2 * j);
+            oe[0][t * out_w + j] = d0 - d1;
+            oe[1][t * out_w + j] = d1;
+            oe[2][t * out_w + j] = d2 - d1;
+          }
+        float* oo[9];
+        for (int64_t p = 0; p < 9; ++p) oo[p] = target(3, p);
+        for (int64_t ti = 0; ti < tile_h; ++ti)
+          for (int64_t tj = 0; tj < tile_w; ++tj) {
+            float d[3][3], e[3][3];
+            for (int64_t a = 0; a < 3; ++a)
+              for (int64_t b = 0; b < 3; ++b) d[a][b] = at_(4 * ti + 2 * a - 1, 4 * tj + 2 * b - 1);
+            for (int64_t b = 0; b < 3; ++b) {  // rows: Bᵀ·d
+              e[0][b] = d[0][b] - d[1][b];
+              e[1][b] = d[1][b];
+              e[2][b] = d[2][b] - d[1][b];
+            }
+            const int64_t tile = ti * tile_w + tj;
+            for (int64_t a = 0; a < 3; ++a) {  // columns: ·B
+              oo[3 * a][tile] = e[a][0] - e[a][1];
+              oo[3 * a + 1][tile] = e[a][1];
+              oo[3 * a + 2][tile] = e[a][2] - e[a][1];
+            }
+          }
+      }
+    });
+
+    // Each task owns blocks of output channels: their 16 GEMMs (single-threaded
+    // inside the parallel region) and their output pass, so that the products
+    // stay in its core's cache.
+    const int64_t blocks = (outputs + kOutputBlock - 1) / kOutputBlock;
+    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t block_index = begin; block_index < end; ++block_index) {
+        const int64_t k0 = block_index * kOutputBlock, block = std::min(kOutputBlock, outputs - k0);
+        at::Tensor m[4];  // per phase: [points, block, N · tiles]
+        const float* m_data[4];
+        for (int phase = 0; phase < 4; ++phase) {
+          m[phase] = at::empty({points[phase], block, count * per_image[phase]}, input.options());
+          for (int64_t p = 0; p < points[phase]; ++p) {
+            at::Tensor product = m[phase].select(0, p);
+            at::mm_out(product, filters_.select(0, first_point[phase] + p).slice(0, k0, k0 + block),
+                       v[phase].select(0, p));
+          }
+          m_data[phase] = m[phase].data_ptr<float>();
+        }
+        for (int64_t plane = 0; plane < count * block; ++plane) {
+          const int64_t image = plane / block, k = plane % block;
+          auto source = [&](int phase, int64_t point) {
+            return m_data[phase] + (point * block + k) * count * per_image[phase] + image * per_image[phase];
+          };
+          const float* ee = source(0, 0);
+          const float* eo[3] = {source(1, 0), source(1, 1), source(1, 2)};
+          const float* oe[3] = {source(2, 0), source(2, 1), source(2, 2)};
+          const float* oo[9];
+          for (int64_t p = 0; p < 9; ++p) oo[p] = source(3, p);
+          float* target = out + ((first + image) * outputs + k0 + k) * out_h * out_w;
+          const float b = bias ? bias[k0 + k] : 0.0f;
+          for (int64_t i = 0; i < out_h; ++i) {
+            const int64_t ti = i / 2, r = i % 2;
+            for (int64_t j = 0; j < out_w; ++j) {
+              const int64_t tj = j / 2, q = j % 2;
+              // Aᵀ = [[1, 1, 0], [0, 1, 1]]: output r of a two-tap tile sums points r and r + 1.
+              const int64_t row_tile = i * tile_w + tj, column_tile = ti * out_w + j, block_tile = ti * tile_w + tj;
+              float sum = b + ee[i * out_w + j];
+              sum += eo[q][row_tile] + eo[q + 1][row_tile];
+              sum += oe[r][column_tile] + oe[r + 1][column_tile];
+              sum += oo[3 * r + q][block_tile] + oo[3 * r + q + 1][block_tile] + oo[3 * (r + 1) + q][block_tile] +
+                     oo[3 * (r + 1) + q + 1][block_tile];
+              target[i * out_w + j] = sum;
+            }
           }
         }
       }
-    }
-  });
+    });
+  }
   return output;
 }
 

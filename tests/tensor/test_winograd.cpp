@@ -149,6 +149,22 @@ TEST(StridedWinograd3x3, MatchesTheDirectStridedConvolutionAsCloselyAsFloat32All
     }
 }
 
+TEST(StridedWinograd3x3, ABatchSplitIntoChunksIsEveryImageAlone) {
+  // 512 channels at 64²: the transformed input of one image is 12.5 MiB, so
+  // a batch of 3 runs as chunks of 2 and 1.
+  at::manual_seed(23);
+  const at::Tensor weight = at::randn({16, 512, 3, 3}) / 68.0;
+  const at::Tensor bias = at::randn({16});
+  const StridedWinograd3x3 conv(weight, bias);
+  const at::Tensor batch = at::randn({3, 512, 64, 64});
+  const at::Tensor together = conv(batch);
+  for (int64_t i = 0; i < 3; ++i) {
+    const at::Tensor alone = conv(batch.slice(0, i, i + 1));
+    EXPECT_LT((together.slice(0, i, i + 1) - alone).abs().max().item<float>(), 1e-5) << "image " << i;
+  }
+  EXPECT_LT(relative_error(together, direct_strided_in_double(batch, weight, bias)), 1e-5);
+}
+
 TEST(StridedWinograd3x3, StridedInputsReadTheSameAndBadInputsNameTheExpectedShape) {
   at::manual_seed(22);
   const StridedWinograd3x3 conv(at::randn({6, 4, 3, 3}), at::randn({6}));
