@@ -8,13 +8,16 @@ weights: the reference side of bench_face's BM_E4E.
     /usr/bin/python3 tests/bench/reference_e4e.py [--batch 1 8] [--threads 2] [--runs 5]
 
 Prints the median ms per image of --runs timed forwards (after a warm-up) for
-each batch size. With --check E4E.pt FIXTURE.h5 it first loads the parity
+each batch size. With --serve it prints "ready", then runs one forward of the
+first batch size per line read from stdin and prints its wall time in ms: the
+protocol of build/bin/e4e_forwards, for tests/bench/compare_e4e.py. With --check E4E.pt FIXTURE.h5 it first loads the parity
 fixture's small checkpoint (shared/parity/e4e_small.pt) and reproduces its W+,
 so the timed network is known to be e4e's.
 """
 import argparse
 import math
 import statistics
+import sys
 import time
 
 import torch
@@ -160,6 +163,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=5, help="timed forwards per batch size (median reported)")
     parser.add_argument("--check", nargs=2, metavar=("E4E_PT", "FIXTURE_H5"))
+    parser.add_argument("--serve", action="store_true", help="one timed forward per stdin line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.check:
@@ -167,6 +171,16 @@ def main():
     torch.manual_seed(0)
     model = Encoder4Editing().eval()
     params = sum(p.numel() for p in model.parameters())
+    if args.serve:
+        images = torch.randn(args.batch[0], 3, 256, 256)
+        with torch.inference_mode():
+            model(images)  # warm-up
+            print("ready", flush=True)
+            for _ in sys.stdin:
+                start = time.perf_counter()
+                model(images)
+                print(f"{1000 * (time.perf_counter() - start):.1f}", flush=True)
+        return
     for batch in args.batch:
         images = torch.randn(batch, 3, 256, 256)
         times, cpu_times = [], []

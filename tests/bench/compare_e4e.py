@@ -1,0 +1,69 @@
+#!/usr/bin/python3
+"""feu's e4e against the reference modules on this machine, a forward at a time.
+
+Starts build/bin/e4e_forwards and tests/bench/reference_e4e.py --serve (both at
+the released widths with random weights, the same batch and threads), then
+alternates single forwards between them, swapping which goes first every
+round, and reports the ratio feu / reference of each round's pair. A shared
+VM's speed drifts by ±20% between minutes; two adjacent forwards see nearly
+the same machine, so the paired ratios spread far less than separate runs.
+
+    /usr/bin/python3 tests/bench/compare_e4e.py [--rounds 20] [--batch 1] [--threads 2]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def start(command):
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    line = process.stdout.readline().strip()
+    if line != "ready":
+        sys.exit(f"{command[0]} did not start: {line!r}")
+    return process
+
+
+def forward(process):
+    process.stdin.write("go\n")
+    process.stdin.flush()
+    return float(process.stdout.readline())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--feu", default=os.path.join(ROOT, "build", "bin", "e4e_forwards"))
+    args = parser.parse_args()
+    common = ["--batch", str(args.batch), "--threads", str(args.threads)]
+    ours = start([args.feu] + common)
+    reference = start([sys.executable, os.path.join(HERE, "reference_e4e.py"), "--serve"] + common)
+    ratios, ours_ms, reference_ms = [], [], []
+    for round_index in range(args.rounds):
+        if round_index % 2 == 0:
+            a, b = forward(ours), forward(reference)
+        else:
+            b, a = forward(reference), forward(ours)
+        ours_ms.append(a / args.batch)
+        reference_ms.append(b / args.batch)
+        ratios.append(a / b)
+        print(f"round {round_index + 1}: feu {a / args.batch:.0f} ms, reference {b / args.batch:.0f} ms per image, "
+              f"ratio {a / b:.3f}", flush=True)
+    for process in (ours, reference):
+        process.stdin.close()
+        process.wait()
+    quartiles = statistics.quantiles(ratios, n=4)
+    print(f"e4e batch {args.batch}, {args.threads} threads, {args.rounds} rounds: feu median "
+          f"{statistics.median(ours_ms):.0f} ms, reference median {statistics.median(reference_ms):.0f} ms per image; "
+          f"ratio feu/reference median {statistics.median(ratios):.3f} "
+          f"(quartiles {quartiles[0]:.3f}–{quartiles[2]:.3f}, range {min(ratios):.3f}–{max(ratios):.3f})")
+
+
+if __name__ == "__main__":
+    main()
