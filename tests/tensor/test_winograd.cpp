@@ -22,6 +22,17 @@ at::Tensor direct_in_double(const at::Tensor& input, const at::Tensor& weight, c
                     bias.defined() ? c10::optional<at::Tensor>(bias.to(at::kDouble)) : c10::nullopt, {1, 1}, {1, 1});
 }
 
+// Runs `conv` on the whole batch and on each image alone; returns the batch's output.
+template <typename Conv>
+at::Tensor expect_batch_is_every_image_alone(const Conv& conv, const at::Tensor& batch) {
+  const at::Tensor together = conv(batch);
+  for (int64_t i = 0; i < batch.size(0); ++i) {
+    const at::Tensor alone = conv(batch.slice(0, i, i + 1));
+    EXPECT_LT((together.slice(0, i, i + 1) - alone).abs().max().item<float>(), 1e-5) << "image " << i;
+  }
+  return together;
+}
+
 struct Case {
   int64_t in, out, height, width, batch;
   bool bias;
@@ -63,13 +74,8 @@ TEST(Winograd3x3, ABatchSplitIntoChunksIsEveryImageAlone) {
   at::manual_seed(12);
   const at::Tensor weight = at::randn({128, 128, 3, 3}) / 34.0;
   const at::Tensor bias = at::randn({128});
-  const Winograd3x3 conv(weight, bias);
   const at::Tensor batch = at::randn({5, 128, 64, 64});
-  const at::Tensor together = conv(batch);
-  for (int64_t i = 0; i < 5; ++i) {
-    const at::Tensor alone = conv(batch.slice(0, i, i + 1));
-    EXPECT_LT((together.slice(0, i, i + 1) - alone).abs().max().item<float>(), 1e-5) << "image " << i;
-  }
+  const at::Tensor together = expect_batch_is_every_image_alone(Winograd3x3(weight, bias), batch);
   EXPECT_LT(relative_error(together, direct_in_double(batch, weight, bias)), 1e-5);
 }
 
@@ -155,13 +161,8 @@ TEST(StridedWinograd3x3, ABatchSplitIntoChunksIsEveryImageAlone) {
   at::manual_seed(23);
   const at::Tensor weight = at::randn({16, 512, 3, 3}) / 68.0;
   const at::Tensor bias = at::randn({16});
-  const StridedWinograd3x3 conv(weight, bias);
   const at::Tensor batch = at::randn({3, 512, 64, 64});
-  const at::Tensor together = conv(batch);
-  for (int64_t i = 0; i < 3; ++i) {
-    const at::Tensor alone = conv(batch.slice(0, i, i + 1));
-    EXPECT_LT((together.slice(0, i, i + 1) - alone).abs().max().item<float>(), 1e-5) << "image " << i;
-  }
+  const at::Tensor together = expect_batch_is_every_image_alone(StridedWinograd3x3(weight, bias), batch);
   EXPECT_LT(relative_error(together, direct_strided_in_double(batch, weight, bias)), 1e-5);
 }
 
