@@ -17,9 +17,11 @@ double relative_error(const at::Tensor& actual, const at::Tensor& expected) {
   return ((actual.to(at::kDouble) - expected).abs().max() / expected.abs().max()).item<double>();
 }
 
-at::Tensor direct_in_double(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias) {
+at::Tensor direct_in_double(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias,
+                            int64_t stride = 1) {
   return at::conv2d(input.to(at::kDouble), weight.to(at::kDouble),
-                    bias.defined() ? c10::optional<at::Tensor>(bias.to(at::kDouble)) : c10::nullopt, {1, 1}, {1, 1});
+                    bias.defined() ? c10::optional<at::Tensor>(bias.to(at::kDouble)) : c10::nullopt,
+                    {stride, stride}, {1, 1});
 }
 
 // Runs `conv` on the whole batch and on each image alone; returns the batch's output.
@@ -38,6 +40,28 @@ struct Case {
   bool bias;
 };
 
+// A Conv (Winograd3x3 or StridedWinograd3x3) built for case `c` against the
+// direct convolution in float64: within 1e-5 and within 4× the direct float32
+// convolution's own rounding error.
+template <typename Conv>
+void expect_like_direct(const Case& c, int64_t stride) {
+  const at::Tensor weight = at::randn({c.out, c.in, 3, 3}) / std::sqrt(9.0 * c.in);
+  const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
+  const at::Tensor input = at::randn({c.batch, c.in, c.height, c.width});
+  const at::Tensor expected = direct_in_double(input, weight, bias, stride);
+  const at::Tensor actual = Conv(weight, bias)(input);
+  ASSERT_EQ(actual.sizes(), expected.sizes()) << c.height << "×" << c.width;
+  ASSERT_EQ(actual.scalar_type(), at::kFloat);
+  EXPECT_TRUE(actual.is_contiguous());
+  const double winograd_error = relative_error(actual, expected);
+  const double direct_error = relative_error(
+      at::conv2d(input, weight, c.bias ? c10::optional<at::Tensor>(bias) : c10::nullopt, {stride, stride}, {1, 1}),
+      expected);
+  EXPECT_LT(winograd_error, 1e-5) << c.in << "→" << c.out << " at " << c.height << "×" << c.width;
+  EXPECT_LT(winograd_error, 4 * direct_error + 1e-7) << c.in << "→" << c.out << " at " << c.height << "×" << c.width
+                                                     << ": direct float32 " << direct_error;
+}
+
 TEST(Winograd3x3, MatchesTheDirectConvolutionAsCloselyAsFloat32Allows) {
   const Case cases[] = {
       {128, 128, 64, 64, 1, false},  // stage 2 unit (BatchNorm before it: no bias)
@@ -49,23 +73,7 @@ TEST(Winograd3x3, MatchesTheDirectConvolutionAsCloselyAsFloat32Allows) {
       {8, 4, 2, 5, 2, false},
   };
   at::manual_seed(11);
-  for (const Case& c : cases) {
-    const at::Tensor weight = at::randn({c.out, c.in, 3, 3}) / std::sqrt(9.0 * c.in);
-    const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
-    const at::Tensor input = at::randn({c.batch, c.in, c.height, c.width});
-    const at::Tensor expected = direct_in_double(input, weight, bias);
-    const at::Tensor actual = Winograd3x3(weight, bias)(input);
-    ASSERT_EQ(actual.sizes(), expected.sizes());
-    ASSERT_EQ(actual.scalar_type(), at::kFloat);
-    EXPECT_TRUE(actual.is_contiguous());
-    const double winograd_error = relative_error(actual, expected);
-    // The direct float32 convolution's own rounding, for scale.
-    const double direct_error = relative_error(
-        at::conv2d(input, weight, c.bias ? c10::optional<at::Tensor>(bias) : c10::nullopt, {1, 1}, {1, 1}), expected);
-    EXPECT_LT(winograd_error, 1e-5) << c.in << "→" << c.out << " at " << c.height << "×" << c.width;
-    EXPECT_LT(winograd_error, 4 * direct_error + 1e-7) << c.in << "→" << c.out << " at " << c.height << "×" << c.width
-                                                       << ": direct float32 " << direct_error;
-  }
+  for (const Case& c : cases) expect_like_direct<Winograd3x3>(c, 1);
 }
 
 TEST(Winograd3x3, ABatchSplitIntoChunksIsEveryImageAlone) {
@@ -111,11 +119,6 @@ TEST(Winograd3x3, BadWeightsAndInputsAreInvalidArgumentsNamingTheExpectedShape) 
   EXPECT_NE(text.find("float32"), std::string::npos) << text;
 }
 
-at::Tensor direct_strided_in_double(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& bias) {
-  return at::conv2d(input.to(at::kDouble), weight.to(at::kDouble),
-                    bias.defined() ? c10::optional<at::Tensor>(bias.to(at::kDouble)) : c10::nullopt, {2, 2}, {1, 1});
-}
-
 TEST(StridedWinograd3x3, MatchesTheDirectStridedConvolutionAsCloselyAsFloat32Allows) {
   const Case cases[] = {
       {512, 640, 64, 64, 1, true},  // the style blocks' first convolution on p1 (5,632 outputs in e4e)
@@ -126,21 +129,7 @@ TEST(StridedWinograd3x3, MatchesTheDirectStridedConvolutionAsCloselyAsFloat32All
       {8, 4, 3, 2, 1, false},
   };
   at::manual_seed(21);
-  for (const Case& c : cases) {
-    const at::Tensor weight = at::randn({c.out, c.in, 3, 3}) / std::sqrt(9.0 * c.in);
-    const at::Tensor bias = c.bias ? at::randn({c.out}) : at::Tensor();
-    const at::Tensor input = at::randn({c.batch, c.in, c.height, c.width});
-    const at::Tensor expected = direct_strided_in_double(input, weight, bias);
-    const at::Tensor actual = StridedWinograd3x3(weight, bias)(input);
-    ASSERT_EQ(actual.sizes(), expected.sizes()) << c.height << "×" << c.width;
-    EXPECT_TRUE(actual.is_contiguous());
-    const double winograd_error = relative_error(actual, expected);
-    const double direct_error = relative_error(
-        at::conv2d(input, weight, c.bias ? c10::optional<at::Tensor>(bias) : c10::nullopt, {2, 2}, {1, 1}), expected);
-    EXPECT_LT(winograd_error, 1e-5) << c.in << "→" << c.out << " at " << c.height << "×" << c.width;
-    EXPECT_LT(winograd_error, 4 * direct_error + 1e-7) << c.in << "→" << c.out << " at " << c.height << "×" << c.width
-                                                       << ": direct float32 " << direct_error;
-  }
+  for (const Case& c : cases) expect_like_direct<StridedWinograd3x3>(c, 2);
   // Each tap reaches the output through its own phase: a filter with a single
   // non-zero tap picks the strided input at that tap's offset (to rounding:
   // the transforms add and subtract neighbours that cancel).
@@ -163,7 +152,7 @@ TEST(StridedWinograd3x3, ABatchSplitIntoChunksIsEveryImageAlone) {
   const at::Tensor bias = at::randn({16});
   const at::Tensor batch = at::randn({3, 512, 64, 64});
   const at::Tensor together = expect_batch_is_every_image_alone(StridedWinograd3x3(weight, bias), batch);
-  EXPECT_LT(relative_error(together, direct_strided_in_double(batch, weight, bias)), 1e-5);
+  EXPECT_LT(relative_error(together, direct_in_double(batch, weight, bias, 2)), 1e-5);
 }
 
 TEST(StridedWinograd3x3, StridedInputsReadTheSameAndBadInputsNameTheExpectedShape) {
@@ -206,7 +195,7 @@ TEST(FixedConv2d, RunsWideStrideOne3x3ConvolutionsAsWinogradAndOthersDirectly) {
   const at::Tensor strided_bias = at::randn({many});
   const at::Tensor small = at::randn({1, 8, 9, 9});
   EXPECT_LT(relative_error(FixedConv2d(strided_weight, strided_bias, 2, 1)(small),
-                           direct_strided_in_double(small, strided_weight, strided_bias)),
+                           direct_in_double(small, strided_weight, strided_bias, 2)),
             1e-5);
 }
 
