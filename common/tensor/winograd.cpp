@@ -253,7 +253,7 @@ at::Tensor StridedWinograd3x3::operator()(const at::Tensor& input_any) const {
   const float* bias = bias_.defined() ? bias_.data_ptr<float>() : nullptr;
   for (int64_t first = 0; first < n_images; first += chunk) {
     const int64_t count = std::min(chunk, n_images - first);
-    std::vector<at::Tensor> v(4);  // per phase: [points, C_in, N · tiles]
+    at::Tensor v[4];  // per phase: [points, C_in, images · tiles]
     for (int phase = 0; phase < 4; ++phase)
       v[phase] = at::empty({points[phase], channels, count * per_image[phase]}, input.options());
     float* v_data[4];

@@ -22,17 +22,20 @@
 
 int main(int argc, char** argv) {
   int64_t batch = 1;
-  int threads = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--batch") == 0) batch = std::atoll(argv[i + 1]);
-    else if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "usage: e4e_forwards [--batch N] [--threads T]\n");
+  int64_t threads = 2;
+  for (int i = 1; i < argc; i += 2) {
+    const bool known = std::strcmp(argv[i], "--batch") == 0 || std::strcmp(argv[i], "--threads") == 0;
+    char* end = nullptr;
+    const long long value = i + 1 < argc ? std::strtoll(argv[i + 1], &end, 10) : 0;
+    if (!known || end == nullptr || *end != '\0' || value < 1) {
+      std::fprintf(stderr, "e4e_forwards: expected --batch N and --threads T with N, T >= 1; got '%s'%s%s\n",
+                   argv[i], i + 1 < argc ? " " : "", i + 1 < argc ? argv[i + 1] : " (no value)");
       return 2;
     }
+    (std::strcmp(argv[i], "--batch") == 0 ? batch : threads) = value;
   }
   feu::tensor::set_cpu_allocation_cache(feu::tensor::kDefaultCpuAllocationCacheBytes);
-  at::set_num_threads(threads);
+  at::set_num_threads(static_cast<int>(threads));
   const feu::face::E4eEncoder encoder = feu::face::E4eEncoder::random(feu::face::E4eConfig::ffhq(), 0);
   const at::Tensor faces = at::randint(0, 256, {batch, 256, 256, 3}, at::kByte);
   encoder.encode_aligned(faces);  // warm-up
