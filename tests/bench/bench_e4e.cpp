@@ -1,8 +1,8 @@
 // e4e at the released widths (IR-SE50 64/128/256/512, w_dim 512, 18 styles;
 // random weights cost what trained ones do) on CPU, at batch 1 and 8: part of
 // bench_face. The reference side is tests/bench/reference_e4e.py (e4e's
-// PyTorch modules, same widths); tests/bench/compare_e4e.py runs both on the
-// same machine a forward at a time (build/bin/e4e_forwards is this side).
+// PyTorch modules, same widths); tests/bench/compare_forwards.py runs both on
+// the same machine a forward at a time (build/bin/model_forwards is this side).
 // The target is at most 0.8x the reference. One image is 145 GFLOP as direct
 // convolutions, ~104 G as feu computes it (Winograd, tensor/winograd.h).
 // Second argument: ATen intra-op threads.

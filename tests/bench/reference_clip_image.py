@@ -2,11 +2,15 @@
 """OpenAI CLIP's ViT-B/32 image tower, as clip/model.py builds it
 (VisionTransformer: patch conv, class token, ln_pre, 12 ResidualAttentionBlocks
 with nn.MultiheadAttention and QuickGELU, ln_post, proj), timed on CPU with
-random weights: the reference side of bench_clip's BM_ImageEncoder.
+random weights: the reference side of bench_clip's BM_ImageEncoder. With
+--serve it prints "ready", then runs one forward per line read from stdin and
+prints its wall time in ms: the protocol of build/bin/model_forwards, for
+tests/bench/compare_forwards.py --model clip_image.
 
-    /usr/bin/python3 tests/bench/reference_clip_image.py [--batch 8] [--threads 2]
+    /usr/bin/python3 tests/bench/reference_clip_image.py [--batch 8] [--threads 2] [--serve]
 """
 import argparse
+import sys
 import time
 from collections import OrderedDict
 
@@ -66,12 +70,20 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--serve", action="store_true", help="one timed forward per stdin line")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = VisionTransformer().eval()
     pixels = torch.randn(args.batch, 3, 224, 224)
     with torch.no_grad():
         model(pixels)  # warm-up
+        if args.serve:
+            print("ready", flush=True)
+            for _ in sys.stdin:
+                start = time.perf_counter()
+                model(pixels)
+                print(f"{1000 * (time.perf_counter() - start):.1f}", flush=True)
+            return
         runs, start = 0, time.perf_counter()
         while time.perf_counter() - start < args.seconds:
             model(pixels)

@@ -10,7 +10,7 @@ weights: the reference side of bench_face's BM_E4E.
 Prints the median ms per image of --runs timed forwards (after a warm-up) for
 each batch size. With --serve it prints "ready", then runs one forward of the
 first batch size per line read from stdin and prints its wall time in ms: the
-protocol of build/bin/e4e_forwards, for tests/bench/compare_e4e.py. With --check E4E.pt FIXTURE.h5 it first loads the parity
+protocol of build/bin/model_forwards, for tests/bench/compare_forwards.py. With --check E4E.pt FIXTURE.h5 it first loads the parity
 fixture's small checkpoint (shared/parity/e4e_small.pt) and reproduces its W+,
 so the timed network is known to be e4e's.
 """

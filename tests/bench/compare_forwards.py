@@ -1,14 +1,15 @@
 #!/usr/bin/python3
-"""feu's e4e against the reference modules on this machine, a forward at a time.
+"""feu's e4e or CLIP image tower against the reference on this machine, a forward at a time.
 
-Starts build/bin/e4e_forwards and tests/bench/reference_e4e.py --serve (both at
-the released widths with random weights, the same batch and threads), then
+Starts build/bin/model_forwards --model M and the reference's --serve side
+(tests/bench/reference_e4e.py or reference_clip_image.py; both at the released
+sizes with random weights, the same batch and threads), then
 alternates single forwards between them, swapping which goes first every
 round, and reports the ratio feu / reference of each round's pair. A shared
 VM's speed drifts by ±20% between minutes; two adjacent forwards see nearly
 the same machine, so the paired ratios spread far less than separate runs.
 
-    /usr/bin/python3 tests/bench/compare_e4e.py [--rounds 20] [--batch 1] [--threads 2]
+    /usr/bin/python3 tests/bench/compare_forwards.py --model e4e|clip_image [--rounds 20] [--batch 1] [--threads 2]
 """
 import argparse
 import os
@@ -18,6 +19,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+REFERENCES = {"e4e": "reference_e4e.py", "clip_image": "reference_clip_image.py"}
 
 
 def start(command):
@@ -36,14 +38,15 @@ def forward(process):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(REFERENCES), required=True)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--feu", default=os.path.join(ROOT, "build", "bin", "e4e_forwards"))
+    parser.add_argument("--feu", default=os.path.join(ROOT, "build", "bin", "model_forwards"))
     args = parser.parse_args()
     common = ["--batch", str(args.batch), "--threads", str(args.threads)]
-    ours = start([args.feu] + common)
-    reference = start([sys.executable, os.path.join(HERE, "reference_e4e.py"), "--serve"] + common)
+    ours = start([args.feu, "--model", args.model] + common)
+    reference = start([sys.executable, os.path.join(HERE, REFERENCES[args.model]), "--serve"] + common)
     ratios, ours_ms, reference_ms = [], [], []
     for round_index in range(args.rounds):
         if round_index % 2 == 0:
@@ -59,7 +62,7 @@ def main():
         process.stdin.close()
         process.wait()
     quartiles = statistics.quantiles(ratios, n=4)
-    print(f"e4e batch {args.batch}, {args.threads} threads, {args.rounds} rounds: feu median "
+    print(f"{args.model} batch {args.batch}, {args.threads} threads, {args.rounds} rounds: feu median "
           f"{statistics.median(ours_ms):.0f} ms, reference median {statistics.median(reference_ms):.0f} ms per image; "
           f"ratio feu/reference median {statistics.median(ratios):.3f} "
           f"(quartiles {quartiles[0]:.3f}–{quartiles[2]:.3f}, range {min(ratios):.3f}–{max(ratios):.3f})")
