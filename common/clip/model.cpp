@@ -1,13 +1,16 @@
 // OpenAI CLIP forward passes in ATen (specs/clip.md §1-§4).
 #include "clip/model.h"
+#include "clip/quick_gelu.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -161,6 +164,61 @@ bool converted_to_fp16(const std::string& name) {
 }
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
+
+// x += h·weightᵀ + bias in place (nn.Linear added to the residual stream):
+// the GEMM accumulates into x, so there is no separate sum or its allocation.
+// x: [..., out] contiguous; h: [..., in].
+void add_linear(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight, const at::Tensor& bias) {
+  at::Tensor rows = x.view({-1, x.size(-1)});
+  rows.add_(bias).addmm_(h.reshape({-1, h.size(-1)}), weight.t());
+}
+
+// nn.MultiheadAttention's core, per head h: softmax(q_h·k_hᵀ / √64 + mask)·v_h.
+// q: [N, Lq, D]; k, v: [N, L, D] (views into packed projections are fine);
+// mask: undefined, or additive [Lq, L] or [N, Lq, L]. Returns [N, Lq, D].
+at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                                const at::Tensor& mask) {
+  const int64_t n = q.size(0), lq = q.size(1), l = k.size(1), d = q.size(2), width = d / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(width));
+  if (!q.is_cpu() || q.scalar_type() != at::kFloat) {
+    auto split = [&](const at::Tensor& t) { return t.view({n, t.size(1), heads, width}).transpose(1, 2); };
+    at::Tensor scores = at::matmul(split(q) * scale, split(k).transpose(-2, -1));  // [N, heads, Lq, L]
+    if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask);
+    return at::matmul(at::softmax(scores, -1), split(v)).transpose(1, 2).reshape({n, lq, d});
+  }
+  // On the CPU a batched matmul runs its N·heads small products one after
+  // another on one thread (each is too small for BLAS to split); here the
+  // threads take contiguous runs of (image, head) pairs. The scale is applied
+  // to the scores: with √64 = 8 a power of two, q·kᵀ/8 is (q/8)·kᵀ exactly.
+  auto each_run = [&](const std::function<void(int64_t, int64_t, int64_t)>& products) {
+    at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
+      c10::InferenceMode guard;  // thread-local: the workers take the caller's mode
+      for (int64_t i = begin; i < end;) {
+        const int64_t image = i / heads, first = i % heads, count = std::min(heads - first, end - i);
+        products(image, first, count);
+        i += count;
+      }
+    });
+  };
+  // One image's rows [L, D] as heads [count, L, 64].
+  auto heads_of = [&](const at::Tensor& t, int64_t image, int64_t first, int64_t count) {
+    return t.select(0, image).narrow(1, first * width, count * width).view({t.size(1), count, width}).transpose(0, 1);
+  };
+  at::Tensor scores = at::empty({n, heads, lq, l}, q.options());
+  each_run([&](int64_t image, int64_t first, int64_t count) {
+    at::Tensor out = scores.select(0, image).narrow(0, first, count);
+    at::bmm_out(out, heads_of(q, image, first, count), heads_of(k, image, first, count).transpose(1, 2));
+  });
+  scores.mul_(scale);
+  if (mask.defined()) scores.add_(mask.dim() == 3 ? mask.unsqueeze(1) : mask);
+  const at::Tensor weights = at::_softmax(scores, -1, false);
+  at::Tensor attended = at::empty({n, lq, d}, q.options());
+  each_run([&](int64_t image, int64_t first, int64_t count) {
+    at::Tensor out = heads_of(attended, image, first, count);
+    at::bmm_out(out, weights.select(0, image).narrow(0, first, count), heads_of(v, image, first, count));
+  });
+  return attended;
+}
 
 }  // namespace
 
@@ -323,10 +381,12 @@ const at::Tensor& ClipModel::param(const std::string& name) const {
 
 // x: [N, L, D]. Pre-LN residual attention blocks (nn.MultiheadAttention math:
 // packed q/k/v rows, q scaled by 1/sqrt(64) before q k^T, additive mask).
+// With `pooled` ([N] positions) only those rows leave the last block, as [N, D]:
+// the towers read nothing else, and there only their queries, the MLP and the
+// projections are computed, against every row's keys and values.
 at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64_t layers, int64_t heads,
-                                  const at::Tensor& mask) const {
-  const int64_t n = x.size(0), l = x.size(1), d = x.size(2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d / heads));
+                                  const at::Tensor& mask, const at::Tensor& pooled) const {
+  const int64_t n = x.size(0), d = x.size(2);
   // LayerNorm in fp32, result in the activations' dtype (the reference's LayerNorm subclass).
   auto layer_norm = [&](const at::Tensor& h, const std::string& name) {
     return at::layer_norm(h.to(at::kFloat), {d}, param(name + ".weight").to(at::kFloat),
@@ -335,22 +395,37 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
   };
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = prefix + std::to_string(i) + ".";
+    const at::Tensor& in_weight = param(p + "attn.in_proj_weight");
+    const at::Tensor& in_bias = param(p + "attn.in_proj_bias");
     at::Tensor h = layer_norm(x, p + "ln_1");
-    at::Tensor qkv = at::linear(h, param(p + "attn.in_proj_weight"), param(p + "attn.in_proj_bias"));
-    // [N, L, 3D] -> 3 x [N, heads, L, 64]
-    at::Tensor q = qkv.narrow(2, 0, d).view({n, l, heads, d / heads}).transpose(1, 2);
-    at::Tensor k = qkv.narrow(2, d, d).view({n, l, heads, d / heads}).transpose(1, 2);
-    at::Tensor v = qkv.narrow(2, 2 * d, d).view({n, l, heads, d / heads}).transpose(1, 2);
-    at::Tensor scores = at::matmul(q * scale, k.transpose(-2, -1));  // [N, heads, L, L]
-    if (mask.defined()) scores = scores + mask;
-    at::Tensor attn = at::matmul(at::softmax(scores, -1), v);  // [N, heads, L, 64]
-    attn = attn.transpose(1, 2).reshape({n, l, d});
-    x = x + at::linear(attn, param(p + "attn.out_proj.weight"), param(p + "attn.out_proj.bias"));
+    at::Tensor q, k, v, row_mask = mask;
+    if (!pooled.defined() || i + 1 < layers) {
+      at::Tensor qkv = at::linear(h, in_weight, in_bias);  // [N, L, 3D]
+      q = qkv.narrow(2, 0, d);
+      k = qkv.narrow(2, d, d);
+      v = qkv.narrow(2, 2 * d, d);
+    } else {
+      const at::Tensor rows = pooled.view({n, 1, 1}).expand({n, 1, d});
+      at::Tensor kv = at::linear(h, in_weight.narrow(0, d, 2 * d), in_bias.narrow(0, d, 2 * d));  // [N, L, 2D]
+      k = kv.narrow(2, 0, d);
+      v = kv.narrow(2, d, d);
+      q = at::linear(h.gather(1, rows), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
+      x = x.gather(1, rows);
+      if (mask.defined()) row_mask = mask.index_select(0, pooled).unsqueeze(1);  // [N, 1, L]
+    }
+    add_linear(x, multi_head_attention(q, k, v, heads, row_mask), param(p + "attn.out_proj.weight"),
+               param(p + "attn.out_proj.bias"));
     h = layer_norm(x, p + "ln_2");
-    h = at::linear(h, param(p + "mlp.c_fc.weight"), param(p + "mlp.c_fc.bias"));
-    x = x + at::linear(quick_gelu(h), param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
+    const at::Tensor &fc_weight = param(p + "mlp.c_fc.weight"), &fc_bias = param(p + "mlp.c_fc.bias");
+    if (h.is_cpu() && h.scalar_type() == at::kFloat) {
+      h = at::mm(h.reshape({-1, d}), fc_weight.t());  // the bias comes with the activation, in the same pass
+      add_bias_quick_gelu_(h, fc_bias);
+    } else {
+      h = quick_gelu(at::linear(h, fc_weight, fc_bias));
+    }
+    add_linear(x, h, param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
   }
-  return x;
+  return pooled.defined() ? x.select(1, 0) : x;
 }
 
 at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
@@ -363,16 +438,23 @@ at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
   const auto dtype = fp16_ ? at::kHalf : at::kFloat;
   const int64_t width = config_.vision_width;
   at::Tensor x = pixels.to(device(), dtype);
-  x = at::conv2d(x, param("visual.conv1.weight"), {}, config_.vision_patch_size);  // [N, W, g, g]
-  const int64_t n = x.size(0);
-  x = x.reshape({n, width, -1}).permute({0, 2, 1});                                 // [N, g*g, W]
+  // conv1 (kernel = stride = patch, no bias) as the GEMM it is: patches [N·g², 3·P²] times its weight
+  // viewed as [W, 3·P²] (one GEMM instead of a convolution's overhead).
+  const int64_t n = x.size(0), patch = config_.vision_patch_size, grid = r / patch;
+  at::Tensor patches = x.reshape({n, 3, grid, patch, grid, patch})
+                           .permute({0, 2, 4, 1, 3, 5})
+                           .reshape({n * grid * grid, 3 * patch * patch});
+  x = at::mm(patches, param("visual.conv1.weight").reshape({width, 3 * patch * patch}).t())
+          .view({n, grid * grid, width});  // [N, g*g, W]
   at::Tensor cls = param("visual.class_embedding").to(dtype).view({1, 1, width}).expand({n, 1, width});
   x = at::cat({cls, x}, 1) + param("visual.positional_embedding").to(dtype);        // [N, 1+g*g, W]
   x = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_pre.weight").to(at::kFloat),
                      param("visual.ln_pre.bias").to(at::kFloat), kLayerNormEps)
           .to(dtype);
-  x = transformer(x, "visual.transformer.resblocks.", config_.vision_layers, config_.vision_heads(), at::Tensor());
-  at::Tensor cls_out = at::layer_norm(x.select(1, 0).to(at::kFloat), {width}, param("visual.ln_post.weight").to(at::kFloat),
+  const at::Tensor class_token = at::zeros({n}, at::TensorOptions(device()).dtype(at::kLong));
+  x = transformer(x, "visual.transformer.resblocks.", config_.vision_layers, config_.vision_heads(), at::Tensor(),
+                  class_token);  // [N, W]
+  at::Tensor cls_out = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_post.weight").to(at::kFloat),
                                       param("visual.ln_post.bias").to(at::kFloat), kLayerNormEps)
                            .to(dtype);
   return at::matmul(cls_out, param("visual.proj")).to(at::kFloat);  // [N, E]
@@ -401,12 +483,10 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
   at::Tensor x = at::embedding(param("token_embedding.weight"), ids.narrow(1, 0, length)).to(dtype);
   x = x + param("positional_embedding").narrow(0, 0, length).to(dtype);                 // [M, length, W]
   at::Tensor mask = causal_mask_.narrow(0, 0, length).narrow(1, 0, length);
-  x = transformer(x, "transformer.resblocks.", config_.text_layers, config_.text_heads(), mask);
-  x = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),
-                     param("ln_final.bias").to(at::kFloat), kLayerNormEps)
-          .to(dtype);
-  const int64_t m = x.size(0), w = x.size(2);
-  at::Tensor pooled = x.gather(1, eot.view({m, 1, 1}).expand({m, 1, w})).squeeze(1);  // x[i, eot[i]] -> [M, W]
+  x = transformer(x, "transformer.resblocks.", config_.text_layers, config_.text_heads(), mask, eot);  // x[i, eot[i]]
+  at::Tensor pooled = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),
+                                     param("ln_final.bias").to(at::kFloat), kLayerNormEps)
+                          .to(dtype);                                   // [M, W]
   return at::matmul(pooled, param("text_projection")).to(at::kFloat);  // [M, E]
 }
 

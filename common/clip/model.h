@@ -73,7 +73,7 @@ class ClipModel {
                                    bool fp16, const std::string& source);
   const at::Tensor& param(const std::string& name) const;
   at::Tensor transformer(at::Tensor x, const std::string& prefix, int64_t layers, int64_t heads,
-                         const at::Tensor& mask) const;
+                         const at::Tensor& mask, const at::Tensor& pooled) const;
 
   ClipConfig config_;
   std::map<std::string, at::Tensor> params_;

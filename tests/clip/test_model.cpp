@@ -1,11 +1,13 @@
 // CLIP encoders against the reference (parity/clip_small.pt -> clip_small.h5),
 // checkpoint formats and errors.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <functional>
 #include <iostream>
 
 #include "clip/model.h"
+#include "clip/quick_gelu.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/h5.h"
@@ -99,6 +101,63 @@ TEST(ClipModel, RandomModelShapesAndDeterminism) {
   EXPECT_EQ(loaded.config().vocab_size, 1000);
   EXPECT_EQ(loaded.config().to_json(), config.to_json());
   EXPECT_TRUE(at::allclose(loaded.encode_image(pixels), ia, 1e-5, 1e-6));
+}
+
+// The CPU attention hands each thread a contiguous run of (image, head)
+// pairs, which may start and end inside an image; the last block computes
+// only the pooled rows. Neither may make an embedding depend on the batch
+// around it or on the thread count. Three heads, so that runs split images.
+TEST(ClipModel, EmbeddingsDoNotDependOnTheBatchOrTheThreads) {
+  ClipConfig config = ClipConfig::small(/*vocab_size=*/1000);
+  config.vision_width = config.text_width = 192;
+  config.vision_layers = config.text_layers = 3;
+  const ClipModel model = ClipModel::random(config, 3, at::kCPU);
+  const at::Tensor pixels = at::randn({3, 3, 32, 32});
+  at::Tensor tokens = at::zeros({3, 77}, at::kLong);
+  const std::vector<std::vector<int64_t>> prompts = {{998, 5, 17, 999}, {998, 999}, {998, 40, 41, 42, 43, 44, 999}};
+  for (int64_t i = 0; i < 3; ++i)
+    for (size_t j = 0; j < prompts[i].size(); ++j) tokens[i][static_cast<int64_t>(j)] = prompts[i][j];
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor images = model.encode_image(pixels), texts = model.encode_text(tokens);
+  for (int threads : {2, 4, 5}) {
+    at::set_num_threads(threads);
+    EXPECT_LT(relative_error(model.encode_image(pixels), images), 1e-6) << threads << " threads";
+    EXPECT_LT(relative_error(model.encode_text(tokens), texts), 1e-6) << threads << " threads";
+    for (int64_t i = 0; i < 3; ++i) {
+      EXPECT_LT(relative_error(model.encode_image(pixels.narrow(0, i, 1)), images.narrow(0, i, 1)), 1e-5) << i;
+      EXPECT_LT(relative_error(model.encode_text(tokens.narrow(0, i, 1)), texts.narrow(0, i, 1)), 1e-5) << i;
+    }
+  }
+  at::set_num_threads(threads_before);
+}
+
+TEST(ClipQuickGelu, MatchesTheFormulaInEveryLaneAndRejectsWhatItCannotTake) {
+  // 37 rows x 77 columns: neither the threads' 16-row grain nor the 8 lanes divide them.
+  at::Tensor h = at::randn({37, 77}) * 4;
+  h[0][0] = 0.0f, h[0][1] = -100.0f, h[0][2] = 100.0f, h[0][3] = -30.0f, h[0][4] = 1e-30f;
+  const at::Tensor bias = at::randn({77});
+  bias[0] = bias[1] = bias[2] = bias[3] = bias[4] = 0.0f;
+  const at::Tensor x = (h + bias).to(at::kDouble);
+  // The reference's float32 ops round 1.702·x to float32, as the kernel does; where exp's argument is
+  // 16 that rounding alone moves the result by 1e-6, so the expectation rounds it too.
+  const at::Tensor expected = x * at::sigmoid(((h + bias) * 1.702).to(at::kDouble));
+  at::Tensor got = h.clone();
+  add_bias_quick_gelu_(got, bias);
+  const at::Tensor error = (got.to(at::kDouble) - expected).abs();
+  const at::Tensor relative = error / (expected.abs() + 1e-38);
+  const int64_t worst = relative.argmax().item<int64_t>();
+  EXPECT_LT(relative.max().item<double>(), 1e-6) << "at x = " << x.view(-1)[worst].item<double>();
+  EXPECT_EQ(got[0][0].item<float>(), 0.0f);
+  EXPECT_EQ(got[0][1].item<float>(), 0.0f);  // exp overflows to infinity: -100 / inf
+  EXPECT_EQ(got[0][2].item<float>(), 100.0f);
+
+  at::Tensor transposed = at::randn({77, 37}).t();
+  expect_error([&] { add_bias_quick_gelu_(transposed, bias); }, ErrorCode::kInvalidArgument, "contiguous CPU float32");
+  at::Tensor wide = at::randn({4, 78});
+  expect_error([&] { add_bias_quick_gelu_(wide, bias); }, ErrorCode::kInvalidArgument, "bias [width]");
+  at::Tensor doubles = at::randn({4, 77}, at::kDouble);
+  expect_error([&] { add_bias_quick_gelu_(doubles, bias); }, ErrorCode::kInvalidArgument, "float32");
 }
 
 TEST(ClipModel, BadInputs) {
