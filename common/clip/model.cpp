@@ -387,6 +387,8 @@ const at::Tensor& ClipModel::param(const std::string& name) const {
 at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64_t layers, int64_t heads,
                                   const at::Tensor& mask, const at::Tensor& pooled) const {
   const int64_t n = x.size(0), d = x.size(2);
+  const at::Tensor pooled_index = pooled.defined() ? pooled.view({n, 1, 1}).expand({n, 1, d}) : at::Tensor();
+  if (pooled_index.defined() && layers == 0) return x.gather(1, pooled_index).select(1, 0);
   // LayerNorm in fp32, result in the activations' dtype (the reference's LayerNorm subclass).
   auto layer_norm = [&](const at::Tensor& h, const std::string& name) {
     return at::layer_norm(h.to(at::kFloat), {d}, param(name + ".weight").to(at::kFloat),
@@ -399,18 +401,17 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     const at::Tensor& in_bias = param(p + "attn.in_proj_bias");
     at::Tensor h = layer_norm(x, p + "ln_1");
     at::Tensor q, k, v, row_mask = mask;
-    if (!pooled.defined() || i + 1 < layers) {
+    if (!pooled_index.defined() || i + 1 < layers) {
       at::Tensor qkv = at::linear(h, in_weight, in_bias);  // [N, L, 3D]
       q = qkv.narrow(2, 0, d);
       k = qkv.narrow(2, d, d);
       v = qkv.narrow(2, 2 * d, d);
     } else {
-      const at::Tensor rows = pooled.view({n, 1, 1}).expand({n, 1, d});
       at::Tensor kv = at::linear(h, in_weight.narrow(0, d, 2 * d), in_bias.narrow(0, d, 2 * d));  // [N, L, 2D]
       k = kv.narrow(2, 0, d);
       v = kv.narrow(2, d, d);
-      q = at::linear(h.gather(1, rows), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
-      x = x.gather(1, rows);
+      q = at::linear(h.gather(1, pooled_index), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
+      x = x.gather(1, pooled_index);
       if (mask.defined()) row_mask = mask.index_select(0, pooled).unsqueeze(1);  // [N, 1, L]
     }
     add_linear(x, multi_head_attention(q, k, v, heads, row_mask), param(p + "attn.out_proj.weight"),
@@ -425,7 +426,7 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     }
     add_linear(x, h, param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
   }
-  return pooled.defined() ? x.select(1, 0) : x;
+  return pooled_index.defined() ? x.select(1, 0) : x;
 }
 
 at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
