@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU check: builds feu's CUDA tests and GPU benchmark against the GPU machine's own
 # CUDA PyTorch, runs them, and writes gpu-check.json and gpu-check.txt (a short table) to a folder.
-# The benchmark covers 1024² synthesis eager vs CUDA graph and fp32 vs fp16 (batch 1, 16, 64),
-# CLIP, retrieval and Δi (bench_cuda), then the daemon on the GPU at real sizes with random
-# weights (bench_daemon: one edit end to end p50/p95 with a new and a repeated instruction,
-# edits/s with 8 clients).
+# The benchmark covers 1024² synthesis eager vs CUDA graph, fp32 vs fp16 and non-fused vs grouped
+# modulation (batch 1, 16, 64), CLIP, retrieval and Δi (bench_cuda), then the daemon on the GPU
+# at real sizes with random weights (bench_daemon: one edit end to end p50/p95 with a new and a
+# repeated instruction, edits/s with 8 clients).
 #
 # Here (with a package registry), once:   scripts/gpu-check.sh --fetch-debs
 #   downloads into .devdeps/ the Debian packages of feu's dependencies (and the libraries they

@@ -82,6 +82,9 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   if (out.num_fp16_res < 0)
     models.fail("num_fp16_res", "must be the number of highest-resolution blocks in reduced precision, >= 0");
   out.cuda_graphs = models.get<bool>("cuda_graphs", out.cuda_graphs);
+  out.modulation = models.get<std::string>("modulation", out.modulation);
+  if (out.modulation != "auto" && out.modulation != "non_fused" && out.modulation != "grouped")
+    models.fail("modulation", "must be auto, non_fused or grouped, got '" + out.modulation + "'");
   models.finish();
   const ConfigMap artifacts = root.child("artifacts");
   out.artifacts_root = artifacts.path("root");

@@ -44,6 +44,8 @@ namespace feu::edit {
 //            e4e: e4e_ffhq_encode.pt|.h5 (optional: photos are edited only with it),
 //            precision: fp32|fp16|bf16 (synthesis; fp16 needs cuda), num_fp16_res: 4,
 //            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda),
+//            modulation: auto | non_fused | grouped (fp32 modulated convolutions; auto: measured
+//            at load on cuda, non_fused on the cpu),
 //            cpu_render_lanes: 0 (auto), cpu_allocation_cache_mb: auto | MB}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
 //              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
@@ -74,6 +76,10 @@ struct EngineConfig {
   std::string precision = "fp32";
   int num_fp16_res = 4;
   bool cuda_graphs = true;  // on a CUDA device, synthesis replays CUDA graphs per batch bucket
+  // How the fp32 modulated convolutions run (stylegan2::Modulation): "auto" times both at load on
+  // a CUDA device at the largest graph bucket (stylegan2::measure_modulation) and keeps the
+  // faster; on the CPU it is non_fused, which has the CPU's own faster forms.
+  std::string modulation = "auto";
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload

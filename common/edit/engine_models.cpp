@@ -275,9 +275,19 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
         "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +
             "; use bf16 or fp32 on the CPU");
-  const stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
-                                          .with_precision(stylegan2::parse_precision(config.precision),
-                                                          config.num_fp16_res);
+  stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
+                                    .with_precision(stylegan2::parse_precision(config.precision),
+                                                    config.num_fp16_res);
+  if (config.modulation != "auto") {
+    loaded = loaded.with_modulation(stylegan2::parse_modulation(config.modulation));
+  } else if (device.is_cuda()) {
+    const int64_t batch = stylegan2::GraphedSynthesis::default_buckets().back();
+    const stylegan2::ModulationTiming timing = stylegan2::measure_modulation(loaded, batch);
+    loaded = loaded.with_modulation(timing.faster);
+    log_line(LogLevel::kInfo, "models.modulation auto: " + stylegan2::modulation_name(timing.faster) + " (batch " +
+                                  std::to_string(batch) + ": non_fused " + std::to_string(timing.non_fused_ms) +
+                                  " ms, grouped " + std::to_string(timing.grouped_ms) + " ms)");
+  }
   auto generator = std::make_shared<Stylegan2Generator>(loaded, config.cpu_render_lanes, config.cuda_graphs);
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),
                                                 clip::Tokenizer::load(config.vocab_path));

@@ -28,7 +28,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -55,7 +57,7 @@ struct LayerParams {
   at::Tensor affine_weight;          // [C_in, w_dim] × 1/sqrt(w_dim)
   at::Tensor affine_bias;            // [C_in]
   at::Tensor weight;                 // conv [C_out, C_in, 3, 3]; toRGB [C_img, C_in, 1, 1]
-  at::Tensor weight_t;               // conv0 on CUDA: [C_in, C_out, 3, 3] for conv_transpose2d
+  at::Tensor weight_t;               // conv0 on CUDA or grouped: [C_in, C_out, 3, 3] for conv_transpose2d
   at::Tensor phases[4];              // conv0 on CPU: polyphase sub-kernels ee, eo, oe, oo
   at::Tensor weight_sq;              // conv: [C_out, C_in] sum of squares over the 3×3 taps
   at::Tensor bias_scaled;            // conv: bias·√2; toRGB: bias
@@ -98,6 +100,7 @@ struct Generator::Impl {
   std::vector<LayerParams> layers;
   Precision precision = Precision::kFp32;
   int num_fp16_res = 0;
+  Modulation modulation = Modulation::kNonFused;
 
   void prepare();
   at::Tensor conv_layer_reduced(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
@@ -106,6 +109,8 @@ struct Generator::Impl {
                                  const LayerParams& L) const;
   at::Tensor conv_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
                         NoiseMode noise) const;
+  at::Tensor grouped_conv(const at::Tensor& x, const at::Tensor& s, const LayerParams& L) const;
+  at::Tensor fir_after_transposed_conv(const at::Tensor& t, int64_t channels) const;
   at::Tensor torgb_layer(const at::Tensor& x, const at::Tensor& s, const LayerParams& L) const;
   void run_layers(at::Tensor& x, at::Tensor& img, const std::vector<at::Tensor>& styles, int begin,
                   int end, NoiseMode noise) const;
@@ -174,9 +179,8 @@ void Generator::Impl::prepare() {
           L.phases[1] = sub(even, odd);
           L.phases[2] = sub(odd, even);
           L.phases[3] = sub(odd, odd);
-        } else {
-          L.weight_t = L.weight.transpose(0, 1).contiguous();
         }
+        if (!cpu || modulation == Modulation::kGrouped) L.weight_t = L.weight.transpose(0, 1).contiguous();
       }
     } else {
       L.bias_scaled = W(L.prefix + ".bias");
@@ -336,7 +340,8 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
   // resolution where a sample's input outgrows the 3×3 kernels (H·W >= 9·C_out).
   // Batching those layers measured slower per image than batch 1
   // (bench_stylegan2: 1.92 s against 1.22 s at 1024², batch 4).
-  if (device.is_cpu() && N > 1 && H * Wd >= 9 * L.cout) {
+  const bool grouped = modulation == Modulation::kGrouped;
+  if (!grouped && device.is_cpu() && N > 1 && H * Wd >= 9 * L.cout) {
     std::vector<at::Tensor> samples;
     for (int64_t n = 0; n < N; ++n) samples.push_back(conv_layer(x.narrow(0, n, 1), s.narrow(0, n, 1), L, noise_mode));
     return at::cat(samples, 0);
@@ -344,10 +349,12 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
   // Demodulation coefficients [N, C_out], with √2 folded in.
   at::Tensor d = at::rsqrt(at::matmul(s.square(), L.weight_sq.t()) + 1e-8) * kSqrt2;
   const bool fold = device.is_cpu() && N == 1;
-  const at::Tensor xs = fold ? x : x * s.view({N, L.cin, 1, 1});
+  const at::Tensor xs = fold || grouped ? x : x * s.view({N, L.cin, 1, 1});
   auto modulated = [&](const at::Tensor& w) { return fold ? w * s.view({1, L.cin, 1, 1}) : w; };
   at::Tensor y;
-  if (!L.up) {
+  if (grouped) {
+    y = grouped_conv(x, s, L);
+  } else if (!L.up) {
     y = device.is_cpu()
             ? feu::conv2d(xs, modulated(L.weight), at::Tensor(), 1, 1)
             : at::conv2d(xs, L.weight, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1});
@@ -365,11 +372,7 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
       }
     y = fir_from_phases_cpu(phases);
   } else {
-    at::Tensor t =
-        at::conv_transpose2d(xs, L.weight_t, {}, at::IntArrayRef{2, 2});  // [N, C_out, 2H+1, 2W+1]
-    at::Tensor k = fir2d.view({1, 1, 4, 4}).expand({L.cout, 1, 4, 4}).contiguous();
-    y = at::conv2d(t, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1},
-                   L.cout);
+    y = fir_after_transposed_conv(at::conv_transpose2d(xs, L.weight_t, {}, at::IntArrayRef{2, 2}), L.cout);
   }
   y = y.contiguous();
   at::Tensor noise;
@@ -389,6 +392,32 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
     if (clamp > 0) y.clamp_(-clamp, clamp);
   }
   return y;
+}
+
+// t: the transposed convolution's [N, C, 2H+1, 2W+1]; the 4×4 FIR (pad 1, gain 4) as a
+// depthwise convolution -> [N, C, 2H, 2W].
+at::Tensor Generator::Impl::fir_after_transposed_conv(const at::Tensor& t, int64_t channels) const {
+  const at::Tensor k = fir2d.view({1, 1, 4, 4}).expand({channels, 1, 4, 4}).contiguous();
+  return at::conv2d(t, k, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1}, channels);
+}
+
+// Modulation::kGrouped: every sample's weights scaled by its styles, the batch folded into the
+// channels, x [N, C_in, H, W] -> [1, N·C_in, H, W], one convolution of N groups. Returns
+// [N, C_out, H', W'] before demodulation, like the non-fused forms.
+at::Tensor Generator::Impl::grouped_conv(const at::Tensor& x, const at::Tensor& s, const LayerParams& L) const {
+  const int64_t N = x.size(0), H = x.size(2), Wd = x.size(3);
+  const at::Tensor folded = x.reshape({1, N * L.cin, H, Wd});
+  if (!L.up) {
+    const at::Tensor w = (L.weight.unsqueeze(0) * s.view({N, 1, L.cin, 1, 1})).reshape({N * L.cout, L.cin, 3, 3});
+    const at::Tensor y = at::conv2d(folded, w, {}, at::IntArrayRef{1, 1}, at::IntArrayRef{1, 1},
+                                    at::IntArrayRef{1, 1}, N);
+    return y.view({N, L.cout, H, Wd});
+  }
+  // conv_transpose2d's weight is [C_in, C_out / groups, 3, 3] per group, stacked over the groups.
+  const at::Tensor w = (L.weight_t.unsqueeze(0) * s.view({N, L.cin, 1, 1, 1})).reshape({N * L.cin, L.cout, 3, 3});
+  const at::Tensor t = at::conv_transpose2d(folded, w, {}, at::IntArrayRef{2, 2}, at::IntArrayRef{0, 0},
+                                            at::IntArrayRef{0, 0}, N);  // [1, N·C_out, 2H+1, 2W+1]
+  return fir_after_transposed_conv(t.view({N, L.cout, t.size(2), t.size(3)}), L.cout);
 }
 
 at::Tensor Generator::Impl::torgb_layer(const at::Tensor& x, const at::Tensor& s,
@@ -717,6 +746,16 @@ Generator Generator::with_precision(Precision precision, int num_fp16_res) const
   return Generator(std::move(impl));
 }
 
+Generator Generator::with_modulation(Modulation modulation) const {
+  at::NoGradGuard no_grad;
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->modulation = modulation;
+  impl->prepare();
+  return Generator(std::move(impl));
+}
+
+Modulation Generator::modulation() const { return impl_->modulation; }
+
 const at::Tensor& Generator::weight(const std::string& key) const {
   auto it = impl_->weights.find(key);
   check(it != impl_->weights.end(), ErrorCode::kNotFound, "generator has no weight '" + key + "'");
@@ -850,6 +889,42 @@ std::string precision_name(Precision precision) {
     case Precision::kFp32: break;
   }
   return "fp32";
+}
+
+ModulationTiming measure_modulation(const Generator& generator, int64_t batch, int repeats) {
+  check(batch >= 1 && repeats >= 1, ErrorCode::kInvalidArgument,
+        "measure_modulation: expected batch >= 1 and repeats >= 1, got batch " + std::to_string(batch) +
+            ", repeats " + std::to_string(repeats));
+  at::NoGradGuard no_grad;
+  const at::Tensor z = at::randn({batch, generator.config().z_dim},
+                                 at::TensorOptions(generator.device()).dtype(at::kFloat));
+  const std::vector<at::Tensor> styles = generator.styles_from_ws(generator.mapping(z));
+  auto best_ms = [&](const Generator& g) {
+    g.synthesize(styles).sum().item<double>();  // warm-up (cuDNN's algorithm search, allocator growth)
+    double best = std::numeric_limits<double>::infinity();
+    for (int r = 0; r < repeats; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      g.synthesize(styles).sum().item<double>();  // item() waits for the device
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  };
+  ModulationTiming timing;
+  timing.non_fused_ms = best_ms(generator.with_modulation(Modulation::kNonFused));
+  timing.grouped_ms = best_ms(generator.with_modulation(Modulation::kGrouped));
+  timing.faster = timing.grouped_ms < timing.non_fused_ms ? Modulation::kGrouped : Modulation::kNonFused;
+  return timing;
+}
+
+Modulation parse_modulation(const std::string& name) {
+  if (name == "non_fused") return Modulation::kNonFused;
+  if (name == "grouped") return Modulation::kGrouped;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown modulation '" + name + "' (expected non_fused or grouped)");
+}
+
+std::string modulation_name(Modulation modulation) {
+  return modulation == Modulation::kGrouped ? "grouped" : "non_fused";
 }
 
 NoiseMode parse_noise_mode(const std::string& name) {

@@ -103,6 +103,30 @@ enum class Precision { kFp32, kFp16, kBf16 };
 Precision parse_precision(const std::string& name);
 std::string precision_name(Precision precision);
 
+// How the fp32 modulated 3×3 convolutions of a batch run (NVlabs' fused_modconv switch).
+// kNonFused: the activations scaled by the styles, one convolution with the shared weights for
+// the whole batch, its outputs scaled by the demodulation coefficients. kGrouped: each sample's
+// weights scaled by its styles, the batch folded into the channels of one grouped convolution
+// (groups = N), then the same demodulation. The same sums either way; which is faster depends
+// on the device, the resolution and the batch, so it is chosen by measurement
+// (measure_modulation). Reduced-precision blocks and toRGB stay non-fused, as in NVlabs.
+enum class Modulation { kNonFused, kGrouped };
+// "non_fused" | "grouped"; invalid_argument otherwise.
+Modulation parse_modulation(const std::string& name);
+std::string modulation_name(Modulation modulation);
+
+// Synthesis of one batch of `batch` random style codes (from the generator's own mapping), timed
+// with each modulation on the generator's device: the fastest of `repeats` runs after a warm-up,
+// each run waited for. `faster` is the modulation with the lower time. Errors: invalid_argument
+// for batch or repeats < 1.
+struct ModulationTiming {
+  double non_fused_ms = 0;
+  double grouped_ms = 0;
+  Modulation faster = Modulation::kNonFused;
+};
+class Generator;
+ModulationTiming measure_modulation(const Generator& generator, int64_t batch, int repeats = 3);
+
 // How one style layer runs: the type of its activations and the clamp after its bias and
 // activation (< 0: none).
 struct LayerPrecision {
@@ -146,6 +170,11 @@ class Generator {
   // generator and a negative num_fp16_res are typed errors.
   Generator with_precision(Precision precision, int num_fp16_res = 4) const;
   Precision precision() const;
+  // This generator (the same weights) running its fp32 modulated convolutions as `modulation`.
+  // On the CPU the default (kNonFused) has its own faster forms; kGrouped runs there too, for
+  // tests.
+  Generator with_modulation(Modulation modulation) const;
+  Modulation modulation() const;
   int num_fp16_res() const;
   // How style layer `layer_index` runs under this generator's precision.
   LayerPrecision layer_precision(int layer_index) const;

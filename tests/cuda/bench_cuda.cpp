@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
     feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
     if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
     const auto g = feu::stylegan2::Generator::random(config, 0, device);
+    // Batches also with grouped modulation (NVlabs' fused_modconv), which models.modulation: auto
+    // weighs against the default at load.
+    const auto grouped = g.with_modulation(feu::stylegan2::Modulation::kGrouped);
     nlohmann::json r = {{"resolution", config.img_resolution}, {"precision", "fp32"}, {"mode", "eager"}};
     for (int64_t batch : {int64_t{1}, int64_t{16}, int64_t{64}}) {
       if (quick && batch > 16) break;
@@ -101,6 +104,10 @@ int main(int argc, char** argv) {
       const auto styles = g.styles_from_ws(g.mapping(at::randn({batch, config.z_dim}).to(device), 0.7));
       const double s = median_seconds(3, quick ? 3 : 20, [&] { return g.synthesize(styles); });
       r["batch_" + std::to_string(batch)] = {{"ms", s * 1e3}, {"img_per_s", batch / s}};
+      if (batch > 1) {
+        const double sg = median_seconds(2, quick ? 3 : 10, [&] { return grouped.synthesize(styles); });
+        r["batch_" + std::to_string(batch) + "_grouped"] = {{"ms", sg * 1e3}, {"img_per_s", batch / sg}};
+      }
     }
     return r;
   });

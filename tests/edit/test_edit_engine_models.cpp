@@ -131,6 +131,28 @@ TEST(EngineModels, Bf16SynthesisRendersLikeFp32) {
   EXPECT_GE(psnr, 36);  // measured 42.0 dB (the float images: 50.6 dB, test_stylegan2; 8-bit rounding adds)
 }
 
+TEST(EngineModels, GroupedModulationRendersLikeNonFused) {
+  const std::string config = demo().write_config(
+      "grouped", "k_pos: 10, k_neg: 10, beta: auto, min_channels: 5, alphas: [-2, 0, 2]", "demo/models/generator.h5",
+      ", modulation: grouped");
+  auto grouped = Engine::create(EngineConfig::load_file(config));
+  auto full = engine();
+  const std::vector<float> styles = full->generator().styles_from_seed(42, 0.7);
+  for (int64_t count : {1, 3}) {
+    std::vector<float> batch;
+    for (int64_t i = 0; i < count; ++i) batch.insert(batch.end(), styles.begin(), styles.end());
+    const std::vector<image::Image> a = full->generator().render(batch, count);
+    const std::vector<image::Image> b = grouped->generator().render(batch, count);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t k = 0; k < a.size(); ++k) {
+      ASSERT_EQ(a[k].rgb.size(), b[k].rgb.size());
+      int worst = 0;
+      for (size_t i = 0; i < a[k].rgb.size(); ++i) worst = std::max(worst, std::abs(int(a[k].rgb[i]) - int(b[k].rgb[i])));
+      EXPECT_LE(worst, 1) << "image " << k << " of " << count;  // the same sums; 8-bit rounding may differ by one
+    }
+  }
+}
+
 TEST(EngineModels, GlobalMethodAndLatentKinds) {
   auto e = engine();
   EditRequest request;
@@ -366,6 +388,11 @@ TEST(EngineConfig, SynthesisPrecisionIsValidated) {
   test::expect_error([&] { load("auto", ", precision: fp8"); }, ErrorCode::kConfigError, {"precision", "fp8", "bf16"});
   test::expect_error([&] { load("cpu", ", precision: fp16"); }, ErrorCode::kConfigError, {"precision", "fp16", "cuda"});
   test::expect_error([&] { load("auto", ", num_fp16_res: -1"); }, ErrorCode::kConfigError, {"num_fp16_res"});
+  EXPECT_EQ(plain.modulation, "auto");
+  EXPECT_EQ(load("cpu", ", modulation: grouped").modulation, "grouped");
+  EXPECT_EQ(load("cuda", ", modulation: non_fused").modulation, "non_fused");
+  test::expect_error([&] { load("auto", ", modulation: fused"); }, ErrorCode::kConfigError,
+                     {"modulation", "fused", "auto, non_fused or grouped"});
 }
 
 }  // namespace

@@ -85,6 +85,13 @@ void check_parity(const std::string& path) {
 
   std::vector<at::Tensor> edited = read_styles(f, "styles_edit", g.style_space());
   EXPECT_LE(worst.image(max_diff(g.synthesize(edited), read_tensor(f, "img_sedit"))), 1e-3);
+
+  // Grouped modulation (one grouped convolution per layer, NVlabs' fused_modconv) computes the same.
+  const Generator grouped = g.with_modulation(Modulation::kGrouped);
+  EXPECT_EQ(grouped.modulation(), Modulation::kGrouped);
+  EXPECT_LE(worst.image(max_diff(grouped.synthesize(styles, NoiseMode::kConst), read_tensor(f, "img_const"))), 1e-3);
+  EXPECT_LE(worst.image(max_diff(grouped.synthesize(edited), read_tensor(f, "img_sedit"))), 1e-3);
+  EXPECT_LE(worst.image(max_diff(grouped.synthesize_ws(wplus), read_tensor(f, "img_wplus"))), 1e-3);
   std::cout << path << ": max |diff| ws/styles " << worst.latent_max << ", images "
             << worst.image_max << std::endl;
 }
