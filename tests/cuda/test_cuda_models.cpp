@@ -30,6 +30,8 @@ using clip::ClipModel;
 using stylegan2::Generator;
 using stylegan2::GeneratorConfig;
 using stylegan2::GraphedSynthesis;
+using stylegan2::Modulation;
+using stylegan2::ModulationTiming;
 using stylegan2::Precision;
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
@@ -75,7 +77,7 @@ TEST(CudaSynthesis, Fp32MatchesTheCpu) {
   // models.modulation: auto makes at load.
   const Generator grouped = gpu.with_modulation(Modulation::kGrouped);
   EXPECT_LE(max_abs_diff(grouped.synthesize_ws(ws_cpu.to(gpu.device())), img_cpu), 1e-4);
-  const ModulationTiming timing = measure_modulation(gpu, 4, 2);
+  const ModulationTiming timing = stylegan2::measure_modulation(gpu, 4, 2);
   std::cout << "modulation at batch 4 (small model): non_fused " << timing.non_fused_ms << " ms, grouped "
             << timing.grouped_ms << " ms" << std::endl;
   EXPECT_GT(timing.non_fused_ms, 0);
