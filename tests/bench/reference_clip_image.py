@@ -10,12 +10,13 @@ tests/bench/compare_forwards.py --model clip_image.
     /usr/bin/python3 tests/bench/reference_clip_image.py [--batch 8] [--threads 2] [--serve]
 """
 import argparse
-import sys
 import time
 from collections import OrderedDict
 
 import torch
 from torch import nn
+
+from forward_protocol import serve
 
 
 class LayerNorm(nn.LayerNorm):
@@ -76,14 +77,10 @@ def main():
     model = VisionTransformer().eval()
     pixels = torch.randn(args.batch, 3, 224, 224)
     with torch.no_grad():
-        model(pixels)  # warm-up
         if args.serve:
-            print("ready", flush=True)
-            for _ in sys.stdin:
-                start = time.perf_counter()
-                model(pixels)
-                print(f"{1000 * (time.perf_counter() - start):.1f}", flush=True)
+            serve(lambda: model(pixels))
             return
+        model(pixels)  # warm-up
         runs, start = 0, time.perf_counter()
         while time.perf_counter() - start < args.seconds:
             model(pixels)

@@ -17,12 +17,13 @@ so the timed network is known to be e4e's.
 import argparse
 import math
 import statistics
-import sys
 import time
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from forward_protocol import serve
 
 UNITS_PER_STAGE = (3, 4, 14, 3)
 TAPS = {6: "c1", 20: "c2", 23: "c3"}
@@ -174,12 +175,7 @@ def main():
     if args.serve:
         images = torch.randn(args.batch[0], 3, 256, 256)
         with torch.inference_mode():
-            model(images)  # warm-up
-            print("ready", flush=True)
-            for _ in sys.stdin:
-                start = time.perf_counter()
-                model(images)
-                print(f"{1000 * (time.perf_counter() - start):.1f}", flush=True)
+            serve(lambda: model(images))
         return
     for batch in args.batch:
         images = torch.randn(batch, 3, 256, 256)

@@ -29,6 +29,7 @@ parser.add_argument("--indexer", required=True)
 parser.add_argument("--reference", required=True, help="tests/bench/reference_e4e.py")
 args = parser.parse_args()
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(args.reference)))  # its forward_protocol module
 spec = importlib.util.spec_from_file_location("reference_e4e", args.reference)
 reference = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(reference)
