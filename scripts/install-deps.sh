@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ccache pkg-config git
   libtorch-dev                      # models (CPU libtorch 1.13)
   libopenblas0-openmp               # fast BLAS for libtorch's CPU matmuls (the default netlib BLAS is ~20x slower)
+  libdnnl-dev                       # oneDNN's headers: feu's float32 CPU GEMMs (common/tensor/gemm.h)
   libfaiss-dev                      # corpus index
   libhdf5-dev                       # weights, directions, statistics
   libzmq3-dev cppzmq-dev            # daemon transport

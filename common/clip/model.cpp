@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/h5.h"
+#include "tensor/gemm.h"
 #include "tensor/tensor_h5.h"
 #include "tensor/torch_file.h"
 
@@ -170,7 +171,8 @@ at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); 
 // x: [..., out] contiguous; h: [..., in].
 void add_linear(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight, const at::Tensor& bias) {
   at::Tensor rows = x.view({-1, x.size(-1)});
-  rows.add_(bias).addmm_(h.reshape({-1, h.size(-1)}), weight.t());
+  rows.add_(bias);
+  feu::gemm(rows, h.reshape({-1, h.size(-1)}), weight.t(), 1.0f);
 }
 
 // nn.MultiheadAttention's core, per head h: softmax(q_h·k_hᵀ / √64 + mask)·v_h.
@@ -206,16 +208,22 @@ at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const 
   };
   at::Tensor scores = at::empty({n, heads, lq, l}, q.options());
   each_run([&](int64_t image, int64_t first, int64_t count) {
-    at::Tensor out = scores.select(0, image).narrow(0, first, count);
-    at::bmm_out(out, heads_of(q, image, first, count), heads_of(k, image, first, count).transpose(1, 2));
+    const at::Tensor qs = heads_of(q, image, first, count), ks = heads_of(k, image, first, count);
+    for (int64_t h = 0; h < count; ++h) {
+      at::Tensor out = scores.select(0, image).select(0, first + h);
+      feu::gemm(out, qs.select(0, h), ks.select(0, h).t());
+    }
   });
   scores.mul_(scale);
   if (mask.defined()) scores.add_(mask.dim() == 3 ? mask.unsqueeze(1) : mask);
   const at::Tensor weights = at::_softmax(scores, -1, false);
   at::Tensor attended = at::empty({n, lq, d}, q.options());
   each_run([&](int64_t image, int64_t first, int64_t count) {
-    at::Tensor out = heads_of(attended, image, first, count);
-    at::bmm_out(out, weights.select(0, image).narrow(0, first, count), heads_of(v, image, first, count));
+    const at::Tensor outs = heads_of(attended, image, first, count), vs = heads_of(v, image, first, count);
+    for (int64_t h = 0; h < count; ++h) {
+      at::Tensor out = outs.select(0, h);
+      feu::gemm(out, weights.select(0, image).select(0, first + h), vs.select(0, h));
+    }
   });
   return attended;
 }
@@ -402,15 +410,15 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     at::Tensor h = layer_norm(x, p + "ln_1");
     at::Tensor q, k, v, row_mask = mask;
     if (!pooled_index.defined() || i + 1 < layers) {
-      at::Tensor qkv = at::linear(h, in_weight, in_bias);  // [N, L, 3D]
+      at::Tensor qkv = feu::linear(h, in_weight, in_bias);  // [N, L, 3D]
       q = qkv.narrow(2, 0, d);
       k = qkv.narrow(2, d, d);
       v = qkv.narrow(2, 2 * d, d);
     } else {
-      at::Tensor kv = at::linear(h, in_weight.narrow(0, d, 2 * d), in_bias.narrow(0, d, 2 * d));  // [N, L, 2D]
+      at::Tensor kv = feu::linear(h, in_weight.narrow(0, d, 2 * d), in_bias.narrow(0, d, 2 * d));  // [N, L, 2D]
       k = kv.narrow(2, 0, d);
       v = kv.narrow(2, d, d);
-      q = at::linear(h.gather(1, pooled_index), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
+      q = feu::linear(h.gather(1, pooled_index), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
       x = x.gather(1, pooled_index);
       if (mask.defined()) row_mask = mask.index_select(0, pooled).unsqueeze(1);  // [N, 1, L]
     }
@@ -419,10 +427,10 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     h = layer_norm(x, p + "ln_2");
     const at::Tensor &fc_weight = param(p + "mlp.c_fc.weight"), &fc_bias = param(p + "mlp.c_fc.bias");
     if (h.is_cpu() && h.scalar_type() == at::kFloat) {
-      h = at::mm(h.reshape({-1, d}), fc_weight.t());  // the bias comes with the activation, in the same pass
+      h = feu::gemm(h.reshape({-1, d}), fc_weight.t());  // the bias comes with the activation, in the same pass
       add_bias_quick_gelu_(h, fc_bias);
     } else {
-      h = quick_gelu(at::linear(h, fc_weight, fc_bias));
+      h = quick_gelu(feu::linear(h, fc_weight, fc_bias));
     }
     add_linear(x, h, param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
   }
@@ -445,7 +453,7 @@ at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
   at::Tensor patches = x.reshape({n, 3, grid, patch, grid, patch})
                            .permute({0, 2, 4, 1, 3, 5})
                            .reshape({n * grid * grid, 3 * patch * patch});
-  x = at::mm(patches, param("visual.conv1.weight").reshape({width, 3 * patch * patch}).t())
+  x = feu::gemm(patches, param("visual.conv1.weight").reshape({width, 3 * patch * patch}).t())
           .view({n, grid * grid, width});  // [N, g*g, W]
   at::Tensor cls = param("visual.class_embedding").to(dtype).view({1, 1, width}).expand({n, 1, width});
   x = at::cat({cls, x}, 1) + param("visual.positional_embedding").to(dtype);        // [N, 1+g*g, W]
@@ -458,7 +466,7 @@ at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
   at::Tensor cls_out = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_post.weight").to(at::kFloat),
                                       param("visual.ln_post.bias").to(at::kFloat), kLayerNormEps)
                            .to(dtype);
-  return at::matmul(cls_out, param("visual.proj")).to(at::kFloat);  // [N, E]
+  return feu::gemm(cls_out, param("visual.proj")).to(at::kFloat);  // [N, E]
 }
 
 at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
@@ -488,7 +496,7 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
   at::Tensor pooled = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),
                                      param("ln_final.bias").to(at::kFloat), kLayerNormEps)
                           .to(dtype);                                   // [M, W]
-  return at::matmul(pooled, param("text_projection")).to(at::kFloat);  // [M, E]
+  return feu::gemm(pooled, param("text_projection")).to(at::kFloat);  // [M, E]
 }
 
 }  // namespace feu::clip

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "tensor/gemm.h"
 
 namespace feu {
 namespace {
@@ -154,7 +155,7 @@ at::Tensor Winograd3x3::operator()(const at::Tensor& input_any) const {
     at::parallel_for(0, kPoints, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         at::Tensor product = m.select(0, p);
-        at::mm_out(product, filters_.select(0, p), v.select(0, p));
+        gemm(product, filters_.select(0, p), v.select(0, p));
       }
     });
     const float* m_data = m.data_ptr<float>();
@@ -326,8 +327,8 @@ at::Tensor StridedWinograd3x3::operator()(const at::Tensor& input_any) const {
           m[phase] = at::empty({points[phase], block, count * per_image[phase]}, input.options());
           for (int64_t p = 0; p < points[phase]; ++p) {
             at::Tensor product = m[phase].select(0, p);
-            at::mm_out(product, filters_.select(0, first_point[phase] + p).slice(0, k0, k0 + block),
-                       v[phase].select(0, p));
+            gemm(product, filters_.select(0, first_point[phase] + p).slice(0, k0, k0 + block),
+                 v[phase].select(0, p));
           }
           m_data[phase] = m[phase].data_ptr<float>();
         }

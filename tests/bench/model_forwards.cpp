@@ -25,6 +25,7 @@
 #include "clip/model.h"
 #include "face/e4e.h"
 #include "tensor/cpu_allocation_cache.h"
+#include "tensor/gemm.h"
 
 namespace {
 
@@ -78,14 +79,14 @@ int main(int argc, char** argv) {
     for (int64_t block = 0; block < c.vision_layers; ++block)
       blocks.push_back({at::randn({3 * d, d}), at::randn({d, d}), at::randn({4 * d, d}), at::randn({d, 4 * d})});
     forward = [=] {
-      at::mm(patches, patch_weight.t());
+      feu::gemm(patches, patch_weight.t());
       for (int64_t block = 0; block + 1 < c.vision_layers; ++block) {
-        at::mm(x, blocks[block][0].t());
-        at::mm(x, blocks[block][1].t());
-        at::mm(x, blocks[block][2].t());
-        at::mm(hidden, blocks[block][3].t());
+        feu::gemm(x, blocks[block][0].t());
+        feu::gemm(x, blocks[block][1].t());
+        feu::gemm(x, blocks[block][2].t());
+        feu::gemm(hidden, blocks[block][3].t());
       }
-      at::mm(x, blocks.back()[0].narrow(0, d, 2 * d).t());
+      feu::gemm(x, blocks.back()[0].narrow(0, d, 2 * d).t());
     };
   } else {
     auto clip = std::make_shared<feu::clip::ClipModel>(
