@@ -12,11 +12,21 @@
 # There (no registry; carry .devdeps):    scripts/gpu-check.sh [OUT_DIR]   (default $OUT, else
 #   build-gpu/gpu-check). Variables: LIBTORCH (a libtorch folder to build against instead of python3's
 #   torch), FEU_BUILD_JOBS (default nproc), FEU_GPU_CHECK_BUILD_DIR (default build-gpu).
-# Progress lines start with "gpu-check [seconds]". Made to fit 8 minutes on a 16-core H100.
+# Progress lines start with "gpu-check [seconds]". Made to fit 8 minutes on a 16-core H100
+# (FEU_GPU_CHECK_BUDGET_S; the benchmarks' time limits shrink to what the build left of it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 log() { echo "gpu-check [$(($(date +%s) - start))s] $*"; }
+# The whole check's time (FEU_GPU_CHECK_BUDGET_S, default 8 minutes): a step's time limit is its own
+# cap or what is left of the budget less what the steps after it need, whichever is smaller (never
+# under a floor that lets it report), so that a slow build shortens the benchmarks, not the check.
+budget=${FEU_GPU_CHECK_BUDGET_S:-480}
+step_limit() {  # cap, seconds kept for the later steps, floor
+  local left=$((budget - ($(date +%s) - start) - $2))
+  local limit=$(( left < $1 ? left : $1 ))
+  echo $(( limit > $3 ? limit : $3 ))
+}
 
 if [ "${1:-}" = --fetch-debs ]; then
   dest=.devdeps
@@ -76,7 +86,8 @@ else
   export FEU_TORCH_PREFIX=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 fi
 log "libtorch: $FEU_TORCH_PREFIX"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1 || true
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1 ||
+  echo "no nvidia-smi on this machine" > "$out/gpu.txt"
 log "GPU: $(cat "$out/gpu.txt")"
 
 log "building test_cuda, bench_cuda, bench_daemon and feu-indexer into $build"
@@ -93,8 +104,10 @@ test_status=0
 grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/test_cuda.log" || true
 grep -A3 -E 'Failure|Skipped$' "$out/test_cuda.log" | head -40 || true
 
-log "GPU benchmark (bench_cuda)"
-timeout 300 "$build/bin/bench_cuda" --device cuda --out "$out/bench_cuda.json" > "$out/bench_cuda.log" 2>&1 ||
+# bench_cuda's synthesis, CLIP, retrieval and Δi first; about 3 minutes stay for the assets and the daemon.
+bench_limit=$(step_limit 300 180 60)
+log "GPU benchmark (bench_cuda, at most ${bench_limit}s)"
+timeout "$bench_limit" "$build/bin/bench_cuda" --device cuda --out "$out/bench_cuda.json" > "$out/bench_cuda.log" 2>&1 ||
   log "bench_cuda failed or ran out of time (the log: $out/bench_cuda.log)"
 
 log "real-size assets with random weights (feu-indexer demo-assets --real-size)"
@@ -102,9 +115,13 @@ assets=$build/bench-real
 if "$build/bin/feu-indexer" demo-assets --out "$assets" --real-size > "$out/assets.log" 2>&1; then
   # configs/bench-real-size.yaml names the assets relative to configs/: here they are in $assets.
   sed -e "s#\.\./out/bench-real#$(cd "$assets" && pwd)#g" configs/bench-real-size.yaml > "$build/bench-real-size.yaml"
-  log "daemon on the GPU (bench_daemon DaemonEngine*)"
-  FEU_BENCH_CONFIG=$build/bench-real-size.yaml FEU_BENCH_DEVICE=cuda FEU_BENCH_MAX_SECONDS=30 \
-    timeout 150 "$build/bin/bench_daemon" --benchmark_filter=DaemonEngine \
+  daemon_limit=$(step_limit 150 10 45)
+  # Three benchmarks after the engine's load (~30 s): each stops starting edits after its share.
+  per_run=$(( (daemon_limit - 30) / 3 ))
+  per_run=$(( per_run < 30 ? (per_run > 5 ? per_run : 5) : 30 ))
+  log "daemon on the GPU (bench_daemon DaemonEngine*, at most ${daemon_limit}s, ${per_run}s a run)"
+  FEU_BENCH_CONFIG=$build/bench-real-size.yaml FEU_BENCH_DEVICE=cuda FEU_BENCH_MAX_SECONDS=$per_run \
+    timeout "$daemon_limit" "$build/bin/bench_daemon" --benchmark_filter=DaemonEngine \
     --benchmark_out="$out/bench_daemon.json" --benchmark_out_format=json > "$out/bench_daemon.log" 2>&1 ||
     log "bench_daemon failed or ran out of time (the log: $out/bench_daemon.log)"
 else

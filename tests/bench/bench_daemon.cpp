@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "../service/fake_backend.h"
+#include "core/error.h"
 #include "service/client.h"
 #include "service/server.h"
 #ifdef FEU_BENCH_WITH_ENGINE
@@ -164,17 +165,25 @@ BENCHMARK(DaemonService)->Arg(1)->Arg(8)->ArgName("clients")->Iterations(1)->Use
 daemon::EngineBackend* engine_backend(benchmark::State& state) {
   static std::unique_ptr<daemon::EngineBackend> backend;
   if (backend) return backend.get();
-  const char* config_path = std::getenv("FEU_BENCH_CONFIG");
-  if (!config_path) {
-    state.SkipWithError("set FEU_BENCH_CONFIG to a feu config (e.g. configs/demo.yaml after feu-indexer demo-assets)");
+  auto skip = [&](const std::string& why) -> daemon::EngineBackend* {
+    state.SkipWithError(why.c_str());
     for (auto _ : state) {
     }
     return nullptr;
+  };
+  const char* config_path = std::getenv("FEU_BENCH_CONFIG");
+  if (!config_path)
+    return skip("set FEU_BENCH_CONFIG to a feu config (e.g. configs/demo.yaml after feu-indexer demo-assets)");
+  // A config or device this machine cannot serve (no GPU for "cuda") is reported in the results,
+  // as the other skips are, so that scripts/gpu-check.sh's summary names it.
+  try {
+    ConfigMap root = ConfigMap::load_file(config_path);
+    edit::EngineConfig config = edit::EngineConfig::from_config(root);
+    if (const char* device = std::getenv("FEU_BENCH_DEVICE"); device && *device) config.device = device;
+    backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(config));
+  } catch (const Error& e) {
+    return skip(std::string("the engine did not load: ") + e.what());
   }
-  ConfigMap root = ConfigMap::load_file(config_path);
-  edit::EngineConfig config = edit::EngineConfig::from_config(root);
-  if (const char* device = std::getenv("FEU_BENCH_DEVICE"); device && *device) config.device = device;
-  backend = std::make_unique<daemon::EngineBackend>(edit::Engine::create(config));
   return backend.get();
 }
 
