@@ -158,7 +158,8 @@ sg = summary["bench"].get("synthesis_graph_fp16", {}) if isinstance(summary["ben
 for prec in ("fp32", "fp16"):
     e = sg.get(prec, {}) if isinstance(sg, dict) else {}
     for key in ("eager_batch_1_ms", "graph_batch_1_ms", "graph_batch_16_img_per_s", "eager_batch_16_img_per_s",
-                "eager_batch_64_img_per_s", "psnr_db_vs_fp32"):
+                "eager_batch_64_img_per_s", "channels_last_graph_batch_1_ms", "channels_last_graph_batch_16_img_per_s",
+                "channels_last_eager_batch_64_img_per_s", "psnr_db_vs_fp32"):
         if isinstance(e, dict) and key in e:
             rows.append((f"synthesis {prec} {key}", f"{e[key]:.3g}" if isinstance(e[key], float) else str(e[key])))
 for name, item in summary["daemon"].items():

@@ -85,6 +85,12 @@ EngineConfig EngineConfig::from_config(const ConfigMap& root) {
   out.modulation = models.get<std::string>("modulation", out.modulation);
   if (out.modulation != "auto" && out.modulation != "non_fused" && out.modulation != "grouped")
     models.fail("modulation", "must be auto, non_fused or grouped, got '" + out.modulation + "'");
+  out.memory_format = models.get<std::string>("memory_format", out.memory_format);
+  if (out.memory_format != "auto" && out.memory_format != "contiguous" && out.memory_format != "channels_last")
+    models.fail("memory_format", "must be auto, contiguous or channels_last, got '" + out.memory_format + "'");
+  if (out.memory_format == "channels_last" && out.device == "cpu")
+    models.fail("memory_format", "channels_last needs device cuda (the CPU's convolution forms read NCHW); use auto or "
+                                 "contiguous");
   models.finish();
   const ConfigMap artifacts = root.child("artifacts");
   out.artifacts_root = artifacts.path("root");

@@ -46,6 +46,8 @@ namespace feu::edit {
 //            cuda_graphs: true (synthesis replayed as CUDA graphs on cuda),
 //            modulation: auto | non_fused | grouped (fp32 modulated convolutions; auto: measured
 //            at load on cuda, non_fused on the cpu),
+//            memory_format: auto | contiguous | channels_last (synthesis on cuda; auto: measured
+//            at load on cuda, contiguous on the cpu),
 //            cpu_render_lanes: 0 (auto), cpu_allocation_cache_mb: auto | MB}
 //   artifacts: {root: DIR (serves DIR/current)} or {version: DIR}, verify: true,
 //              follow: URL, poll_s: 300 (with root: the daemon pulls the publisher's new versions into it)
@@ -80,6 +82,11 @@ struct EngineConfig {
   // a CUDA device at the largest graph bucket (stylegan2::measure_modulation) and keeps the
   // faster; on the CPU it is non_fused, which has the CPU's own faster forms.
   std::string modulation = "auto";
+  // The layout of synthesis's activations and convolution weights (stylegan2::MemoryFormat):
+  // "auto" times both at load on a CUDA device, after the modulation is chosen, at the same batch
+  // (stylegan2::measure_memory_format) and keeps the faster; contiguous on the CPU, where
+  // channels_last is a config error.
+  std::string memory_format = "auto";
   std::string artifacts_root;     // serves <root>/current
   std::string artifacts_version;  // or this version directory
   bool verify_artifacts = true;   // recheck sha256 of every artifact file at load/reload

@@ -275,6 +275,9 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   check(config.precision != "fp16" || device.is_cuda(), ErrorCode::kConfigError,
         "models.precision: fp16 needs a CUDA device, but device '" + config.device + "' resolved to " + device.str() +
             "; use bf16 or fp32 on the CPU");
+  check(config.memory_format != "channels_last" || device.is_cuda(), ErrorCode::kConfigError,
+        "models.memory_format: channels_last needs a CUDA device, but device '" + config.device + "' resolved to " +
+            device.str() + "; use contiguous or auto on the CPU");
   stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
                                     .with_precision(stylegan2::parse_precision(config.precision),
                                                     config.num_fp16_res);
@@ -287,6 +290,23 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
     log_line(LogLevel::kInfo, "models.modulation auto: " + stylegan2::modulation_name(timing.faster) + " (batch " +
                                   std::to_string(batch) + ": non_fused " + std::to_string(timing.non_fused_ms) +
                                   " ms, grouped " + std::to_string(timing.grouped_ms) + " ms)");
+  }
+  if (config.memory_format != "auto") {
+    loaded = loaded.with_memory_format(stylegan2::parse_memory_format(config.memory_format));
+  } else if (device.is_cuda()) {
+    // auto picks among the layouts that run: one this GPU's libraries reject stays unchosen, named in the log.
+    const int64_t batch = stylegan2::GraphedSynthesis::default_buckets().back();
+    try {
+      const stylegan2::MemoryFormatTiming timing = stylegan2::measure_memory_format(loaded, batch);
+      loaded = loaded.with_memory_format(timing.faster);
+      log_line(LogLevel::kInfo, "models.memory_format auto: " + stylegan2::memory_format_name(timing.faster) +
+                                    " (batch " + std::to_string(batch) + ": contiguous " +
+                                    std::to_string(timing.contiguous_ms) + " ms, channels_last " +
+                                    std::to_string(timing.channels_last_ms) + " ms)");
+    } catch (const std::exception& e) {
+      log_line(LogLevel::kWarn, std::string("models.memory_format auto: contiguous (channels_last failed: ") +
+                                    e.what() + ")");
+    }
   }
   auto generator = std::make_shared<Stylegan2Generator>(loaded, config.cpu_render_lanes, config.cuda_graphs);
   auto text = std::make_shared<ClipTextEncoder>(clip::ClipModel::load(config.clip_path, device, config.clip_fp16),

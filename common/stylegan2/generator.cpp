@@ -101,7 +101,12 @@ struct Generator::Impl {
   Precision precision = Precision::kFp32;
   int num_fp16_res = 0;
   Modulation modulation = Modulation::kNonFused;
+  MemoryFormat memory_format = MemoryFormat::kContiguous;
 
+  // The layout activations and convolution weights are kept in.
+  at::MemoryFormat layout() const {
+    return memory_format == MemoryFormat::kChannelsLast ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  }
   void prepare();
   at::Tensor conv_layer_reduced(const at::Tensor& x, const at::Tensor& s, const LayerParams& L,
                                 NoiseMode noise) const;
@@ -207,6 +212,10 @@ void Generator::Impl::prepare() {
         L.weight_reduced = L.weight.to(reduced_type).contiguous();
       }
       L.bias_reduced = L.bias_scaled.to(reduced_type);
+    }
+    if (memory_format == MemoryFormat::kChannelsLast) {
+      for (at::Tensor* w : {&L.weight, &L.weight_t, &L.weight_reduced, &L.weight_t_reduced, &L.fir_reduced})
+        if (w->defined()) *w = w->contiguous(at::MemoryFormat::ChannelsLast);
     }
     layers.push_back(std::move(L));
   }
@@ -374,7 +383,7 @@ at::Tensor Generator::Impl::conv_layer(const at::Tensor& x, const at::Tensor& s,
   } else {
     y = fir_after_transposed_conv(at::conv_transpose2d(xs, L.weight_t, {}, at::IntArrayRef{2, 2}), L.cout);
   }
-  y = y.contiguous();
+  y = y.contiguous(layout());
   at::Tensor noise;
   if (noise_mode == NoiseMode::kConst) {
     noise = L.noise_scaled;
@@ -756,6 +765,19 @@ Generator Generator::with_modulation(Modulation modulation) const {
 
 Modulation Generator::modulation() const { return impl_->modulation; }
 
+Generator Generator::with_memory_format(MemoryFormat format) const {
+  at::NoGradGuard no_grad;
+  check(format == MemoryFormat::kContiguous || !impl_->device.is_cpu(), ErrorCode::kUnsupported,
+        "channels_last synthesis needs a CUDA device (the CPU's convolution forms read NCHW); use contiguous on "
+        "the CPU");
+  auto impl = std::make_shared<Impl>(*impl_);
+  impl->memory_format = format;
+  impl->prepare();
+  return Generator(std::move(impl));
+}
+
+MemoryFormat Generator::memory_format() const { return impl_->memory_format; }
+
 const at::Tensor& Generator::weight(const std::string& key) const {
   auto it = impl_->weights.find(key);
   check(it != impl_->weights.end(), ErrorCode::kNotFound, "generator has no weight '" + key + "'");
@@ -818,7 +840,7 @@ std::vector<at::Tensor> Generator::styles_from_ws(const at::Tensor& ws_in) const
 
 at::Tensor Generator::synthesize(const std::vector<at::Tensor>& styles, NoiseMode noise) const {
   SynthesisState state = run_until(styles, impl_->space.num_layers(), noise);
-  return state.img;
+  return state.img.contiguous();  // NCHW whatever the layout inside (a 4² model's image is toRGB's output)
 }
 
 at::Tensor Generator::synthesize_ws(const at::Tensor& ws, NoiseMode noise) const {
@@ -835,6 +857,7 @@ SynthesisState Generator::run_until(const std::vector<at::Tensor>& styles, int l
   SynthesisState state;
   state.layer_index = layer_index;
   state.x = impl_->const_input.unsqueeze(0).expand({batch, -1, -1, -1});
+  if (impl_->memory_format == MemoryFormat::kChannelsLast) state.x = state.x.contiguous(impl_->layout());
   impl_->run_layers(state.x, state.img, styles, 0, layer_index, noise);
   return state;
 }
@@ -861,7 +884,7 @@ at::Tensor Generator::run_from(const SynthesisState& state, const std::vector<at
   }
   at::Tensor x = state.x, img = state.img;
   impl_->run_layers(x, img, styles, layer_index, space.num_layers(), noise);
-  return img;
+  return img.contiguous();
 }
 
 int64_t SynthesisState::batch() const { return x.defined() ? x.size(0) : img.size(0); }
@@ -891,31 +914,68 @@ std::string precision_name(Precision precision) {
   return "fp32";
 }
 
-ModulationTiming measure_modulation(const Generator& generator, int64_t batch, int repeats) {
+namespace {
+
+// One batch of `batch` random style codes (from the generator's own mapping) for the measurements.
+std::vector<at::Tensor> timing_styles(const Generator& generator, int64_t batch, int repeats, const char* what) {
   check(batch >= 1 && repeats >= 1, ErrorCode::kInvalidArgument,
-        "measure_modulation: expected batch >= 1 and repeats >= 1, got batch " + std::to_string(batch) +
+        std::string(what) + ": expected batch >= 1 and repeats >= 1, got batch " + std::to_string(batch) +
             ", repeats " + std::to_string(repeats));
-  at::NoGradGuard no_grad;
   const at::Tensor z = at::randn({batch, generator.config().z_dim},
                                  at::TensorOptions(generator.device()).dtype(at::kFloat));
-  const std::vector<at::Tensor> styles = generator.styles_from_ws(generator.mapping(z));
-  auto best_ms = [&](const Generator& g) {
-    g.synthesize(styles).sum().item<double>();  // warm-up (cuDNN's algorithm search, allocator growth)
-    double best = std::numeric_limits<double>::infinity();
-    for (int r = 0; r < repeats; ++r) {
-      const auto start = std::chrono::steady_clock::now();
-      g.synthesize(styles).sum().item<double>();  // item() waits for the device
-      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-    }
-    return best;
-  };
+  return generator.styles_from_ws(generator.mapping(z));
+}
+
+// The fastest of `repeats` syntheses of `styles`, each waited for, after a warm-up (cuDNN's
+// algorithm search, the allocator's growth).
+double best_synthesis_ms(const Generator& g, const std::vector<at::Tensor>& styles, int repeats) {
+  g.synthesize(styles).sum().item<double>();
+  double best = std::numeric_limits<double>::infinity();
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    g.synthesize(styles).sum().item<double>();  // item() waits for the device
+    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  return best;
+}
+
+}  // namespace
+
+ModulationTiming measure_modulation(const Generator& generator, int64_t batch, int repeats) {
+  at::NoGradGuard no_grad;
+  const std::vector<at::Tensor> styles = timing_styles(generator, batch, repeats, "measure_modulation");
   ModulationTiming timing;
   // with_modulation prepares a copy of the derived weights: only for the modulation not at hand.
   auto as = [&](Modulation m) { return generator.modulation() == m ? generator : generator.with_modulation(m); };
-  timing.non_fused_ms = best_ms(as(Modulation::kNonFused));
-  timing.grouped_ms = best_ms(as(Modulation::kGrouped));
+  timing.non_fused_ms = best_synthesis_ms(as(Modulation::kNonFused), styles, repeats);
+  timing.grouped_ms = best_synthesis_ms(as(Modulation::kGrouped), styles, repeats);
   timing.faster = timing.grouped_ms < timing.non_fused_ms ? Modulation::kGrouped : Modulation::kNonFused;
   return timing;
+}
+
+MemoryFormatTiming measure_memory_format(const Generator& generator, int64_t batch, int repeats) {
+  at::NoGradGuard no_grad;
+  check(!generator.device().is_cpu(), ErrorCode::kUnsupported,
+        "measure_memory_format: channels_last synthesis needs a CUDA device, the generator is on the CPU");
+  const std::vector<at::Tensor> styles = timing_styles(generator, batch, repeats, "measure_memory_format");
+  MemoryFormatTiming timing;
+  auto as = [&](MemoryFormat f) { return generator.memory_format() == f ? generator : generator.with_memory_format(f); };
+  timing.contiguous_ms = best_synthesis_ms(as(MemoryFormat::kContiguous), styles, repeats);
+  timing.channels_last_ms = best_synthesis_ms(as(MemoryFormat::kChannelsLast), styles, repeats);
+  timing.faster =
+      timing.channels_last_ms < timing.contiguous_ms ? MemoryFormat::kChannelsLast : MemoryFormat::kContiguous;
+  return timing;
+}
+
+MemoryFormat parse_memory_format(const std::string& name) {
+  if (name == "contiguous") return MemoryFormat::kContiguous;
+  if (name == "channels_last") return MemoryFormat::kChannelsLast;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown memory format '" + name + "' (expected contiguous or channels_last)");
+}
+
+std::string memory_format_name(MemoryFormat format) {
+  return format == MemoryFormat::kChannelsLast ? "channels_last" : "contiguous";
 }
 
 Modulation parse_modulation(const std::string& name) {

@@ -127,6 +127,26 @@ struct ModulationTiming {
 class Generator;
 ModulationTiming measure_modulation(const Generator& generator, int64_t batch, int repeats = 3);
 
+// The memory layout of synthesis's activations and convolution weights on CUDA: kContiguous
+// (NCHW, NVlabs') or kChannelsLast (NHWC, which cuDNN's tensor-core convolutions read natively,
+// above all in fp16). The same sums either way; which is faster depends on the GPU, the precision
+// and the batch, so it is chosen by measurement (measure_memory_format). CUDA only: the CPU's
+// convolution forms read NCHW.
+enum class MemoryFormat { kContiguous, kChannelsLast };
+// "contiguous" | "channels_last"; invalid_argument otherwise.
+MemoryFormat parse_memory_format(const std::string& name);
+std::string memory_format_name(MemoryFormat format);
+
+// Synthesis of one batch timed in each memory format, as measure_modulation does (the generator's
+// modulation and precision kept). Errors: invalid_argument for batch or repeats < 1; unsupported
+// on a CPU generator.
+struct MemoryFormatTiming {
+  double contiguous_ms = 0;
+  double channels_last_ms = 0;
+  MemoryFormat faster = MemoryFormat::kContiguous;
+};
+MemoryFormatTiming measure_memory_format(const Generator& generator, int64_t batch, int repeats = 3);
+
 // How one style layer runs: the type of its activations and the clamp after its bias and
 // activation (< 0: none).
 struct LayerPrecision {
@@ -175,6 +195,10 @@ class Generator {
   // tests.
   Generator with_modulation(Modulation modulation) const;
   Modulation modulation() const;
+  // This generator (the same weights) with its activations and convolution weights in `format`.
+  // kChannelsLast on a CPU generator is an unsupported error.
+  Generator with_memory_format(MemoryFormat format) const;
+  MemoryFormat memory_format() const;
   int num_fp16_res() const;
   // How style layer `layer_index` runs under this generator's precision.
   LayerPrecision layer_precision(int layer_index) const;

@@ -155,6 +155,18 @@ int main(int argc, char** argv) {
         const double range = (b.max() - b.min()).item<double>();
         e["psnr_db_vs_fp32"] = 10 * std::log10(range * range / (a - b).square().mean().item<double>());
       }
+      // The same in channels-last (NHWC), which models.memory_format: auto weighs against NCHW at load.
+      if (device.is_cuda()) {
+        const Generator nhwc = g.with_memory_format(feu::stylegan2::MemoryFormat::kChannelsLast);
+        GraphedSynthesis graphed(nhwc, {1, 16});
+        e["channels_last_graph_batch_1_ms"] = median_seconds(3, reps, [&] { return graphed.synthesize(styles1); }) * 1e3;
+        e["channels_last_graph_batch_16_img_per_s"] =
+            16 / median_seconds(2, reps, [&] { return graphed.synthesize(styles16); });
+        if (precision != Precision::kFp32 && !quick) {
+          const auto styles64 = styles_of(64);
+          e["channels_last_eager_batch_64_img_per_s"] = 64 / median_seconds(1, 5, [&] { return nhwc.synthesize(styles64); });
+        }
+      }
       r[name] = e;
     }
     return r;

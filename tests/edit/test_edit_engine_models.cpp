@@ -393,6 +393,13 @@ TEST(EngineConfig, SynthesisPrecisionIsValidated) {
   EXPECT_EQ(load("cuda", ", modulation: non_fused").modulation, "non_fused");
   test::expect_error([&] { load("auto", ", modulation: fused"); }, ErrorCode::kConfigError,
                      {"modulation", "fused", "auto, non_fused or grouped"});
+  EXPECT_EQ(plain.memory_format, "auto");
+  EXPECT_EQ(load("cpu", ", memory_format: contiguous").memory_format, "contiguous");
+  EXPECT_EQ(load("cuda", ", memory_format: channels_last").memory_format, "channels_last");
+  test::expect_error([&] { load("auto", ", memory_format: nhwc"); }, ErrorCode::kConfigError,
+                     {"memory_format", "nhwc", "auto, contiguous or channels_last"});
+  test::expect_error([&] { load("cpu", ", memory_format: channels_last"); }, ErrorCode::kConfigError,
+                     {"memory_format", "channels_last", "cuda"});
 }
 
 }  // namespace

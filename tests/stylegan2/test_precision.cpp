@@ -179,6 +179,23 @@ TEST(Modulation, GroupedEqualsNonFusedAndSurvivesPrecision) {
   EXPECT_LE(max_diff(bf16.synthesize(styles), g.with_precision(Precision::kBf16, 2).synthesize(styles)), 1e-5);
 }
 
+TEST(MemoryFormat, NamesParseAndTheCpuKeepsNchw) {
+  for (MemoryFormat f : {MemoryFormat::kContiguous, MemoryFormat::kChannelsLast})
+    EXPECT_EQ(parse_memory_format(memory_format_name(f)), f);
+  test::expect_error([] { parse_memory_format("nhwc"); }, ErrorCode::kInvalidArgument,
+                     {"nhwc", "contiguous", "channels_last"});
+  const Generator g = demo_generator();
+  EXPECT_EQ(g.memory_format(), MemoryFormat::kContiguous);
+  test::expect_error([&] { g.with_memory_format(MemoryFormat::kChannelsLast); }, ErrorCode::kUnsupported,
+                     {"channels_last", "CUDA"});
+  test::expect_error([&] { measure_memory_format(g, 2, 1); }, ErrorCode::kUnsupported, {"channels_last", "CUDA"});
+  // Asking the CPU for what it has changes nothing, and the other switches keep the format.
+  const auto styles = g.styles_from_ws(g.mapping(at::randn({2, 32}), 0.7));
+  const Generator same = g.with_memory_format(MemoryFormat::kContiguous);
+  EXPECT_TRUE(at::equal(same.synthesize(styles), g.synthesize(styles)));
+  EXPECT_EQ(same.with_modulation(Modulation::kGrouped).memory_format(), MemoryFormat::kContiguous);
+}
+
 TEST(Modulation, MeasurementTimesBothAndNamesTheFaster) {
   const Generator g = demo_generator();
   const ModulationTiming timing = measure_modulation(g, 2, 1);
