@@ -53,14 +53,6 @@ bool takes_onednn(const at::Tensor& out, const at::Tensor& a, const at::Tensor& 
 
 }  // namespace
 
-bool gemm_uses_onednn() {
-#ifdef FEU_ONEDNN_GEMM
-  return true;
-#else
-  return false;
-#endif
-}
-
 void gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, float beta) {
   check_shapes(out, a, b);
 #ifdef FEU_ONEDNN_GEMM
