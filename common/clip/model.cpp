@@ -190,40 +190,34 @@ at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const 
   }
   // On the CPU a batched matmul runs its N·heads small products one after
   // another on one thread (each is too small for BLAS to split); here the
-  // threads take contiguous runs of (image, head) pairs. The scale is applied
-  // to the scores: with √64 = 8 a power of two, q·kᵀ/8 is (q/8)·kᵀ exactly.
-  auto each_run = [&](const std::function<void(int64_t, int64_t, int64_t)>& products) {
+  // threads share the (image, head) pairs, each product a GEMM on raw rows
+  // (tensor views per head would cost more than the product). The 1/√64 is
+  // the first GEMM's alpha: a power of two, so q·kᵀ/8 is (q/8)·kᵀ exactly.
+  const at::Tensor qc = q.stride(2) == 1 ? q : q.contiguous(), kc = k.stride(2) == 1 ? k : k.contiguous(),
+                   vc = v.stride(2) == 1 ? v : v.contiguous();
+  const float *q_data = qc.data_ptr<float>(), *k_data = kc.data_ptr<float>(), *v_data = vc.data_ptr<float>();
+  auto each_head = [&](const std::function<void(int64_t, int64_t)>& product) {
     at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
       c10::InferenceMode guard;  // thread-local: the workers take the caller's mode
-      for (int64_t i = begin; i < end;) {
-        const int64_t image = i / heads, first = i % heads, count = std::min(heads - first, end - i);
-        products(image, first, count);
-        i += count;
-      }
+      for (int64_t i = begin; i < end; ++i) product(i / heads, i % heads);
     });
   };
-  // One image's rows [L, D] as heads [count, L, 64].
-  auto heads_of = [&](const at::Tensor& t, int64_t image, int64_t first, int64_t count) {
-    return t.select(0, image).narrow(1, first * width, count * width).view({t.size(1), count, width}).transpose(0, 1);
-  };
   at::Tensor scores = at::empty({n, heads, lq, l}, q.options());
-  each_run([&](int64_t image, int64_t first, int64_t count) {
-    const at::Tensor qs = heads_of(q, image, first, count), ks = heads_of(k, image, first, count);
-    for (int64_t h = 0; h < count; ++h) {
-      at::Tensor out = scores.select(0, image).select(0, first + h);
-      feu::gemm(out, qs.select(0, h), ks.select(0, h).t());
-    }
+  float* scores_data = scores.data_ptr<float>();
+  each_head([&](int64_t image, int64_t head) {
+    gemm('N', 'T', lq, l, width, static_cast<float>(scale), q_data + image * qc.stride(0) + head * width,
+         qc.stride(1), k_data + image * kc.stride(0) + head * width, kc.stride(1), 0.0f,
+         scores_data + (image * heads + head) * lq * l, l);
   });
-  scores.mul_(scale);
   if (mask.defined()) scores.add_(mask.dim() == 3 ? mask.unsqueeze(1) : mask);
   const at::Tensor weights = at::_softmax(scores, -1, false);
+  const float* weights_data = weights.data_ptr<float>();
   at::Tensor attended = at::empty({n, lq, d}, q.options());
-  each_run([&](int64_t image, int64_t first, int64_t count) {
-    const at::Tensor outs = heads_of(attended, image, first, count), vs = heads_of(v, image, first, count);
-    for (int64_t h = 0; h < count; ++h) {
-      at::Tensor out = outs.select(0, h);
-      feu::gemm(out, weights.select(0, image).select(0, first + h), vs.select(0, h));
-    }
+  float* attended_data = attended.data_ptr<float>();
+  each_head([&](int64_t image, int64_t head) {
+    gemm('N', 'N', lq, width, l, 1.0f, weights_data + (image * heads + head) * lq * l, l,
+         v_data + image * vc.stride(0) + head * width, vc.stride(1), 0.0f, attended_data + image * lq * d + head * width,
+         d);
   });
   return attended;
 }

@@ -15,14 +15,14 @@ namespace feu {
 namespace {
 
 void check_shapes(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
-  check(a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) && out.size(0) == a.size(0) &&
-            out.size(1) == b.size(1),
-        ErrorCode::kShapeMismatch,
-        "gemm: expected a [M, K], b [K, N] and out [M, N], got a " + c10::str(a.sizes()) + ", b " + c10::str(b.sizes()) +
-            ", out " + c10::str(out.sizes()));
+  if (a.dim() == 2 && b.dim() == 2 && out.dim() == 2 && a.size(1) == b.size(0) && out.size(0) == a.size(0) &&
+      out.size(1) == b.size(1))
+    return;
+  throw Error(ErrorCode::kShapeMismatch, "gemm: expected a [M, K], b [K, N] and out [M, N], got a " +
+                                             c10::str(a.sizes()) + ", b " + c10::str(b.sizes()) + ", out " +
+                                             c10::str(out.sizes()));
 }
 
-#ifdef FEU_ONEDNN_GEMM
 // A [rows, cols] view as a row-major BLAS operand: 'N' with its row stride, or
 // 'T' (stored as the transpose) with its column stride. False for any other
 // layout. A dimension of size 1 takes any stride.
@@ -45,49 +45,60 @@ bool blas_operand(const at::Tensor& t, char* trans, int64_t* ld) {
   return false;
 }
 
-bool takes_onednn(const at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
-  auto cpu_float = [](const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat && !t.is_mkldnn(); };
-  return cpu_float(out) && cpu_float(a) && cpu_float(b);
+bool cpu_float(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat && !t.is_mkldnn(); }
+
+// A raw row-major operand as a [rows, cols] tensor view.
+at::Tensor view_of(const float* data, char trans, int64_t rows, int64_t cols, int64_t ld) {
+  auto* p = const_cast<float*>(data);
+  return trans == 'N' ? at::from_blob(p, {rows, cols}, {ld, 1}, at::kFloat)
+                      : at::from_blob(p, {cols, rows}, {ld, 1}, at::kFloat).t();
 }
-#endif
 
 }  // namespace
 
-void gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, float beta) {
-  check_shapes(out, a, b);
-#ifdef FEU_ONEDNN_GEMM
-  if (takes_onednn(out, a, b)) {
-    const int64_t m = out.size(0), n = out.size(1), k = a.size(1);
-    if (m == 0 || n == 0) return;
-    char trans_a = 'N', trans_b = 'N', trans_out = 'N';
-    int64_t lda = 0, ldb = 0, ldc = 0;
-    const at::Tensor a_plain = blas_operand(a, &trans_a, &lda) ? a : a.contiguous();
-    if (!a_plain.is_same(a)) blas_operand(a_plain, &trans_a, &lda);
-    const at::Tensor b_plain = blas_operand(b, &trans_b, &ldb) ? b : b.contiguous();
-    if (!b_plain.is_same(b)) blas_operand(b_plain, &trans_b, &ldb);
-    // The result is written row-major: an out of any other layout gets it through a copy.
-    const bool out_in_place = blas_operand(out, &trans_out, &ldc) && trans_out == 'N';
-    at::Tensor target = out_in_place ? out : (beta == 0.0f ? at::empty({m, n}, out.options()) : out.contiguous());
-    if (!out_in_place) ldc = n;
-    if (k == 0) {
-      if (beta == 0.0f) target.zero_(); else target.mul_(beta);
-    } else {
-      const dnnl_status_t status =
-          dnnl_sgemm(trans_a, trans_b, m, n, k, 1.0f, a_plain.data_ptr<float>(), lda, b_plain.data_ptr<float>(), ldb,
-                     beta, target.data_ptr<float>(), ldc);
-      check(status == dnnl_success, ErrorCode::kInternal,
-            "gemm: oneDNN's sgemm failed (status " + std::to_string(static_cast<int>(status)) + ") for a " +
-                c10::str(a.sizes()) + ", b " + c10::str(b.sizes()));
-    }
-    if (!out_in_place) out.copy_(target);
+void gemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty sum: c = beta·c
+    at::Tensor target = view_of(c, 'N', m, n, ldc);
+    if (beta == 0.0f) target.zero_(); else target.mul_(beta);
     return;
   }
+#ifdef FEU_ONEDNN_GEMM
+  const dnnl_status_t status = dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (status != dnnl_success)
+    throw Error(ErrorCode::kInternal, "gemm: oneDNN's sgemm failed (status " + std::to_string(static_cast<int>(status)) +
+                                          ") for m " + std::to_string(m) + ", n " + std::to_string(n) + ", k " +
+                                          std::to_string(k));
+#else
+  at::Tensor target = view_of(c, 'N', m, n, ldc);
+  target.addmm_(view_of(a, trans_a, m, k, lda), view_of(b, trans_b, k, n, ldb), beta, alpha);
 #endif
-  if (beta == 0.0f) {
-    at::mm_out(out, a, b);
-  } else {
-    out.addmm_(a, b, beta, 1.0);
+}
+
+void gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, float beta) {
+  check_shapes(out, a, b);
+  if (!cpu_float(out) || !cpu_float(a) || !cpu_float(b)) {
+    if (beta == 0.0f) {
+      at::mm_out(out, a, b);
+    } else {
+      out.addmm_(a, b, beta, 1.0);
+    }
+    return;
   }
+  char trans_a = 'N', trans_b = 'N', trans_out = 'N';
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  const at::Tensor a_plain = blas_operand(a, &trans_a, &lda) ? a : a.contiguous();
+  if (!a_plain.is_same(a)) blas_operand(a_plain, &trans_a, &lda);
+  const at::Tensor b_plain = blas_operand(b, &trans_b, &ldb) ? b : b.contiguous();
+  if (!b_plain.is_same(b)) blas_operand(b_plain, &trans_b, &ldb);
+  // The result is written row-major: an out of any other layout gets it through a copy.
+  const bool out_in_place = blas_operand(out, &trans_out, &ldc) && trans_out == 'N';
+  at::Tensor target = out_in_place ? out : (beta == 0.0f ? at::empty(out.sizes(), out.options()) : out.contiguous());
+  if (!out_in_place) ldc = std::max<int64_t>(out.size(1), 1);
+  gemm(trans_a, trans_b, out.size(0), out.size(1), a.size(1), 1.0f, a_plain.data_ptr<float>(), lda,
+       b_plain.data_ptr<float>(), ldb, beta, target.data_ptr<float>(), ldc);
+  if (!out_in_place) out.copy_(target);
 }
 
 at::Tensor gemm(const at::Tensor& a, const at::Tensor& b) {
@@ -99,13 +110,13 @@ at::Tensor gemm(const at::Tensor& a, const at::Tensor& b) {
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  check(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1) &&
-            (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0))),
-        ErrorCode::kShapeMismatch,
+  if (!(x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1) &&
+        (!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)))))
+    throw Error(ErrorCode::kShapeMismatch,
         "linear: expected x [..., in], weight [out, in] and bias [out], got x " + c10::str(x.sizes()) + ", weight " +
             c10::str(weight.sizes()) + ", bias " + (bias.defined() ? c10::str(bias.sizes()) : std::string("none")));
 #ifdef FEU_ONEDNN_GEMM
-  const bool onednn = takes_onednn(x, weight, bias.defined() ? bias : x);
+  const bool onednn = cpu_float(x) && cpu_float(weight) && (!bias.defined() || cpu_float(bias));
 #else
   const bool onednn = false;
 #endif

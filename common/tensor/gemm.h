@@ -19,6 +19,15 @@ namespace feu {
 // is fine). beta 0 ignores out's contents, NaNs included.
 void gemm(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, float beta = 0.0f);
 
+// The same product on raw float32 CPU matrices, in BLAS's row-major terms:
+// c = alpha·op(a)·op(b) + beta·c with c [m, n] (leading dimension ldc), op(a)
+// [m, k] and op(b) [k, n], each stored as itself ('N') or as its transpose
+// ('T') with its leading dimension. For loops over many small products (an
+// attention head each), where building tensor views would cost more than the
+// product. beta 0 ignores c's contents.
+void gemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 // a·b as a new contiguous [M, N] tensor.
 at::Tensor gemm(const at::Tensor& a, const at::Tensor& b);
 

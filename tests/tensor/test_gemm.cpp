@@ -59,6 +59,32 @@ TEST(Gemm, MatchesFloat64ProductsForEveryOperandLayout) {
   }
 }
 
+// The raw form the attention heads use: operands inside wider row-major buffers (leading
+// dimensions past their widths), stored as themselves or transposed, with alpha and beta.
+TEST(Gemm, RawRowsMatchFloat64ForEveryTransposeAlphaAndBeta) {
+  at::manual_seed(13);
+  const int64_t m = 7, n = 5, k = 9, pad = 3;
+  for (char trans_a : {'N', 'T'}) {
+    for (char trans_b : {'N', 'T'}) {
+      // Stored [m, k] or [k, m] (and [k, n] or [n, k]) in buffers `pad` columns wider.
+      const at::Tensor a_buffer = trans_a == 'N' ? at::randn({m, k + pad}) : at::randn({k, m + pad});
+      const at::Tensor b_buffer = trans_b == 'N' ? at::randn({k, n + pad}) : at::randn({n, k + pad});
+      const at::Tensor a = trans_a == 'N' ? a_buffer.narrow(1, 0, k) : a_buffer.narrow(1, 0, m).t();
+      const at::Tensor b = trans_b == 'N' ? b_buffer.narrow(1, 0, n) : b_buffer.narrow(1, 0, k).t();
+      for (float beta : {0.0f, 1.0f}) {
+        at::Tensor c_buffer = at::randn({m, n + pad});
+        const at::Tensor before = c_buffer.to(at::kDouble);
+        gemm(trans_a, trans_b, m, n, k, 0.125f, a_buffer.data_ptr<float>(), a_buffer.size(1),
+             b_buffer.data_ptr<float>(), b_buffer.size(1), beta, c_buffer.data_ptr<float>(), c_buffer.size(1));
+        const at::Tensor exact = 0.125 * at::mm(a.to(at::kDouble), b.to(at::kDouble)) + beta * before.narrow(1, 0, n);
+        EXPECT_LT(relative_error(c_buffer.narrow(1, 0, n), exact), 1e-5) << trans_a << trans_b << " beta " << beta;
+        // The padding past each row's n columns is not written.
+        EXPECT_TRUE(c_buffer.narrow(1, n, pad).to(at::kDouble).equal(before.narrow(1, n, pad)));
+      }
+    }
+  }
+}
+
 TEST(Gemm, BetaZeroIgnoresTheOutputAndAnEmptySumScalesIt) {
   const at::Tensor a = at::randn({5, 4}), b = at::randn({4, 3});
   at::Tensor out = at::full({5, 3}, std::numeric_limits<float>::quiet_NaN());
