@@ -281,10 +281,11 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
   stylegan2::Generator loaded = stylegan2::Generator::load(config.generator_path, device)
                                     .with_precision(stylegan2::parse_precision(config.precision),
                                                     config.num_fp16_res);
+  // auto choices are timed at the largest graph bucket.
+  const int64_t batch = stylegan2::GraphedSynthesis::default_buckets().back();
   if (config.modulation != "auto") {
     loaded = loaded.with_modulation(stylegan2::parse_modulation(config.modulation));
   } else if (device.is_cuda()) {
-    const int64_t batch = stylegan2::GraphedSynthesis::default_buckets().back();
     const stylegan2::ModulationTiming timing = stylegan2::measure_modulation(loaded, batch);
     loaded = loaded.with_modulation(timing.faster);
     log_line(LogLevel::kInfo, "models.modulation auto: " + stylegan2::modulation_name(timing.faster) + " (batch " +
@@ -295,7 +296,6 @@ std::unique_ptr<Engine> Engine::create(const EngineConfig& config) {
     loaded = loaded.with_memory_format(stylegan2::parse_memory_format(config.memory_format));
   } else if (device.is_cuda()) {
     // auto picks among the layouts that run: one this GPU's libraries reject stays unchosen, named in the log.
-    const int64_t batch = stylegan2::GraphedSynthesis::default_buckets().back();
     try {
       const stylegan2::MemoryFormatTiming timing = stylegan2::measure_memory_format(loaded, batch);
       loaded = loaded.with_memory_format(timing.faster);
