@@ -3,13 +3,13 @@
 // libmvec expf (8 lanes in the x86-64-v3 clone, 4 in the baseline).
 #include "clip/quick_gelu.h"
 
-#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstdint>
 
 #include "core/cpu_clone.h"
 #include "core/error.h"
+#include "tensor/parallel.h"
 
 // What glibc's <bits/math-vector.h> declares only under -ffast-math: expf has
 // SIMD variants (_ZGVdN8v_expf ...). Declared here so that nothing else of
@@ -40,7 +40,7 @@ void add_bias_quick_gelu_(at::Tensor& h, const at::Tensor& bias) {
   const int64_t width = h.size(1);
   float* rows = h.data_ptr<float>();
   const float* b = bias.data_ptr<float>();
-  at::parallel_for(0, h.size(0), 16, [&](int64_t begin, int64_t end) {
+  parallel_for(0, h.size(0), 16, [&](int64_t begin, int64_t end) {
     add_bias_quick_gelu_rows(rows + begin * width, b, end - begin, width);
   });
 }

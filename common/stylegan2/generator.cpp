@@ -25,7 +25,6 @@
 #include <ATen/core/grad_mode.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +38,7 @@
 #include "core/files.h"
 #include "core/h5.h"
 #include "tensor/conv.h"
+#include "tensor/parallel.h"
 #include "tensor/tensor_h5.h"
 
 namespace feu::stylegan2 {
@@ -241,7 +241,7 @@ void scale_bias_lrelu_cpu(at::Tensor& y, const at::Tensor& scale, const at::Tens
   const int64_t noise_stride = (noise_c.defined() && noise_c.dim() == 4) ? HW : 0;
   const float slope = static_cast<float>(kLreluSlope);
   const bool do_clamp = clamp > 0;
-  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t n = p / C, c = p % C;
       const float a = sp[p], b = bp[c];
@@ -281,7 +281,7 @@ at::Tensor fir_from_phases_cpu(const at::Tensor (&phases)[4]) {
   float* op = out.data_ptr<float>();
   const float* pp[4] = {p[0].data_ptr<float>(), p[1].data_ptr<float>(), p[2].data_ptr<float>(),
                         p[3].data_ptr<float>()};
-  at::parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
+  parallel_for(0, N * C, 1, [&](int64_t begin, int64_t end) {
     // Row-filtered planes of the even and odd rows: (H+1) x 2W each.
     std::vector<float> rows_e((H + 1) * W2), rows_o((H + 1) * W2);
     for (int64_t plane = begin; plane < end; ++plane) {

@@ -1,7 +1,6 @@
 #include "tensor/winograd.h"
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <string>
@@ -9,6 +8,7 @@
 
 #include "core/error.h"
 #include "tensor/gemm.h"
+#include "tensor/parallel.h"
 
 namespace feu {
 namespace {
@@ -130,7 +130,7 @@ at::Tensor Winograd3x3::operator()(const at::Tensor& input_any) const {
     const int64_t tiles = count * tiles_per_image;
     at::Tensor v = at::empty({kPoints, channels, tiles}, input.options());  // V, point-major
     float* v_data = v.data_ptr<float>();
-    at::parallel_for(0, count * channels, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, count * channels, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> rows(kTile * padded_width), combined(kTile * padded_width);
       for (int64_t plane = begin; plane < end; ++plane) {
         const int64_t image = plane / channels, c = plane % channels;
@@ -152,14 +152,14 @@ at::Tensor Winograd3x3::operator()(const at::Tensor& input_any) const {
     // M[p] = U[p]·V[p]: 16 independent GEMMs, spread over the threads (each
     // single-threaded inside the parallel region).
     at::Tensor m = at::empty({kPoints, outputs, tiles}, input.options());
-    at::parallel_for(0, kPoints, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, kPoints, 1, [&](int64_t begin, int64_t end) {
       for (int64_t p = begin; p < end; ++p) {
         at::Tensor product = m.select(0, p);
         gemm(product, filters_.select(0, p), v.select(0, p));
       }
     });
     const float* m_data = m.data_ptr<float>();
-    at::parallel_for(0, count * outputs, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, count * outputs, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> rows(2 * kOut * tile_cols);
       for (int64_t plane = begin; plane < end; ++plane) {
         const int64_t image = plane / outputs, k = plane % outputs;
@@ -259,7 +259,7 @@ at::Tensor StridedWinograd3x3::operator()(const at::Tensor& input_any) const {
       v[phase] = at::empty({points[phase], channels, count * per_image[phase]}, input.options());
     float* v_data[4];
     for (int phase = 0; phase < 4; ++phase) v_data[phase] = v[phase].data_ptr<float>();
-    at::parallel_for(0, count * channels, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, count * channels, 1, [&](int64_t begin, int64_t end) {
       std::vector<float> padded(padded_h * padded_w);
       for (int64_t plane = begin; plane < end; ++plane) {
         const int64_t image = plane / channels, c = plane % channels;
@@ -318,7 +318,7 @@ at::Tensor StridedWinograd3x3::operator()(const at::Tensor& input_any) const {
     // inside the parallel region) and their output pass, so that the products
     // stay in its core's cache.
     const int64_t blocks = (outputs + kOutputBlock - 1) / kOutputBlock;
-    at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
       for (int64_t block_index = begin; block_index < end; ++block_index) {
         const int64_t k0 = block_index * kOutputBlock, block = std::min(kOutputBlock, outputs - k0);
         at::Tensor m[4];  // per phase: [points, block, N · tiles]
