@@ -1,16 +1,16 @@
 // OpenAI CLIP forward passes in ATen (specs/clip.md §1-§4).
 #include "clip/model.h"
+#include "clip/attention.h"
+#include "clip/layer_norm.h"
 #include "clip/quick_gelu.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -26,7 +26,6 @@ namespace feu::clip {
 namespace {
 
 constexpr int64_t kHeadWidth = 64;  // build_model: heads = width / 64
-constexpr double kLayerNormEps = 1e-5;
 const char* kWeightsGroup = "weights";
 
 std::string shape_of(const at::Tensor& t) {
@@ -180,46 +179,15 @@ void add_linear(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight, co
 // mask: undefined, or additive [Lq, L] or [N, Lq, L]. Returns [N, Lq, D].
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                                 const at::Tensor& mask) {
-  const int64_t n = q.size(0), lq = q.size(1), l = k.size(1), d = q.size(2), width = d / heads;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(width));
   if (!q.is_cpu() || q.scalar_type() != at::kFloat) {
+    const int64_t n = q.size(0), lq = q.size(1), d = q.size(2), width = d / heads;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(width));
     auto split = [&](const at::Tensor& t) { return t.view({n, t.size(1), heads, width}).transpose(1, 2); };
     at::Tensor scores = at::matmul(split(q) * scale, split(k).transpose(-2, -1));  // [N, heads, Lq, L]
     if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask);
     return at::matmul(at::softmax(scores, -1), split(v)).transpose(1, 2).reshape({n, lq, d});
   }
-  // On the CPU a batched matmul runs its N·heads small products one after
-  // another on one thread (each is too small for BLAS to split); here the
-  // threads share the (image, head) pairs, each product a GEMM on raw rows
-  // (tensor views per head would cost more than the product). The 1/√64 is
-  // the first GEMM's alpha: a power of two, so q·kᵀ/8 is (q/8)·kᵀ exactly.
-  const at::Tensor qc = q.stride(2) == 1 ? q : q.contiguous(), kc = k.stride(2) == 1 ? k : k.contiguous(),
-                   vc = v.stride(2) == 1 ? v : v.contiguous();
-  const float *q_data = qc.data_ptr<float>(), *k_data = kc.data_ptr<float>(), *v_data = vc.data_ptr<float>();
-  auto each_head = [&](const std::function<void(int64_t, int64_t)>& product) {
-    at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
-      c10::InferenceMode guard;  // thread-local: the workers take the caller's mode
-      for (int64_t i = begin; i < end; ++i) product(i / heads, i % heads);
-    });
-  };
-  at::Tensor scores = at::empty({n, heads, lq, l}, q.options());
-  float* scores_data = scores.data_ptr<float>();
-  each_head([&](int64_t image, int64_t head) {
-    gemm('N', 'T', lq, l, width, static_cast<float>(scale), q_data + image * qc.stride(0) + head * width,
-         qc.stride(1), k_data + image * kc.stride(0) + head * width, kc.stride(1), 0.0f,
-         scores_data + (image * heads + head) * lq * l, l);
-  });
-  if (mask.defined()) scores.add_(mask.dim() == 3 ? mask.unsqueeze(1) : mask);
-  const at::Tensor weights = at::_softmax(scores, -1, false);
-  const float* weights_data = weights.data_ptr<float>();
-  at::Tensor attended = at::empty({n, lq, d}, q.options());
-  float* attended_data = attended.data_ptr<float>();
-  each_head([&](int64_t image, int64_t head) {
-    gemm('N', 'N', lq, width, l, 1.0f, weights_data + (image * heads + head) * lq * l, l,
-         v_data + image * vc.stride(0) + head * width, vc.stride(1), 0.0f, attended_data + image * lq * d + head * width,
-         d);
-  });
-  return attended;
+  return multi_head_attention_cpu(q, k, v, heads, mask);
 }
 
 }  // namespace
@@ -391,11 +359,8 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
   const int64_t n = x.size(0), d = x.size(2);
   const at::Tensor pooled_index = pooled.defined() ? pooled.view({n, 1, 1}).expand({n, 1, d}) : at::Tensor();
   if (pooled_index.defined() && layers == 0) return x.gather(1, pooled_index).select(1, 0);
-  // LayerNorm in fp32, result in the activations' dtype (the reference's LayerNorm subclass).
   auto layer_norm = [&](const at::Tensor& h, const std::string& name) {
-    return at::layer_norm(h.to(at::kFloat), {d}, param(name + ".weight").to(at::kFloat),
-                          param(name + ".bias").to(at::kFloat), kLayerNormEps)
-        .to(h.scalar_type());
+    return clip::layer_norm(h, param(name + ".weight"), param(name + ".bias"));
   };
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = prefix + std::to_string(i) + ".";
@@ -451,15 +416,11 @@ at::Tensor ClipModel::encode_image(const at::Tensor& pixels) const {
           .view({n, grid * grid, width});  // [N, g*g, W]
   at::Tensor cls = param("visual.class_embedding").to(dtype).view({1, 1, width}).expand({n, 1, width});
   x = at::cat({cls, x}, 1) + param("visual.positional_embedding").to(dtype);        // [N, 1+g*g, W]
-  x = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_pre.weight").to(at::kFloat),
-                     param("visual.ln_pre.bias").to(at::kFloat), kLayerNormEps)
-          .to(dtype);
+  x = layer_norm(x, param("visual.ln_pre.weight"), param("visual.ln_pre.bias"));
   const at::Tensor class_token = at::zeros({n}, at::TensorOptions(device()).dtype(at::kLong));
   x = transformer(x, "visual.transformer.resblocks.", config_.vision_layers, config_.vision_heads(), at::Tensor(),
                   class_token);  // [N, W]
-  at::Tensor cls_out = at::layer_norm(x.to(at::kFloat), {width}, param("visual.ln_post.weight").to(at::kFloat),
-                                      param("visual.ln_post.bias").to(at::kFloat), kLayerNormEps)
-                           .to(dtype);
+  const at::Tensor cls_out = layer_norm(x, param("visual.ln_post.weight"), param("visual.ln_post.bias"));
   return feu::gemm(cls_out, param("visual.proj")).to(at::kFloat);  // [N, E]
 }
 
@@ -487,9 +448,7 @@ at::Tensor ClipModel::encode_text(const at::Tensor& tokens) const {
   x = x + param("positional_embedding").narrow(0, 0, length).to(dtype);                 // [M, length, W]
   at::Tensor mask = causal_mask_.narrow(0, 0, length).narrow(1, 0, length);
   x = transformer(x, "transformer.resblocks.", config_.text_layers, config_.text_heads(), mask, eot);  // x[i, eot[i]]
-  at::Tensor pooled = at::layer_norm(x.to(at::kFloat), {config_.text_width}, param("ln_final.weight").to(at::kFloat),
-                                     param("ln_final.bias").to(at::kFloat), kLayerNormEps)
-                          .to(dtype);                                   // [M, W]
+  const at::Tensor pooled = layer_norm(x, param("ln_final.weight"), param("ln_final.bias"));  // [M, W]
   return feu::gemm(pooled, param("text_projection")).to(at::kFloat);  // [M, E]
 }
 

@@ -3,9 +3,13 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <iostream>
 
+#include "clip/attention.h"
+#include "clip/layer_norm.h"
 #include "clip/model.h"
 #include "clip/quick_gelu.h"
 #include "core/error.h"
@@ -158,6 +162,105 @@ TEST(ClipQuickGelu, MatchesTheFormulaInEveryLaneAndRejectsWhatItCannotTake) {
   expect_error([&] { add_bias_quick_gelu_(wide, bias); }, ErrorCode::kInvalidArgument, "bias [width]");
   at::Tensor doubles = at::randn({4, 77}, at::kDouble);
   expect_error([&] { add_bias_quick_gelu_(doubles, bias); }, ErrorCode::kInvalidArgument, "float32");
+}
+
+// nn.MultiheadAttention's core in float64 ATen: softmax(q_h·k_hᵀ/√w + mask)·v_h.
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
+                               const at::Tensor& mask) {
+  const int64_t n = q.size(0), lq = q.size(1), d = q.size(2), width = d / heads;
+  auto split = [&](const at::Tensor& t) {
+    return t.to(at::kDouble).reshape({n, t.size(1), heads, width}).transpose(1, 2);
+  };
+  at::Tensor scores = at::matmul(split(q) / std::sqrt(static_cast<double>(width)), split(k).transpose(-2, -1));
+  if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask).to(at::kDouble);
+  return at::matmul(at::softmax(scores, -1), split(v)).transpose(1, 2).reshape({n, lq, d});
+}
+
+TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
+  struct Case {
+    int64_t n, lq, l, heads, width;
+    const char* mask;  // "none", "causal" [Lq, L] or "rows" [N, Lq, L]
+  };
+  // 50 keys: CLIP's image tokens; 77: the text context; 1 and 7: fewer than the 8 lanes;
+  // 13 queries: neither the 6-row blocks nor the lanes divide them; a width of 8: one lane group.
+  const Case cases[] = {{3, 50, 50, 3, 64, "none"}, {2, 77, 77, 2, 64, "causal"}, {4, 1, 77, 2, 64, "rows"},
+                        {2, 1, 1, 1, 64, "none"},   {2, 7, 7, 4, 8, "causal"},    {3, 13, 29, 2, 24, "rows"}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.n) + " images, " + std::to_string(c.lq) + " queries, " + std::to_string(c.l) +
+                 " keys, " + std::to_string(c.heads) + " heads of " + std::to_string(c.width) + ", mask " + c.mask);
+    const int64_t d = c.heads * c.width;
+    // q, k and v as views into one packed projection, as the model has them.
+    const at::Tensor packed = at::randn({c.n, c.l, 3 * d}) * 2;
+    const at::Tensor q = packed.narrow(1, c.l - c.lq, c.lq).narrow(2, 0, d), k = packed.narrow(2, d, d),
+                     v = packed.narrow(2, 2 * d, d);
+    at::Tensor mask;
+    const double minus_infinity = -std::numeric_limits<double>::infinity();
+    if (std::string(c.mask) == "causal")
+      mask = at::full({c.lq, c.l}, minus_infinity, at::kFloat).triu_(1 + c.l - c.lq);
+    if (std::string(c.mask) == "rows") {
+      mask = at::randn({c.n, c.lq, c.l});
+      mask.select(2, 0).fill_(minus_infinity);  // the first key of every row masked out
+    }
+    const at::Tensor got = multi_head_attention_cpu(q, k, v, c.heads, mask);
+    ASSERT_EQ(got.sizes(), at::IntArrayRef({c.n, c.lq, d}));
+    const at::Tensor expected = reference_attention(q, k, v, c.heads, mask);
+    EXPECT_LT((got.to(at::kDouble) - expected).abs().max().item<double>(), 2e-6 * expected.abs().max().item<double>());
+    if (mask.defined()) {
+      // A masked key weighs exactly nothing: its value does not reach the rows it is hidden from.
+      const bool rows = std::string(c.mask) == "rows";
+      const int64_t hidden = rows ? 0 : c.l - 1;  // causal: the last key, hidden from the first query
+      at::Tensor other = packed.clone();
+      other.narrow(2, 2 * d, d).select(1, hidden).fill_(1e30f);
+      const at::Tensor moved = multi_head_attention_cpu(other.narrow(1, c.l - c.lq, c.lq).narrow(2, 0, d),
+                                                        other.narrow(2, d, d), other.narrow(2, 2 * d, d), c.heads, mask);
+      const int64_t blind = rows ? c.lq : 1;
+      EXPECT_TRUE(at::equal(moved.narrow(1, 0, blind), got.narrow(1, 0, blind)));
+      if (!rows) {
+        EXPECT_FALSE(at::equal(moved, got));  // while the last query, which sees it, changes
+      }
+    }
+  }
+}
+
+TEST(ClipAttention, RejectsWhatItCannotTake) {
+  const at::Tensor x = at::randn({2, 5, 64});
+  expect_error([&] { multi_head_attention_cpu(x.to(at::kDouble), x, x, 1, at::Tensor()); },
+               ErrorCode::kInvalidArgument, "CPU float32 q, k and v");
+  expect_error([&] { multi_head_attention_cpu(x, x.narrow(2, 0, 32), x, 1, at::Tensor()); },
+               ErrorCode::kShapeMismatch, "q [N, Lq, D] and k, v [N, L, D]");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 3, at::Tensor()); }, ErrorCode::kShapeMismatch,
+               "multiples of 8");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 16, at::Tensor()); }, ErrorCode::kShapeMismatch,
+               "multiples of 8");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({5, 4})); }, ErrorCode::kShapeMismatch,
+               "a mask [5, 5] or [2, 5, 5]");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({5, 5}, at::kDouble)); },
+               ErrorCode::kInvalidArgument, "CPU float32 mask");
+}
+
+TEST(ClipLayerNorm, MatchesTheFormulaAndStaysExactFarFromZero) {
+  // 37 rows of 77: neither the threads' grain nor the 8 lanes divide them. Rows around 1e4 with
+  // unit spread: E[x²] − mean² would lose the variance to cancellation in float32.
+  const at::Tensor x = at::randn({37, 77}) + at::randn({37, 1}) * 1e4;
+  const at::Tensor weight = 1 + at::randn({77}) * 0.1, bias = at::randn({77}) * 0.1;
+  const at::Tensor expected = at::layer_norm(x.to(at::kDouble), {77}, weight.to(at::kDouble),
+                                             bias.to(at::kDouble), 1e-5);
+  const at::Tensor got = layer_norm(x, weight, bias);
+  EXPECT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_LT((got.to(at::kDouble) - expected).abs().max().item<double>(), 1e-5);
+  std::cout << "  far from zero: feu " << (got.to(at::kDouble) - expected).abs().max().item<double>()
+            << ", ATen's float32 kernel "
+            << (at::layer_norm(x, {77}, weight, bias, 1e-5).to(at::kDouble) - expected).abs().max().item<double>()
+            << " from float64\n";
+  // [N, L, D] and a non-contiguous input; the result equals ATen's float32 kernel closely.
+  const at::Tensor tokens = at::randn({3, 50, 96}).transpose(0, 1);
+  const at::Tensor w = at::randn({96}), b = at::randn({96});
+  const at::Tensor aten = at::layer_norm(tokens, {96}, w, b, 1e-5);
+  EXPECT_LT((layer_norm(tokens, w, b) - aten).abs().max().item<double>(), 1e-5);
+  // Other dtypes go through ATen in float32 and come back in theirs.
+  EXPECT_EQ(layer_norm(tokens.to(at::kDouble), w, b).scalar_type(), at::kDouble);
+  expect_error([&] { layer_norm(tokens, at::randn({95}), b); }, ErrorCode::kShapeMismatch,
+               "expected x [..., D], weight [D] and bias [D]");
 }
 
 TEST(ClipModel, BadInputs) {
