@@ -71,31 +71,36 @@ inline __attribute__((always_inline)) void product(int64_t m, int64_t n, int64_t
 
 int64_t padded(int64_t l) { return (l + kLanes - 1) / kLanes * kLanes; }
 
-// Floats of scratch one head needs: kᵀ [w, lp], the scores [lq, lp], v [l, w].
+// Floats of scratch one head needs: q [lq, w], kᵀ [w, lp], the scores [lq, lp], v [l, w].
 int64_t scratch_floats(int64_t lq, int64_t l, int64_t width) {
-  return width * padded(l) + lq * padded(l) + l * width;
+  return lq * width + width * padded(l) + lq * padded(l) + l * width;
 }
 
-// One (image, head): out[lq, w] = softmax(scale·q·kᵀ + mask)·v, rows at the
-// given strides; mask null or [lq, l] at row stride ldm.
+// One (image, head): out[lq, w] = softmax(scale·(q + q_bias)·(k + k_bias)ᵀ
+// + mask)·(v + v_bias), rows at the given strides; mask null or [lq, l] at
+// row stride ldm; the biases [w].
 FEU_X86_64_V3_CLONE void attend_head(int64_t lq, int64_t l, int64_t width, float scale, const float* q,
                                      int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv,
+                                     const float* q_bias, const float* k_bias, const float* v_bias,
                                      const float* mask, int64_t ldm, float* out, int64_t ldo, float* scratch) {
   const int64_t lp = padded(l);
-  float* const k_t = scratch;                           // [w, lp], zero past l
+  float* const q_rows = scratch;                         // [lq, w]
+  float* const k_t = q_rows + lq * width;               // [w, lp], zero past l
   float* const scores = k_t + width * lp;               // [lq, lp]
   float* const v_rows = scores + lq * lp;                // [l, w]
-  // kᵀ and v are copied once so that the products read them from adjacent
-  // rows: rows of the packed projection are 9 KB apart, and their lines
-  // would compete for a few of the L1 cache's sets.
+  // q, kᵀ and v are copied once, with their biases, so that the products
+  // read them from adjacent rows: rows of the packed projection are 9 KB
+  // apart, and their lines would compete for a few of the L1 cache's sets.
+  for (int64_t i = 0; i < lq; ++i)
+    for (int64_t c = 0; c < width; ++c) q_rows[i * width + c] = q[i * ldq + c] + q_bias[c];
   for (int64_t j = 0; j < l; ++j)
-    for (int64_t c = 0; c < width; ++c) k_t[c * lp + j] = k[j * ldk + c];
+    for (int64_t c = 0; c < width; ++c) k_t[c * lp + j] = k[j * ldk + c] + k_bias[c];
   for (int64_t c = 0; c < width; ++c)
     for (int64_t j = l; j < lp; ++j) k_t[c * lp + j] = 0.0f;
   for (int64_t j = 0; j < l; ++j)
-    for (int64_t c = 0; c < width; ++c) v_rows[j * width + c] = v[j * ldv + c];
+    for (int64_t c = 0; c < width; ++c) v_rows[j * width + c] = v[j * ldv + c] + v_bias[c];
 
-  product(lq, lp, width, scale, q, ldq, k_t, lp, scores, lp);
+  product(lq, lp, width, scale, q_rows, width, k_t, lp, scores, lp);
   for (int64_t i = 0; i < lq; ++i) {
     float* const row = scores + i * lp;
     if (mask != nullptr) {
@@ -119,7 +124,7 @@ FEU_X86_64_V3_CLONE void attend_head(int64_t lq, int64_t l, int64_t width, float
 }
 
 void check_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                    const at::Tensor& mask) {
+                    const at::Tensor& in_bias, const at::Tensor& mask) {
   for (const at::Tensor* t : {&q, &k, &v})
     check(t->is_cpu() && t->scalar_type() == at::kFloat, ErrorCode::kInvalidArgument,
           "multi_head_attention_cpu: expected CPU float32 q, k and v");
@@ -134,6 +139,13 @@ void check_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
     throw Error(ErrorCode::kShapeMismatch, "multi_head_attention_cpu: width " + std::to_string(d) + " and " +
                                                std::to_string(heads) +
                                                " heads: expected heads dividing it into multiples of 8");
+  if (in_bias.defined()) {
+    check(in_bias.is_cpu() && in_bias.scalar_type() == at::kFloat, ErrorCode::kInvalidArgument,
+          "multi_head_attention_cpu: expected a CPU float32 in_bias");
+    if (!(in_bias.dim() == 1 && in_bias.size(0) == 3 * d))
+      throw Error(ErrorCode::kShapeMismatch, "multi_head_attention_cpu: expected in_bias [" + std::to_string(3 * d) +
+                                                 "] (q's, k's and v's), got " + c10::str(in_bias.sizes()));
+  }
   if (!mask.defined()) return;
   check(mask.is_cpu() && mask.scalar_type() == at::kFloat, ErrorCode::kInvalidArgument,
         "multi_head_attention_cpu: expected a CPU float32 mask");
@@ -150,8 +162,8 @@ void check_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
 }  // namespace
 
 at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                                    const at::Tensor& mask) {
-  check_operands(q, k, v, heads, mask);
+                                    const at::Tensor& in_bias, const at::Tensor& mask) {
+  check_operands(q, k, v, heads, in_bias, mask);
   const int64_t n = q.size(0), lq = q.size(1), l = k.size(1), d = q.size(2), width = d / heads;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(width)));
   auto adjacent_channels = [](const at::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); };
@@ -159,6 +171,8 @@ at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, co
   const at::Tensor mc = mask.defined() ? adjacent_channels(mask) : mask;
   const float *q_data = qc.data_ptr<float>(), *k_data = kc.data_ptr<float>(), *v_data = vc.data_ptr<float>();
   const float* mask_data = mc.defined() ? mc.data_ptr<float>() : nullptr;
+  const at::Tensor biases = in_bias.defined() ? in_bias.contiguous() : at::zeros({3 * d}, q.options());
+  const float* bias_data = biases.data_ptr<float>();
   const int64_t mask_image_stride = mc.defined() && mc.dim() == 3 ? mc.stride(0) : 0;
   const int64_t mask_row_stride = mc.defined() ? mc.stride(-2) : 0;
   at::Tensor attended = at::empty({n, lq, d}, q.options());
@@ -169,7 +183,7 @@ at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, co
       const int64_t image = pair / heads, channel = pair % heads * width;
       attend_head(lq, l, width, scale, q_data + image * qc.stride(0) + channel, qc.stride(1),
                   k_data + image * kc.stride(0) + channel, kc.stride(1), v_data + image * vc.stride(0) + channel,
-                  vc.stride(1), mask_data == nullptr ? nullptr : mask_data + image * mask_image_stride,
+                  vc.stride(1), bias_data + channel, bias_data + d + channel, bias_data + 2 * d + channel, mask_data == nullptr ? nullptr : mask_data + image * mask_image_stride,
                   mask_row_stride, out_data + image * lq * d + channel, d, scratch.data());
     }
   });

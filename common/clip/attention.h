@@ -13,6 +13,9 @@ namespace feu::clip {
 // q: [N, Lq, D]; k, v: [N, L, D]; all CPU float32. Views into a packed q/k/v
 // projection are read in place (a copy is made only if the channels are not
 // adjacent).
+// in_bias: undefined, or the projection's bias [3·D] (q's, k's, v's, as
+// nn.MultiheadAttention's in_proj_bias), added as q, k and v are read: the
+// projection's GEMM then writes its output without reading it.
 // mask: undefined, or additive CPU float32 [Lq, L] (shared by the images) or
 // [N, Lq, L]; -inf masks a key out.
 // Returns [N, Lq, D] contiguous.
@@ -29,6 +32,6 @@ namespace feu::clip {
 // Errors: invalid_argument (device, dtype) or shape_mismatch, naming what was
 // expected; w must be a multiple of 8.
 at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                                    const at::Tensor& mask);
+                                    const at::Tensor& in_bias, const at::Tensor& mask);
 
 }  // namespace feu::clip

@@ -174,20 +174,21 @@ void add_linear(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight, co
   feu::gemm(rows, h.reshape({-1, h.size(-1)}), weight.t(), 1.0f);
 }
 
-// nn.MultiheadAttention's core, per head h: softmax(q_h·k_hᵀ / √64 + mask)·v_h.
+// nn.MultiheadAttention's core, per head h: softmax(q_h·k_hᵀ / √64 + mask)·v_h,
+// with q, k and v their projection's products before its bias.
 // q: [N, Lq, D]; k, v: [N, L, D] (views into packed projections are fine);
-// mask: undefined, or additive [Lq, L] or [N, Lq, L]. Returns [N, Lq, D].
+// in_bias: [3D]; mask: undefined, or additive [Lq, L] or [N, Lq, L]. Returns [N, Lq, D].
 at::Tensor multi_head_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                                const at::Tensor& mask) {
-  if (!q.is_cpu() || q.scalar_type() != at::kFloat) {
-    const int64_t n = q.size(0), lq = q.size(1), d = q.size(2), width = d / heads;
-    const double scale = 1.0 / std::sqrt(static_cast<double>(width));
-    auto split = [&](const at::Tensor& t) { return t.view({n, t.size(1), heads, width}).transpose(1, 2); };
-    at::Tensor scores = at::matmul(split(q) * scale, split(k).transpose(-2, -1));  // [N, heads, Lq, L]
-    if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask);
-    return at::matmul(at::softmax(scores, -1), split(v)).transpose(1, 2).reshape({n, lq, d});
-  }
-  return multi_head_attention_cpu(q, k, v, heads, mask);
+                                const at::Tensor& in_bias, const at::Tensor& mask) {
+  if (q.is_cpu() && q.scalar_type() == at::kFloat) return multi_head_attention_cpu(q, k, v, heads, in_bias, mask);
+  const int64_t n = q.size(0), lq = q.size(1), d = q.size(2), width = d / heads;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(width));
+  auto split = [&](const at::Tensor& t, int64_t part) {
+    return (t + in_bias.narrow(0, part * d, d)).view({n, t.size(1), heads, width}).transpose(1, 2);
+  };
+  at::Tensor scores = at::matmul(split(q, 0) * scale, split(k, 1).transpose(-2, -1));  // [N, heads, Lq, L]
+  if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask);
+  return at::matmul(at::softmax(scores, -1), split(v, 2)).transpose(1, 2).reshape({n, lq, d});
 }
 
 }  // namespace
@@ -367,21 +368,22 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     const at::Tensor& in_weight = param(p + "attn.in_proj_weight");
     const at::Tensor& in_bias = param(p + "attn.in_proj_bias");
     at::Tensor h = layer_norm(x, p + "ln_1");
+    // The projections without their bias: the attention adds it as it reads them.
     at::Tensor q, k, v, row_mask = mask;
     if (!pooled_index.defined() || i + 1 < layers) {
-      at::Tensor qkv = feu::linear(h, in_weight, in_bias);  // [N, L, 3D]
+      at::Tensor qkv = feu::linear(h, in_weight, at::Tensor());  // [N, L, 3D]
       q = qkv.narrow(2, 0, d);
       k = qkv.narrow(2, d, d);
       v = qkv.narrow(2, 2 * d, d);
     } else {
-      at::Tensor kv = feu::linear(h, in_weight.narrow(0, d, 2 * d), in_bias.narrow(0, d, 2 * d));  // [N, L, 2D]
+      at::Tensor kv = feu::linear(h, in_weight.narrow(0, d, 2 * d), at::Tensor());  // [N, L, 2D]
       k = kv.narrow(2, 0, d);
       v = kv.narrow(2, d, d);
-      q = feu::linear(h.gather(1, pooled_index), in_weight.narrow(0, 0, d), in_bias.narrow(0, 0, d));  // [N, 1, D]
+      q = feu::linear(h.gather(1, pooled_index), in_weight.narrow(0, 0, d), at::Tensor());  // [N, 1, D]
       x = x.gather(1, pooled_index);
       if (mask.defined()) row_mask = mask.index_select(0, pooled).unsqueeze(1);  // [N, 1, L]
     }
-    add_linear(x, multi_head_attention(q, k, v, heads, row_mask), param(p + "attn.out_proj.weight"),
+    add_linear(x, multi_head_attention(q, k, v, heads, in_bias, row_mask), param(p + "attn.out_proj.weight"),
                param(p + "attn.out_proj.bias"));
     h = layer_norm(x, p + "ln_2");
     const at::Tensor &fc_weight = param(p + "mlp.c_fc.weight"), &fc_bias = param(p + "mlp.c_fc.bias");

@@ -165,15 +165,18 @@ TEST(ClipQuickGelu, MatchesTheFormulaInEveryLaneAndRejectsWhatItCannotTake) {
 }
 
 // nn.MultiheadAttention's core in float64 ATen: softmax(q_h·k_hᵀ/√w + mask)·v_h.
+// in_bias [3D] is added to q, k and v first.
 at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
-                               const at::Tensor& mask) {
+                               const at::Tensor& in_bias, const at::Tensor& mask) {
   const int64_t n = q.size(0), lq = q.size(1), d = q.size(2), width = d / heads;
-  auto split = [&](const at::Tensor& t) {
-    return t.to(at::kDouble).reshape({n, t.size(1), heads, width}).transpose(1, 2);
+  auto split = [&](const at::Tensor& t, int64_t part) {
+    return (t.to(at::kDouble) + in_bias.narrow(0, part * d, d).to(at::kDouble))
+        .reshape({n, t.size(1), heads, width})
+        .transpose(1, 2);
   };
-  at::Tensor scores = at::matmul(split(q) / std::sqrt(static_cast<double>(width)), split(k).transpose(-2, -1));
+  at::Tensor scores = at::matmul(split(q, 0) / std::sqrt(static_cast<double>(width)), split(k, 1).transpose(-2, -1));
   if (mask.defined()) scores = scores + (mask.dim() == 3 ? mask.unsqueeze(1) : mask).to(at::kDouble);
-  return at::matmul(at::softmax(scores, -1), split(v)).transpose(1, 2).reshape({n, lq, d});
+  return at::matmul(at::softmax(scores, -1), split(v, 2)).transpose(1, 2).reshape({n, lq, d});
 }
 
 TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
@@ -201,10 +204,19 @@ TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
       mask = at::randn({c.n, c.lq, c.l});
       mask.select(2, 0).fill_(minus_infinity);  // the first key of every row masked out
     }
-    const at::Tensor got = multi_head_attention_cpu(q, k, v, c.heads, mask);
+    const at::Tensor in_bias = at::randn({3 * d});
+    const at::Tensor got = multi_head_attention_cpu(q, k, v, c.heads, in_bias, mask);
     ASSERT_EQ(got.sizes(), at::IntArrayRef({c.n, c.lq, d}));
-    const at::Tensor expected = reference_attention(q, k, v, c.heads, mask);
+    const at::Tensor expected = reference_attention(q, k, v, c.heads, in_bias, mask);
     EXPECT_LT((got.to(at::kDouble) - expected).abs().max().item<double>(), 2e-6 * expected.abs().max().item<double>());
+    // Without a bias: as with a zero one.
+    const at::Tensor unbiased = multi_head_attention_cpu(q, k, v, c.heads, at::Tensor(), mask);
+    EXPECT_TRUE(at::equal(unbiased, multi_head_attention_cpu(q, k, v, c.heads, at::zeros({3 * d}), mask)));
+    EXPECT_LT((unbiased.to(at::kDouble) - reference_attention(q, k, v, c.heads, at::zeros({3 * d}), mask))
+                  .abs()
+                  .max()
+                  .item<double>(),
+              2e-6 * expected.abs().max().item<double>());
     if (mask.defined()) {
       // A masked key weighs exactly nothing: its value does not reach the rows it is hidden from.
       const bool rows = std::string(c.mask) == "rows";
@@ -212,7 +224,8 @@ TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
       at::Tensor other = packed.clone();
       other.narrow(2, 2 * d, d).select(1, hidden).fill_(1e30f);
       const at::Tensor moved = multi_head_attention_cpu(other.narrow(1, c.l - c.lq, c.lq).narrow(2, 0, d),
-                                                        other.narrow(2, d, d), other.narrow(2, 2 * d, d), c.heads, mask);
+                                                        other.narrow(2, d, d), other.narrow(2, 2 * d, d), c.heads,
+                                                        in_bias, mask);
       const int64_t blind = rows ? c.lq : 1;
       EXPECT_TRUE(at::equal(moved.narrow(1, 0, blind), got.narrow(1, 0, blind)));
       if (!rows) {
@@ -224,18 +237,22 @@ TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
 
 TEST(ClipAttention, RejectsWhatItCannotTake) {
   const at::Tensor x = at::randn({2, 5, 64});
-  expect_error([&] { multi_head_attention_cpu(x.to(at::kDouble), x, x, 1, at::Tensor()); },
+  expect_error([&] { multi_head_attention_cpu(x.to(at::kDouble), x, x, 1, at::Tensor(), at::Tensor()); },
                ErrorCode::kInvalidArgument, "CPU float32 q, k and v");
-  expect_error([&] { multi_head_attention_cpu(x, x.narrow(2, 0, 32), x, 1, at::Tensor()); },
+  expect_error([&] { multi_head_attention_cpu(x, x.narrow(2, 0, 32), x, 1, at::Tensor(), at::Tensor()); },
                ErrorCode::kShapeMismatch, "q [N, Lq, D] and k, v [N, L, D]");
-  expect_error([&] { multi_head_attention_cpu(x, x, x, 3, at::Tensor()); }, ErrorCode::kShapeMismatch,
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 3, at::Tensor(), at::Tensor()); }, ErrorCode::kShapeMismatch,
                "multiples of 8");
-  expect_error([&] { multi_head_attention_cpu(x, x, x, 16, at::Tensor()); }, ErrorCode::kShapeMismatch,
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 16, at::Tensor(), at::Tensor()); }, ErrorCode::kShapeMismatch,
                "multiples of 8");
-  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({5, 4})); }, ErrorCode::kShapeMismatch,
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::Tensor(), at::zeros({5, 4})); }, ErrorCode::kShapeMismatch,
                "a mask [5, 5] or [2, 5, 5]");
-  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({5, 5}, at::kDouble)); },
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::Tensor(), at::zeros({5, 5}, at::kDouble)); },
                ErrorCode::kInvalidArgument, "CPU float32 mask");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({64}), at::Tensor()); },
+               ErrorCode::kShapeMismatch, "expected in_bias [192] (q's, k's and v's)");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({192}, at::kDouble), at::Tensor()); },
+               ErrorCode::kInvalidArgument, "CPU float32 in_bias");
 }
 
 TEST(ClipLayerNorm, MatchesTheFormulaAndStaysExactFarFromZero) {
