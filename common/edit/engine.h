@@ -63,9 +63,10 @@ struct EngineConfig {
   // CPU synthesis renders a batch's images one at a time in this many
   // concurrent lanes, each on its share of the ATen threads (0 = one lane per
   // ATen thread, at most 8; a single image takes every thread). On a 2-core
-  // VM, 2 lanes of one thread rendered a batch of 4 at 1.45-1.54 s per 1024²
-  // image against 1.57-1.72 s for one image on both threads: a batch is
-  // cheaper per image than a single edit.
+  // VM, 2 lanes of one thread rendered a batch of 4 at 1.41 s per 1024²
+  // image against 1.52-1.54 s for one image on both threads
+  // (bench_stylegan2 BM_ServedRender): a batch is cheaper per image than a
+  // single edit.
   int cpu_render_lanes = 0;
   // Freed CPU blocks of 4 MB and more kept for reuse (tensor/cpu_allocation_cache.h):
   // without it a 1024² render spends 40% of its time in the kernel faulting in
