@@ -131,9 +131,9 @@ void check_operands(const at::Tensor& q, const at::Tensor& k, const at::Tensor& 
   const bool shapes = q.dim() == 3 && k.dim() == 3 && v.dim() == 3 && k.sizes() == v.sizes() &&
                       q.size(0) == k.size(0) && q.size(2) == k.size(2);
   if (!shapes)
-    throw Error(ErrorCode::kShapeMismatch, "multi_head_attention_cpu: expected q [N, Lq, D] and k, v [N, L, D], got q " +
-                                               c10::str(q.sizes()) + ", k " + c10::str(k.sizes()) + ", v " +
-                                               c10::str(v.sizes()));
+    throw Error(ErrorCode::kShapeMismatch,
+                "multi_head_attention_cpu: expected q [N, Lq, D] and k, v [N, L, D], got q " + c10::str(q.sizes()) +
+                    ", k " + c10::str(k.sizes()) + ", v " + c10::str(v.sizes()));
   const int64_t d = q.size(2);
   if (!(heads > 0 && d % heads == 0 && (d / heads) % kLanes == 0))
     throw Error(ErrorCode::kShapeMismatch, "multi_head_attention_cpu: width " + std::to_string(d) + " and " +
@@ -181,10 +181,11 @@ at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, co
     std::vector<float> scratch(static_cast<size_t>(scratch_floats(lq, l, width)));
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t image = pair / heads, channel = pair % heads * width;
+      const float* image_mask = mask_data == nullptr ? nullptr : mask_data + image * mask_image_stride;
       attend_head(lq, l, width, scale, q_data + image * qc.stride(0) + channel, qc.stride(1),
                   k_data + image * kc.stride(0) + channel, kc.stride(1), v_data + image * vc.stride(0) + channel,
-                  vc.stride(1), bias_data + channel, bias_data + d + channel, bias_data + 2 * d + channel, mask_data == nullptr ? nullptr : mask_data + image * mask_image_stride,
-                  mask_row_stride, out_data + image * lq * d + channel, d, scratch.data());
+                  vc.stride(1), bias_data + channel, bias_data + d + channel, bias_data + 2 * d + channel,
+                  image_mask, mask_row_stride, out_data + image * lq * d + channel, d, scratch.data());
     }
   });
   return attended;

@@ -245,8 +245,8 @@ TEST(ClipAttention, RejectsWhatItCannotTake) {
                "multiples of 8");
   expect_error([&] { multi_head_attention_cpu(x, x, x, 16, at::Tensor(), at::Tensor()); }, ErrorCode::kShapeMismatch,
                "multiples of 8");
-  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::Tensor(), at::zeros({5, 4})); }, ErrorCode::kShapeMismatch,
-               "a mask [5, 5] or [2, 5, 5]");
+  expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::Tensor(), at::zeros({5, 4})); },
+               ErrorCode::kShapeMismatch, "a mask [5, 5] or [2, 5, 5]");
   expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::Tensor(), at::zeros({5, 5}, at::kDouble)); },
                ErrorCode::kInvalidArgument, "CPU float32 mask");
   expect_error([&] { multi_head_attention_cpu(x, x, x, 1, at::zeros({64}), at::Tensor()); },
