@@ -182,12 +182,14 @@ at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const a
 TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
   struct Case {
     int64_t n, lq, l, heads, width;
-    const char* mask;  // "none", "causal" [Lq, L] or "rows" [N, Lq, L]
+    const char* mask;  // "none", "causal" [Lq, L], "rows" or "far" [N, Lq, L]
   };
   // 50 keys: CLIP's image tokens; 77: the text context; 1 and 7: fewer than the 8 lanes;
-  // 13 queries: neither the 6-row blocks nor the lanes divide them; a width of 8: one lane group.
+  // 13 queries: neither the 6-row blocks nor the lanes divide them; a width of 8: one lane group;
+  // "far": keys 0 to 180 below the others, past the exp's underflow to 0 at -87.
   const Case cases[] = {{3, 50, 50, 3, 64, "none"}, {2, 77, 77, 2, 64, "causal"}, {4, 1, 77, 2, 64, "rows"},
-                        {2, 1, 1, 1, 64, "none"},   {2, 7, 7, 4, 8, "causal"},    {3, 13, 29, 2, 24, "rows"}};
+                        {2, 1, 1, 1, 64, "none"},   {2, 7, 7, 4, 8, "causal"},    {3, 13, 29, 2, 24, "rows"},
+                        {2, 50, 50, 3, 64, "far"}};
   for (const Case& c : cases) {
     SCOPED_TRACE(std::to_string(c.n) + " images, " + std::to_string(c.lq) + " queries, " + std::to_string(c.l) +
                  " keys, " + std::to_string(c.heads) + " heads of " + std::to_string(c.width) + ", mask " + c.mask);
@@ -204,6 +206,8 @@ TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
       mask = at::randn({c.n, c.lq, c.l});
       mask.select(2, 0).fill_(minus_infinity);  // the first key of every row masked out
     }
+    if (std::string(c.mask) == "far") mask = at::randn({c.n, c.lq, c.l}) - at::arange(c.l).remainder(5) * 45;
+    const bool hides_keys = mask.defined() && std::string(c.mask) != "far";
     const at::Tensor in_bias = at::randn({3 * d});
     const at::Tensor got = multi_head_attention_cpu(q, k, v, c.heads, in_bias, mask);
     ASSERT_EQ(got.sizes(), at::IntArrayRef({c.n, c.lq, d}));
@@ -217,7 +221,7 @@ TEST(ClipAttention, MatchesTheReferenceForEveryShapeMaskAndLayout) {
                   .max()
                   .item<double>(),
               2e-6 * expected.abs().max().item<double>());
-    if (mask.defined()) {
+    if (hides_keys) {
       // A masked key weighs exactly nothing: its value does not reach the rows it is hidden from.
       const bool rows = std::string(c.mask) == "rows";
       const int64_t hidden = rows ? 0 : c.l - 1;  // causal: the last key, hidden from the first query
