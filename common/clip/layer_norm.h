@@ -15,4 +15,12 @@ namespace feu::clip {
 // rest to ATen. Errors: shape_mismatch naming the expected shapes.
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+// x += residual_bias in place, then layer_norm(x, weight, bias): a residual
+// branch's bias added to the stream in the pass of the LayerNorm that reads
+// it next (the branch's GEMM accumulates into x without it). The updated x
+// is x + residual_bias exactly, the result as layer_norm's.
+// x: [..., D] contiguous; residual_bias: [D], on x's device and of its dtype.
+at::Tensor add_bias_layer_norm_(at::Tensor& x, const at::Tensor& residual_bias, const at::Tensor& weight,
+                                const at::Tensor& bias);
+
 }  // namespace feu::clip

@@ -14,6 +14,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -165,12 +166,12 @@ bool converted_to_fp16(const std::string& name) {
 
 at::Tensor quick_gelu(const at::Tensor& x) { return x * at::sigmoid(1.702 * x); }
 
-// x += h·weightᵀ + bias in place (nn.Linear added to the residual stream):
-// the GEMM accumulates into x, so there is no separate sum or its allocation.
-// x: [..., out] contiguous; h: [..., in].
-void add_linear(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight, const at::Tensor& bias) {
+// x += h·weightᵀ in place (nn.Linear without its bias added to the residual
+// stream): the GEMM accumulates into x, so there is no separate sum or its
+// allocation. The caller adds the bias where the stream is read next
+// (add_bias_layer_norm_). x: [..., out] contiguous; h: [..., in].
+void add_product(at::Tensor& x, const at::Tensor& h, const at::Tensor& weight) {
   at::Tensor rows = x.view({-1, x.size(-1)});
-  rows.add_(bias);
   feu::gemm(rows, h.reshape({-1, h.size(-1)}), weight.t(), 1.0f);
 }
 
@@ -360,14 +361,18 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
   const int64_t n = x.size(0), d = x.size(2);
   const at::Tensor pooled_index = pooled.defined() ? pooled.view({n, 1, 1}).expand({n, 1, d}) : at::Tensor();
   if (pooled_index.defined() && layers == 0) return x.gather(1, pooled_index).select(1, 0);
-  auto layer_norm = [&](const at::Tensor& h, const std::string& name) {
-    return clip::layer_norm(h, param(name + ".weight"), param(name + ".bias"));
+  // The residual branches' output biases reach the stream with the LayerNorm that reads it next.
+  at::Tensor pending_bias;
+  auto layer_norm = [&](const std::string& name) {
+    const at::Tensor &weight = param(name + ".weight"), &bias = param(name + ".bias");
+    if (!pending_bias.defined()) return clip::layer_norm(x, weight, bias);
+    return add_bias_layer_norm_(x, std::exchange(pending_bias, at::Tensor()), weight, bias);
   };
   for (int64_t i = 0; i < layers; ++i) {
     const std::string p = prefix + std::to_string(i) + ".";
     const at::Tensor& in_weight = param(p + "attn.in_proj_weight");
     const at::Tensor& in_bias = param(p + "attn.in_proj_bias");
-    at::Tensor h = layer_norm(x, p + "ln_1");
+    at::Tensor h = layer_norm(p + "ln_1");
     // The projections without their bias: the attention adds it as it reads them.
     at::Tensor q, k, v, row_mask = mask;
     if (!pooled_index.defined() || i + 1 < layers) {
@@ -383,9 +388,9 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
       x = x.gather(1, pooled_index);
       if (mask.defined()) row_mask = mask.index_select(0, pooled).unsqueeze(1);  // [N, 1, L]
     }
-    add_linear(x, multi_head_attention(q, k, v, heads, in_bias, row_mask), param(p + "attn.out_proj.weight"),
-               param(p + "attn.out_proj.bias"));
-    h = layer_norm(x, p + "ln_2");
+    add_product(x, multi_head_attention(q, k, v, heads, in_bias, row_mask), param(p + "attn.out_proj.weight"));
+    pending_bias = param(p + "attn.out_proj.bias");
+    h = layer_norm(p + "ln_2");
     const at::Tensor &fc_weight = param(p + "mlp.c_fc.weight"), &fc_bias = param(p + "mlp.c_fc.bias");
     if (h.is_cpu() && h.scalar_type() == at::kFloat) {
       h = feu::gemm(h.reshape({-1, d}), fc_weight.t());  // the bias comes with the activation, in the same pass
@@ -393,8 +398,10 @@ at::Tensor ClipModel::transformer(at::Tensor x, const std::string& prefix, int64
     } else {
       h = quick_gelu(feu::linear(h, fc_weight, fc_bias));
     }
-    add_linear(x, h, param(p + "mlp.c_proj.weight"), param(p + "mlp.c_proj.bias"));
+    add_product(x, h, param(p + "mlp.c_proj.weight"));
+    pending_bias = param(p + "mlp.c_proj.bias");
   }
+  if (pending_bias.defined()) x.add_(pending_bias);
   return pooled_index.defined() ? x.select(1, 0) : x;
 }
 

@@ -284,6 +284,25 @@ TEST(ClipLayerNorm, MatchesTheFormulaAndStaysExactFarFromZero) {
                "expected x [..., D], weight [D] and bias [D]");
 }
 
+TEST(ClipLayerNorm, AddsAResidualBiasInPlaceFirst) {
+  const at::Tensor weight = at::randn({96}), bias = at::randn({96}), residual_bias = at::randn({96});
+  const at::Tensor x = at::randn({3, 50, 96});
+  at::Tensor stream = x.clone();
+  const at::Tensor got = add_bias_layer_norm_(stream, residual_bias, weight, bias);
+  EXPECT_TRUE(at::equal(stream, x + residual_bias));
+  EXPECT_LT((got - layer_norm(x + residual_bias, weight, bias)).abs().max().item<double>(), 1e-6);
+  // Elsewhere (here float64) through ATen, with the same effect.
+  at::Tensor doubles = x.to(at::kDouble);
+  const at::Tensor got_doubles = add_bias_layer_norm_(doubles, residual_bias.to(at::kDouble), weight, bias);
+  EXPECT_TRUE(at::equal(doubles, x.to(at::kDouble) + residual_bias.to(at::kDouble)));
+  EXPECT_LT((got_doubles - got.to(at::kDouble)).abs().max().item<double>(), 1e-5);
+  at::Tensor strided = x.transpose(0, 1);
+  expect_error([&] { add_bias_layer_norm_(strided, residual_bias, weight, bias); }, ErrorCode::kShapeMismatch,
+               "contiguous x [..., D] and residual_bias [96]");
+  expect_error([&] { add_bias_layer_norm_(stream, residual_bias.narrow(0, 0, 95), weight, bias); },
+               ErrorCode::kShapeMismatch, "residual_bias [96] of its device and dtype");
+}
+
 TEST(ClipModel, BadInputs) {
   ClipModel model = ClipModel::random(ClipConfig::small(500), 1, at::kCPU);
   expect_error([&] { model.encode_image(at::zeros({1, 3, 224, 224})); }, ErrorCode::kShapeMismatch, "[N, 3, 32, 32]");
