@@ -261,7 +261,8 @@ at::Tensor multi_head_attention_cpu(const at::Tensor& q, const at::Tensor& k, co
       const float* image_mask = mask_data == nullptr ? nullptr : mask_data + image * mask_image_stride;
       attend_head(lq, l, width, scale, q_data + image * qc.stride(0) + channel, qc.stride(1),
                   k_data + image * kc.stride(0) + channel, kc.stride(1), v_data + image * vc.stride(0) + channel,
-                  vc.stride(1), bias_data + channel, bias_data + 2 * d + channel, image_mask, mask_row_stride, out_data + image * lq * d + channel, d, scratch.data());
+                  vc.stride(1), bias_data + channel, bias_data + 2 * d + channel, image_mask, mask_row_stride,
+                  out_data + image * lq * d + channel, d, scratch.data());
     }
   });
   return attended;

@@ -64,8 +64,10 @@ void check_shapes(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
 
 bool cpu_float(const at::Tensor& t) { return t.is_cpu() && t.scalar_type() == at::kFloat; }
 
-// layer_norm on contiguous CPU float32 rows; with residual_bias (else null), in's rows get it first, in place.
-at::Tensor normalize(const at::Tensor& in, const at::Tensor& weight, const at::Tensor& bias, const float* residual_bias) {
+// layer_norm on contiguous CPU float32 rows; with residual_bias (else null),
+// in's rows get it first, in place.
+at::Tensor normalize(const at::Tensor& in, const at::Tensor& weight, const at::Tensor& bias,
+                     const float* residual_bias) {
   const int64_t width = in.size(-1);
   const at::Tensor w = weight.contiguous(), b = bias.contiguous();
   at::Tensor out = at::empty_like(in);
@@ -94,11 +96,12 @@ at::Tensor add_bias_layer_norm_(at::Tensor& x, const at::Tensor& residual_bias, 
   check_shapes(x, weight, bias);
   if (!(x.is_contiguous() && residual_bias.dim() == 1 && residual_bias.size(0) == x.size(-1) &&
         residual_bias.device() == x.device() && residual_bias.scalar_type() == x.scalar_type()))
-    throw Error(ErrorCode::kShapeMismatch, "add_bias_layer_norm_: expected a contiguous x [..., D] and residual_bias [" +
-                                               std::to_string(x.size(-1)) + "] of its device and dtype, got x " +
-                                               c10::str(x.sizes()) + ", residual_bias " +
-                                               c10::str(residual_bias.sizes()));
-  if (!(cpu_float(x) && cpu_float(weight) && cpu_float(bias))) return layer_norm(x.add_(residual_bias), weight, bias);
+    throw Error(ErrorCode::kShapeMismatch,
+                "add_bias_layer_norm_: expected a contiguous x [..., D] and residual_bias [" +
+                    std::to_string(x.size(-1)) + "] of its device and dtype, got x " + c10::str(x.sizes()) +
+                    ", residual_bias " + c10::str(residual_bias.sizes()));
+  if (!(cpu_float(x) && cpu_float(weight) && cpu_float(bias)))
+    return layer_norm(x.add_(residual_bias), weight, bias);
   const at::Tensor rb = residual_bias.contiguous();
   return normalize(x, weight, bias, rb.data_ptr<float>());
 }
