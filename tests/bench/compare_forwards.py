@@ -10,6 +10,10 @@ VM's speed drifts by ±20% between minutes; two adjacent forwards see nearly
 the same machine, so the paired ratios spread far less than separate runs.
 
     /usr/bin/python3 tests/bench/compare_forwards.py --model e4e|clip_image|clip_image_gemms [--rounds 20] [--batch 1] [--threads 2]
+
+With --baseline PATH the other side is another build's model_forwards
+instead of the reference (before/after a change: a change worth 1-2% shows
+there, where runs against the reference spread by ±3% between minutes).
 """
 import argparse
 import os
@@ -45,10 +49,15 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--feu", default=os.path.join(ROOT, "build", "bin", "model_forwards"))
+    parser.add_argument("--baseline", help="another build's model_forwards, in the reference's place")
     args = parser.parse_args()
     common = ["--batch", str(args.batch), "--threads", str(args.threads)]
     ours = start([args.feu, "--model", args.model] + common)
-    reference = start([sys.executable, os.path.join(HERE, REFERENCES[args.model]), "--serve"] + common)
+    if args.baseline:
+        reference = start([args.baseline, "--model", args.model] + common)
+    else:
+        reference = start([sys.executable, os.path.join(HERE, REFERENCES[args.model]), "--serve"] + common)
+    other = "baseline" if args.baseline else "reference"
     ratios, ours_ms, reference_ms = [], [], []
     for round_index in range(args.rounds):
         if round_index % 2 == 0:
@@ -58,15 +67,15 @@ def main():
         ours_ms.append(a / args.batch)
         reference_ms.append(b / args.batch)
         ratios.append(a / b)
-        print(f"round {round_index + 1}: feu {a / args.batch:.0f} ms, reference {b / args.batch:.0f} ms per image, "
+        print(f"round {round_index + 1}: feu {a / args.batch:.0f} ms, {other} {b / args.batch:.0f} ms per image, "
               f"ratio {a / b:.3f}", flush=True)
     for process in (ours, reference):
         process.stdin.close()
         process.wait()
     quartiles = statistics.quantiles(ratios, n=4)
     print(f"{args.model} batch {args.batch}, {args.threads} threads, {args.rounds} rounds: feu median "
-          f"{statistics.median(ours_ms):.0f} ms, reference median {statistics.median(reference_ms):.0f} ms per image; "
-          f"ratio feu/reference median {statistics.median(ratios):.3f} "
+          f"{statistics.median(ours_ms):.0f} ms, {other} median {statistics.median(reference_ms):.0f} ms per image; "
+          f"ratio feu/{other} median {statistics.median(ratios):.3f} "
           f"(quartiles {quartiles[0]:.3f}–{quartiles[2]:.3f}, range {min(ratios):.3f}–{max(ratios):.3f})")
 
 
