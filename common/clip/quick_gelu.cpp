@@ -3,7 +3,6 @@
 // libmvec expf (8 lanes in the x86-64-v3 clone, 4 in the baseline).
 #include "clip/quick_gelu.h"
 
-
 #include <cmath>
 #include <cstdint>
 

@@ -1,12 +1,12 @@
-// Matrix products for feu's models (CLIP's linear layers, the
-// Winograd convolutions' transformed GEMMs). On a float32 CPU they run on
-// oneDNN's sgemm where the build has it (FEU_ONEDNN_GEMM, the libdnnl that
-// Debian's libtorch links). Against the OpenBLAS that ATen's CPU matmuls use,
-// on CLIP ViT-B/32's shapes (2-core Zen 3, 2 threads): at 400 rows (batch 8)
-// 1.16× the throughput for the packed q/k/v projection, 1.08× for the output
+// Matrix products for feu's models (CLIP's linear layers, the Winograd
+// convolutions' transformed GEMMs). On a float32 CPU they run on oneDNN's
+// sgemm where the build has it (FEU_ONEDNN_GEMM, the libdnnl that Debian's
+// libtorch links). Against the OpenBLAS that ATen's CPU matmuls use, on CLIP
+// ViT-B/32's shapes (2-core Zen 3, 2 threads): at 400 rows (batch 8) 1.16×
+// the throughput for the packed q/k/v projection, 1.08× for the output
 // projection, 1.04× for c_fc, 0.98× for c_proj; at 50 rows (batch 1)
-// 1.13–1.34×. Elsewhere (CUDA, other
-// dtypes, a build without it) they are ATen's.
+// 1.13–1.34×. Elsewhere (CUDA, other dtypes, a build without it) they are
+// ATen's.
 #pragma once
 
 #include <ATen/core/Tensor.h>
