@@ -32,13 +32,20 @@ if [ "${1:-}" = --fetch-debs ]; then
   dest=.devdeps
   mkdir -p "$dest"
   grep -qxF "/$dest/" .git/info/exclude 2>/dev/null || echo "/$dest/" >> .git/info/exclude
-  # The development packages feu builds with (scripts/install-deps.sh less the toolchain, Python
-  # and Debian's CPU libtorch), and the packages of every shared library that the CUDA build's
-  # programs the check runs load (ldd follows the chain; the wheel's torch and CUDA libraries
-  # belong to no package and drop out), less the C/C++ runtime the GPU machine has, newer.
-  dev="libfaiss-dev libhdf5-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev liblinear-dev nlohmann-json3-dev
-       libcli11-dev libspdlog-dev libfmt-dev libpng-dev libjpeg-dev zlib1g-dev libutf8proc-dev libpcre2-dev
-       libssl-dev libzip-dev libdlib-dev libgtest-dev libgmock-dev libbenchmark-dev libopenblas0-openmp"
+  # The packages feu builds with (scripts/install-deps.sh's list less the toolchain, Debian's CPU
+  # libtorch and oneDNN, the servers, the browser, Python and dlib's 60 MB model, which nothing
+  # the check runs needs), and the packages of every shared library that the CUDA build's programs
+  # the check runs load (ldd follows the chain; the wheel's torch and CUDA libraries belong to no
+  # package and drop out), less the C/C++ runtime the GPU machine has, newer.
+  dev=$(bash scripts/install-deps.sh --list | grep -vxE 'build-essential|cmake|ccache|pkg-config|git|libtorch-dev|libdnnl-dev|redis-server|chromium.*|python3.*|libdlib-data')
+  # Libraries that those packages' CMake configs name by full path (dlib's libsqlite3.so, libpng.so,
+  # ...; libblas.so and liblapack.so are update-alternatives links, made by install.sh) and the
+  # libraries behind them.
+  named=$(grep -ho '/usr/lib/x86_64-linux-gnu/[^;" ]*\.so' $(dpkg -L $dev | grep -E '\.cmake$') | sort -u |
+    while read -r so; do
+      dpkg -S "$so" 2>/dev/null || true
+      dpkg -S "$(readlink -f "$so")" 2>/dev/null || true
+    done | cut -d: -f1 | sort -u)
   cuda_build=${FEU_CUDA_BUILD_DIR:-build-cuda}
   bash scripts/build-cuda.sh --target test_cuda bench_cuda bench_daemon feu-indexer
   runtime=$(ldd "$cuda_build/tests/test_cuda" "$cuda_build/bin/bench_cuda" "$cuda_build/bin/bench_daemon" \
@@ -48,19 +55,35 @@ if [ "${1:-}" = --fetch-debs ]; then
       # merged /usr: a package may have registered the /lib path of the file
       dpkg -S "$real" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null || true
     done | cut -d: -f1 | sort -u | grep -vxE 'libc6|libstdc\+\+6|libgcc-s1' || true)
-  pkgs=$(echo $dev $runtime ${EXTRA_DEBS:-} | tr ' ' '\n' | sort -u)
+  pkgs=$(echo $dev $named $runtime ${EXTRA_DEBS:-} | tr ' ' '\n' | sort -u)
   (cd "$dest" && apt-get download $pkgs)
   cat > "$dest/install.sh" <<'EOS'
 #!/bin/bash
-# Unpacks the carried packages that this machine lacks (an installed package is never replaced).
+# Unpacks the carried packages that this machine lacks. Nothing it has is replaced: an installed
+# package is skipped, and of the others only files the machine does not have are written (a
+# Debian 12 package may carry a library that a newer system has under another package name, e.g.
+# libssl3 against Ubuntu 24.04's libssl3t64; the system's own copy stays). Merged /usr's directory
+# links are kept.
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 n=0
 for f in "$here"/*.deb; do
   pkg=$(dpkg-deb -f "$f" Package)
   if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then continue; fi
-  dpkg -x "$f" /
+  dpkg-deb --fsys-tarfile "$f" | tar -x -C / --skip-old-files --keep-directory-symlink
   n=$((n + 1))
+done
+# Debian reaches BLAS and LAPACK through update-alternatives links, which unpacking does not make:
+# FAISS and dlib link libblas.so.3/liblapack.so.3 and their CMake configs name libblas.so and
+# liblapack.so. Where the machine has none, they point to OpenBLAS's.
+lib=/usr/lib/x86_64-linux-gnu
+for name in libblas liblapack; do
+  for link in "$lib/$name.so.3" "$lib/$name.so"; do
+    [ -e "$link" ] && continue
+    for dir in openblas-pthread openblas-openmp openblas-serial; do
+      if [ -e "$lib/$dir/$name.so.3" ]; then ln -sfn "$lib/$dir/$name.so.3" "$link"; break; fi
+    done
+  done
 done
 ldconfig
 echo "device deps: $n of $(ls "$here"/*.deb | wc -l) packages unpacked (the rest were installed)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every build and run dependency of feu on Debian 12 (bookworm).
 # Idempotent and non-interactive: does nothing when everything is present.
+# With --list it installs nothing and prints the package names, one per line (scripts/gpu-check.sh
+# --fetch-debs downloads its carried packages from this list).
 set -euo pipefail
 
 PACKAGES=(
@@ -31,6 +33,11 @@ PACKAGES=(
   python3-pil  # tests/image/modes/make_fixtures.py: the Pillow references
   python3-yaml  # tests/readme: merges the README's fleet section into a config
 )
+
+if [ "${1:-}" = --list ]; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
