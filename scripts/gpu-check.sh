@@ -38,11 +38,14 @@ if [ "${1:-}" = --fetch-debs ]; then
   # the check runs load (ldd follows the chain; the wheel's torch and CUDA libraries belong to no
   # package and drop out), less the C/C++ runtime the GPU machine has, newer.
   dev=$(bash scripts/install-deps.sh --list | grep -vxE 'build-essential|cmake|ccache|pkg-config|git|libtorch-dev|libdnnl-dev|redis-server|chromium.*|python3.*|libdlib-data')
-  # Libraries that those packages' CMake configs name by full path (dlib's libsqlite3.so, libpng.so,
-  # ...; libblas.so and liblapack.so are update-alternatives links, made by install.sh) and the
-  # libraries behind them.
-  named=$(grep -ho '/usr/lib/x86_64-linux-gnu/[^;" ]*\.so' $(dpkg -L $dev | grep -E '\.cmake$') | sort -u |
+  # The libraries behind those packages' link-time .so links (a -dev package without its library
+  # leaves the linker a dangling link), and the packages of libraries their CMake configs name by
+  # full path (dlib's libsqlite3.so, libpng.so ...; libblas.so and liblapack.so are
+  # update-alternatives links, which install.sh makes) with the libraries behind them.
+  named=$( (dpkg -L $dev | grep -E '\.so$'
+            grep -ho '/usr/lib/x86_64-linux-gnu/[^;" ]*\.so' $(dpkg -L $dev | grep -E '\.cmake$')) | sort -u |
     while read -r so; do
+      [ -L "$so" ] || [ -f "$so" ] || continue
       dpkg -S "$so" 2>/dev/null || true
       dpkg -S "$(readlink -f "$so")" 2>/dev/null || true
     done | cut -d: -f1 | sort -u)

@@ -166,9 +166,9 @@ bool File::has(const std::string& name) const {
 bool File::is_group(const std::string& name) const {
   std::lock_guard<std::recursive_mutex> guard(hdf5_lock());
   if (!link_exists(id_, name)) return false;
-  H5O_info_t info;
-  if (H5Oget_info_by_name(id_, name.c_str(), &info, H5P_DEFAULT) < 0) return false;
-  return info.type == H5O_TYPE_GROUP;
+  // The object's identifier type, not H5Oget_info_by_name: its signature changed in HDF5 1.12.
+  Handle object(H5Oopen(id_, name.c_str(), H5P_DEFAULT), H5Oclose);
+  return object.ok() && H5Iget_type(object.get()) == H5I_GROUP;
 }
 
 std::vector<std::string> File::list(const std::string& group) const {

@@ -46,6 +46,8 @@ TEST(H5, RoundTripsDatasetsAndAttributes) {
   EXPECT_TRUE(f.has("group/x"));
   EXPECT_FALSE(f.has("nothing/at/all"));
   EXPECT_TRUE(f.is_group("group"));
+  EXPECT_FALSE(f.is_group("ids"));  // a dataset
+  EXPECT_FALSE(f.is_group("nothing"));
   EXPECT_EQ(f.list("/"), (std::vector<std::string>{"group", "ids", "paths", "weights"}));
 }
 
