@@ -122,7 +122,7 @@ std::string build_real_size_assets(const DemoOptions& o, const std::string& root
   say("corpus index of " + std::to_string(o.images) + " random unit embeddings (no images)");
   std::vector<CorpusEntry> entries(static_cast<size_t>(o.images));
   for (int64_t i = 0; i < o.images; ++i) {
-    char path[32];  // FFHQ's layout: 1000 images per numbered folder
+    char path[48];  // FFHQ's layout: 1000 images per numbered folder
     std::snprintf(path, sizeof path, "%05ld/%05ld.png", long(i / 1000 * 1000), long(i));
     entries[i].id = i;
     entries[i].path = path;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <linear.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>

@@ -1,6 +1,7 @@
 // Pasting an edited face back into its photo (the --paste result).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "face/faces.h"
