@@ -170,6 +170,8 @@ _ALLOWED = {
     ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "slice"), ("builtins", "complex"),
     ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    # numpy 2 renamed numpy.core to numpy._core: the pickles it writes name the new module.
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
 }
 
@@ -197,7 +199,7 @@ def load_pickle(path):
             return RestrictedUnpickler(f).load()
         except pickle.UnpicklingError as e:
             raise ConvertError("%s: %s" % (path, e))
-        except (EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        except (EOFError, ValueError, TypeError, AttributeError, IndexError, ImportError) as e:
             raise ConvertError("%s: not a readable pickle (%s)" % (path, e))
 
 
