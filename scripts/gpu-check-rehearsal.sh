@@ -28,20 +28,11 @@ torch_spec=${FEU_REHEARSAL_TORCH:-torch==2.11.0}
 cuda=$(readlink -f /usr/local/cuda)
 [ -x "$cuda/bin/nvcc" ] || { echo "gpu-check-rehearsal: no CUDA toolkit at /usr/local/cuda" >&2; exit 1; }
 
-if [ ! -x "$root/opt/torch/bin/python3" ]; then
+if [ ! -x "$root/usr/bin/g++" ]; then
   command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap
   echo "gpu-check-rehearsal: creating a Debian 13 chroot in $root"
   debootstrap --variant=minbase --include=g++,make,ccache,python3,python3-venv,ca-certificates \
     trixie "$root" http://deb.debian.org/debian
-  # This machine's registry certificates (a proxy's CA) for pip inside.
-  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
-  cp /etc/resolv.conf "$root/etc/"
-  chroot "$root" update-ca-certificates > /dev/null
-  # What the GPU machine has besides the toolchain and PyTorch (fetch-debs.sh's header).
-  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    libhdf5-dev libyaml-cpp-dev libgtest-dev libopenblas0
-  chroot "$root" python3 -m venv /opt/torch
-  chroot "$root" env -u PIP_FIND_LINKS /opt/torch/bin/pip install -q --timeout 180 "$torch_spec" "cmake>=4"
 fi
 
 mounts=()
@@ -56,6 +47,18 @@ trap cleanup EXIT
 bind /proc /proc
 bind /dev /dev
 bind /sys /sys
+
+if [ ! -x "$root/opt/torch/bin/python3" ]; then
+  # This machine's registry certificates (a proxy's CA) for pip inside.
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+  cp /etc/resolv.conf "$root/etc/"
+  chroot "$root" update-ca-certificates > /dev/null
+  # What the GPU machine has besides the toolchain and PyTorch (fetch-debs.sh's header).
+  chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    libhdf5-dev libyaml-cpp-dev libgtest-dev libopenblas0
+  chroot "$root" python3 -m venv /opt/torch
+  chroot "$root" env -u PIP_FIND_LINKS /opt/torch/bin/pip install -q --timeout 180 "$torch_spec" "cmake>=4"
+fi
 bind "$cuda" "$cuda"
 ln -sfn "$cuda" "$root/usr/local/cuda"
 [ -d ../shared ] && bind "$(cd ../shared && pwd)" /work/shared ro
