@@ -68,10 +68,11 @@ mkdir -p "$root/work/feu"
 git ls-files -z -co --exclude-standard | tar --null -T - -cf - | tar -x -C "$root/work/feu"
 rm -rf "$root/work/feu/.devdeps" && cp -a .devdeps "$root/work/feu/"
 
+# A command in the chroot with a clean environment, the wheel's python3 and cmake first on PATH.
+in_chroot() { chroot "$root" env -i HOME=/root TERM=dumb PATH=/opt/torch/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
 status=0
 # Ubuntu's GCC links --as-needed by default; Debian's does not.
-chroot "$root" env -i HOME=/root TERM=dumb PATH=/opt/torch/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  FEU_CUDA_CMAKE_ARGS=-DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed \
+in_chroot FEU_CUDA_CMAKE_ARGS=-DCMAKE_EXE_LINKER_FLAGS=-Wl,--as-needed \
   bash -c 'cd /work/feu && g++ --version | head -1 && cmake --version | head -1 &&
            OUT=/work/gpu-out bash scripts/gpu-check.sh' || status=$?
 if [ "$full" = 1 ] && [ "$status" = 0 ]; then
@@ -81,9 +82,8 @@ if [ "$full" = 1 ] && [ "$status" = 0 ]; then
   # commands, install-deps.sh among them, which would make the chroot plain Debian 13: left out.
   chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
     libdlib-data redis-server > /dev/null
-  chroot "$root" env -i HOME=/root TERM=dumb PATH=/opt/torch/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    bash -c 'cd /work/feu && cmake --build build-gpu -j "$(nproc)" && cd build-gpu &&
-             ctest -j "$(nproc)" --output-on-failure -E "^(convert_stylegan2|e4e_reference_winograd|readme_commands)$"' ||
+  in_chroot bash -c 'cd /work/feu && cmake --build build-gpu -j "$(nproc)" && cd build-gpu &&
+               ctest -j "$(nproc)" --output-on-failure -E "^(convert_stylegan2|e4e_reference_winograd|readme_commands)$"' ||
     status=$?
 fi
 echo "gpu-check-rehearsal: exit status $status (output in $root/work/gpu-out)"

@@ -38,26 +38,26 @@ if [ "${1:-}" = --fetch-debs ]; then
   # the check runs load (ldd follows the chain; the wheel's torch and CUDA libraries belong to no
   # package and drop out), less the C/C++ runtime the GPU machine has, newer.
   dev=$(bash scripts/install-deps.sh --list | grep -vxE 'build-essential|cmake|ccache|pkg-config|git|libtorch-dev|libdnnl-dev|redis-server|chromium.*|python3.*|libdlib-data')
+  # The packages owning each path read (one per line) and the file it resolves to. With merged
+  # /usr a package may have registered the /lib path of a file under /usr/lib.
+  owners() {
+    sort -u | while read -r path; do
+      [ -e "$path" ] || [ -L "$path" ] || continue
+      for p in "$path" "$(readlink -f "$path")"; do
+        dpkg -S "$p" 2>/dev/null || dpkg -S "${p#/usr}" 2>/dev/null || true
+      done
+    done | cut -d: -f1 | sort -u
+  }
   # The libraries behind those packages' link-time .so links (a -dev package without its library
   # leaves the linker a dangling link), and the packages of libraries their CMake configs name by
   # full path (dlib's libsqlite3.so, libpng.so ...; libblas.so and liblapack.so are
   # update-alternatives links, which install.sh makes) with the libraries behind them.
   named=$( (dpkg -L $dev | grep -E '\.so$'
-            grep -ho '/usr/lib/x86_64-linux-gnu/[^;" ]*\.so' $(dpkg -L $dev | grep -E '\.cmake$')) | sort -u |
-    while read -r so; do
-      [ -L "$so" ] || [ -f "$so" ] || continue
-      dpkg -S "$so" 2>/dev/null || true
-      dpkg -S "$(readlink -f "$so")" 2>/dev/null || true
-    done | cut -d: -f1 | sort -u)
+            grep -ho '/usr/lib/x86_64-linux-gnu/[^;" ]*\.so' $(dpkg -L $dev | grep -E '\.cmake$')) | owners)
   cuda_build=${FEU_CUDA_BUILD_DIR:-build-cuda}
   bash scripts/build-cuda.sh --target test_cuda bench_cuda bench_daemon feu-indexer
   runtime=$(ldd "$cuda_build/tests/test_cuda" "$cuda_build/bin/bench_cuda" "$cuda_build/bin/bench_daemon" \
-    "$cuda_build/bin/feu-indexer" | awk '$3 ~ /^\// {print $3}' | sort -u |
-    while read -r lib; do
-      real=$(readlink -f "$lib")
-      # merged /usr: a package may have registered the /lib path of the file
-      dpkg -S "$real" 2>/dev/null || dpkg -S "${real#/usr}" 2>/dev/null || true
-    done | cut -d: -f1 | sort -u | grep -vxE 'libc6|libstdc\+\+6|libgcc-s1' || true)
+    "$cuda_build/bin/feu-indexer" | awk '$3 ~ /^\// {print $3}' | owners | grep -vxE 'libc6|libstdc\+\+6|libgcc-s1' || true)
   pkgs=$(echo $dev $named $runtime ${EXTRA_DEBS:-} | tr ' ' '\n' | sort -u)
   (cd "$dest" && apt-get download $pkgs)
   cat > "$dest/install.sh" <<'EOS'
