@@ -70,7 +70,8 @@ void Client::send(const Message& message) {
     socket_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
 }
 
-std::optional<Message> Client::receive(const std::string& id, std::chrono::steady_clock::time_point until) {
+std::optional<Message> Client::receive(const std::string& id, std::chrono::steady_clock::time_point until,
+                                       bool take_pushed) {
   while (true) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
@@ -94,6 +95,7 @@ std::optional<Message> Client::receive(const std::string& id, std::chrono::stead
       continue;  // not a feu reply
     }
     if (!id.empty() && reply.header.value("id", std::string()) != id) continue;
+    if (!take_pushed && reply.header.value("pushed", false)) continue;
     return reply;
   }
 }
@@ -103,7 +105,8 @@ Message Client::call(const Message& request) {
   for (int attempt = 0; attempt <= options_.retries; ++attempt) {
     if (attempt > 0) connect();
     send(request);
-    auto reply = receive(id, std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms));
+    auto reply = receive(id, std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms),
+                         /*take_pushed=*/false);
     if (reply) return *reply;
   }
   throw Error(ErrorCode::kIoError, "no reply from " + options_.server + " after " +
@@ -114,7 +117,8 @@ Message Client::call(const Message& request) {
 std::optional<Message> Client::call_raw(const std::vector<Frame>& frames) {
   for (size_t i = 0; i < frames.size(); ++i)
     socket_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  return receive("", std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms));
+  return receive("", std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms),
+                 /*take_pushed=*/true);
 }
 
 Message Client::edit(const std::string& id, const edit::EditRequest& request, std::optional<int64_t> deadline_ms) {
@@ -124,7 +128,7 @@ Message Client::edit(const std::string& id, const edit::EditRequest& request, st
   send(message);
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
   while (true) {
-    auto reply = receive(id, until);
+    auto reply = receive(id, until, /*take_pushed=*/true);
     if (!reply) {
       if (++timeouts > options_.retries)
         throw Error(ErrorCode::kIoError, "no reply for edit '" + id + "' from " + options_.server + " after " +

@@ -42,7 +42,7 @@ class Client {
   Message edit(const std::string& id, const edit::EditRequest& request,
                std::optional<int64_t> deadline_ms = std::nullopt);
   // Sends a request and returns its first reply (any status), resending on
-  // timeouts. Errors: io_error.
+  // timeouts; a job's pushed `done` is not a reply. Errors: io_error.
   Message call(const Message& request);
   // Sends frames as they are (tests: malformed input) and waits for one reply
   // with any id. Empty when none comes within timeout_ms.
@@ -65,8 +65,11 @@ class Client {
   void connect(bool next_server = true);
   void send(const Message& message);
   // The next reply for `id` ("" = any id) before `until`; replies for other
-  // ids (late answers to earlier requests) are skipped.
-  std::optional<Message> receive(const std::string& id, std::chrono::steady_clock::time_point until);
+  // ids (late answers to earlier requests) are skipped, and so are pushed
+  // final replies (`"pushed": true`) unless `take_pushed`: a `result` or
+  // `cancel` must get its own answer, not a job's `done` owed to the connection.
+  std::optional<Message> receive(const std::string& id, std::chrono::steady_clock::time_point until,
+                                 bool take_pushed);
 
   // The endpoint in use, for messages.
   const std::string& server() const { return servers_[current_]; }

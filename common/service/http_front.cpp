@@ -306,9 +306,8 @@ struct HttpFront::Impl {
     return state == status::kDone || state == status::kError;
   }
 
-  // Polls `result` until the job is final or `wait_ms` passed. The daemon
-  // also pushes the final reply to the polling connection, which the next
-  // poll picks up at once.
+  // Polls `result` until the job is final or `wait_ms` passed, backing off
+  // from 5 to 100 ms between polls.
   Message wait_final(Client& client, const std::string& id, Message reply, int64_t wait_ms) {
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
     int pause_ms = 5;

@@ -354,6 +354,10 @@ void Server::deliver_finished() {
       waiting_.erase(it);
     }
     if (routes.empty()) stats_.count("replies.no_client");  // recovered after a restart: served by id
+    // Marked so that a client can tell it from the answer to the request it
+    // sent last on the same connection (a `result` poll may be answered
+    // before or after this push).
+    finished.reply.header["pushed"] = true;
     size_t delivered = 0;
     for (const Route& route : routes) {
       if (send(route, finished.reply)) ++delivered;

@@ -693,8 +693,32 @@ TEST(Server, EveryClientWaitingOnAnIdGetsItsDone) {
     ASSERT_FALSE(reply.is_null());
     EXPECT_EQ(reply["status"], "done");
     EXPECT_EQ(reply["id"], "shared");
+    EXPECT_EQ(reply["pushed"], true) << "a done nobody asked for just now is marked as pushed";
   }
+  poller.send(make_simple_request(RequestType::kResult, "shared"));
+  json asked = poller.final_reply(5000);
+  EXPECT_EQ(asked["status"], "done");
+  EXPECT_FALSE(asked.contains("pushed")) << "the answer to a result request is not a push: " << asked.dump();
   EXPECT_EQ(backend.executions("shared"), 1);
+}
+
+TEST(Server, AClientThatPolledAResultGetsItsOwnAnswerToEachLaterRequest) {
+  // The connection that polled while the job ran is owed its done; here it
+  // arrives before the next poll's answer. Neither may be taken for the
+  // answer to a later request on the connection (a cancel here).
+  test::TempDir dir;
+  FakeBackend backend(test::fake_options(200));
+  RunningServer server(config_in(dir), backend);
+  Client submitter(client_for(server.endpoint())), poller(client_for(server.endpoint()));
+  ASSERT_EQ(submit(submitter, "job", edit_of("job")), "accepted");
+  ASSERT_EQ(poller.result("job").header["status"], "accepted");
+  ASSERT_EQ(wait_result(submitter, "job").header["status"], "done");
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the push to `poller` has arrived
+  EXPECT_EQ(poller.result("job").header["status"], "done");
+  Message cancel = poller.cancel("job");
+  EXPECT_EQ(cancel.header["type"], "cancel") << cancel.header.dump();
+  EXPECT_EQ(cancel.header["state"], "finished") << cancel.header.dump();
+  EXPECT_EQ(poller.ping().header["status"], "done");
 }
 
 TEST(Server, RequestsTheModelsWouldRefuseAreRejectedBeforeAcceptance) {
