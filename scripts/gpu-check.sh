@@ -124,9 +124,14 @@ FEU_CUDA_BUILD_DIR=$build FEU_CUDA_CMAKE_ARGS="${FEU_CUDA_CMAKE_ARGS:-}" \
 build_s=$(($(date +%s) - build_start))
 log "built in ${build_s}s"
 
-log "CUDA tests"
+# Every step has a time limit: a hung CUDA call (a graph capture, a kernel) costs that step, not the
+# benchmarks after it.
+test_limit=$(step_limit 150 270 30)
+log "CUDA tests (at most ${test_limit}s)"
 test_status=0
-"$build/tests/test_cuda" --gtest_output="json:$out/test_cuda.json" > "$out/test_cuda.log" 2>&1 || test_status=$?
+timeout "$test_limit" "$build/tests/test_cuda" --gtest_output="json:$out/test_cuda.json" > "$out/test_cuda.log" 2>&1 ||
+  test_status=$?
+[ "$test_status" = 124 ] && log "test_cuda ran out of time (the log names the test it was in: $out/test_cuda.log)"
 grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$out/test_cuda.log" || true
 grep -A3 -E 'Failure|Skipped$' "$out/test_cuda.log" | head -40 || true
 
@@ -136,9 +141,10 @@ log "GPU benchmark (bench_cuda, at most ${bench_limit}s)"
 timeout "$bench_limit" "$build/bin/bench_cuda" --device cuda --out "$out/bench_cuda.json" > "$out/bench_cuda.log" 2>&1 ||
   log "bench_cuda failed or ran out of time (the log: $out/bench_cuda.log)"
 
-log "real-size assets with random weights (feu-indexer demo-assets --real-size)"
+assets_limit=$(step_limit 120 60 30)
+log "real-size assets with random weights (feu-indexer demo-assets --real-size, at most ${assets_limit}s)"
 assets=$build/bench-real
-if "$build/bin/feu-indexer" demo-assets --out "$assets" --real-size > "$out/assets.log" 2>&1; then
+if timeout "$assets_limit" "$build/bin/feu-indexer" demo-assets --out "$assets" --real-size > "$out/assets.log" 2>&1; then
   # configs/bench-real-size.yaml names the assets relative to configs/: here they are in $assets.
   sed -e "s#\.\./out/bench-real#$(cd "$assets" && pwd)#g" configs/bench-real-size.yaml > "$build/bench-real-size.yaml"
   daemon_limit=$(step_limit 150 10 45)
