@@ -51,7 +51,10 @@ double median_seconds(int warmup, int reps, const std::function<at::Tensor()>& f
   return times[times.size() / 2];
 }
 
-void run_item(nlohmann::json& out, const std::string& name, const std::function<nlohmann::json()>& fn) {
+// Runs one benchmark item into out[name] and rewrites `out_path` (when set): a run stopped by its
+// time limit leaves the items it finished.
+void run_item(nlohmann::json& out, const std::string& out_path, const std::string& name,
+              const std::function<nlohmann::json()>& fn) {
   std::cerr << "bench_cuda: " << name << "..." << std::endl;
   try {
     out[name] = fn();
@@ -59,6 +62,7 @@ void run_item(nlohmann::json& out, const std::string& name, const std::function<
     out[name] = {{"error", e.what()}};
   }
   std::cerr << "bench_cuda: " << name << " " << out[name].dump() << std::endl;
+  if (!out_path.empty()) std::ofstream(out_path) << out.dump(2) << "\n";
 }
 
 }  // namespace
@@ -90,7 +94,7 @@ int main(int argc, char** argv) {
   out["quick"] = quick;
   at::NoGradGuard no_grad;
 
-  run_item(out, "synthesis", [&] {
+  run_item(out, out_path, "synthesis", [&] {
     feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
     if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
     const auto g = feu::stylegan2::Generator::random(config, 0, device);
@@ -114,7 +118,7 @@ int main(int argc, char** argv) {
 
   // The targets: batch 1 <= 3 ms (NVlabs: 17–20 ms eager, 6.3 ms graphed), >= 1,000 img/s
   // batched. Graph buckets 1 and 16 (the engine's batch and chunk); 64 runs eagerly.
-  run_item(out, "synthesis_graph_fp16", [&] {
+  run_item(out, out_path, "synthesis_graph_fp16", [&] {
     using feu::stylegan2::Generator;
     using feu::stylegan2::GraphedSynthesis;
     using feu::stylegan2::Precision;
@@ -172,7 +176,7 @@ int main(int argc, char** argv) {
     return r;
   });
 
-  run_item(out, "clip_image", [&] {
+  run_item(out, out_path, "clip_image", [&] {
     const feu::clip::ClipConfig config = quick ? feu::clip::ClipConfig::small() : feu::clip::ClipConfig::vit_b_32();
     const int64_t batch = quick ? 16 : 512;
     const std::string path = "/tmp/feu-bench-cuda-clip.h5";
@@ -190,7 +194,7 @@ int main(int argc, char** argv) {
     return r;
   });
 
-  run_item(out, "retrieval", [&] {
+  run_item(out, out_path, "retrieval", [&] {
     const int64_t n = quick ? 5000 : 70000, dim = 512;
     std::mt19937_64 rng(3);
     std::normal_distribution<float> gauss;
@@ -226,7 +230,7 @@ int main(int argc, char** argv) {
   // 5,376 channels at config-f), a batch of renders from the activations below the layer (shared
   // by the layer's channels and signs), CLIP preprocessing and the fp32 image tower. Projected over
   // every covered channel × 100 images × 2 signs (the target: ≤ 20 minutes on one H100).
-  run_item(out, "directions", [&] {
+  run_item(out, out_path, "directions", [&] {
     using feu::stylegan2::Generator;
     feu::stylegan2::GeneratorConfig config = feu::stylegan2::GeneratorConfig::config_f();
     if (quick) config.img_resolution = 64, config.channel_max = 64, config.channel_base = 1024;
