@@ -271,7 +271,6 @@ int main(int argc, char** argv) {
     return r;
   });
 
-  std::cout << out.dump(2) << std::endl;
-  if (!out_path.empty()) std::ofstream(out_path) << out.dump(2) << "\n";
+  std::cout << out.dump(2) << std::endl;  // the file at out_path was written by the last item
   return 0;
 }
