@@ -89,25 +89,22 @@ inline __attribute__((always_inline)) void product(int64_t m, int64_t n, int64_t
 
 // The 8×8 block rows[0..7] transposed in registers (as _MM_TRANSPOSE8_PS:
 // pairs of rows interleaved, then pairs of pairs, then the 128-bit halves).
+// __builtin_shufflevector: GCC (12+) and clang both have it.
 inline __attribute__((always_inline)) void transpose8(Lanes rows[8]) {
-  typedef int Index __attribute__((vector_size(32)));
-  const Index low = {0, 8, 1, 9, 4, 12, 5, 13}, high = {2, 10, 3, 11, 6, 14, 7, 15};
-  const Index pairs_low = {0, 1, 8, 9, 4, 5, 12, 13}, pairs_high = {2, 3, 10, 11, 6, 7, 14, 15};
-  const Index halves_low = {0, 1, 2, 3, 8, 9, 10, 11}, halves_high = {4, 5, 6, 7, 12, 13, 14, 15};
   Lanes t[8], u[8];
   for (int i = 0; i < 8; i += 2) {
-    t[i] = __builtin_shuffle(rows[i], rows[i + 1], low);
-    t[i + 1] = __builtin_shuffle(rows[i], rows[i + 1], high);
+    t[i] = __builtin_shufflevector(rows[i], rows[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(rows[i], rows[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
   }
   for (int i = 0; i < 8; i += 4) {
-    u[i] = __builtin_shuffle(t[i], t[i + 2], pairs_low);
-    u[i + 1] = __builtin_shuffle(t[i], t[i + 2], pairs_high);
-    u[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], pairs_low);
-    u[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], pairs_high);
+    u[i] = __builtin_shufflevector(t[i], t[i + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 1] = __builtin_shufflevector(t[i], t[i + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    u[i + 2] = __builtin_shufflevector(t[i + 1], t[i + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+    u[i + 3] = __builtin_shufflevector(t[i + 1], t[i + 3], 2, 3, 10, 11, 6, 7, 14, 15);
   }
   for (int i = 0; i < 4; ++i) {
-    rows[i] = __builtin_shuffle(u[i], u[i + 4], halves_low);
-    rows[i + 4] = __builtin_shuffle(u[i], u[i + 4], halves_high);
+    rows[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    rows[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
   }
 }
 

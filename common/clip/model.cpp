@@ -320,7 +320,8 @@ ClipModel ClipModel::random(const ClipConfig& c, uint64_t seed, at::Device devic
   // As clip/model.py initialize_parameters (the vision tower's own
   // transformer gets the same scheme as the text one; biases are small
   // random values instead of PyTorch's defaults so every path is exercised).
-  for (const auto& [name, shape] : expected_shapes(c)) {
+  for (const auto& [key, shape] : expected_shapes(c)) {
+    const std::string& name = key;  // a lambda below reads it (C++17 lambdas cannot capture a binding)
     const bool visual = name.rfind("visual.", 0) == 0;
     const double width = static_cast<double>(visual ? c.vision_width : c.text_width);
     const double layers = static_cast<double>(visual ? c.vision_layers : c.text_layers);
