@@ -2,7 +2,8 @@
 # Installs every build and run dependency of feu on Debian 12 (bookworm).
 # Idempotent and non-interactive: does nothing when everything is present.
 # With --list it installs nothing and prints the package names, one per line (scripts/gpu-check.sh
-# --fetch-debs downloads its carried packages from this list).
+# --fetch-debs downloads its carried packages from this list). With --fuzz it also installs what
+# scripts/fuzz.sh builds with (clang, its sanitizer and libFuzzer runtimes, its OpenMP).
 set -euo pipefail
 
 PACKAGES=(
@@ -34,10 +35,14 @@ PACKAGES=(
   python3-yaml  # tests/readme: merges the README's fleet section into a config
 )
 
+FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev)
+
 if [ "${1:-}" = --list ]; then
   printf '%s\n' "${PACKAGES[@]}"
   exit 0
 fi
+
+if [ "${1:-}" = --fuzz ]; then PACKAGES+=("${FUZZ_PACKAGES[@]}"); fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
