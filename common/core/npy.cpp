@@ -168,6 +168,7 @@ FloatArray read_float(const std::string& path) {
             std::to_string(count * item_size) + ")");
   const uint8_t* data = bytes.data() + header_start + header_size;
   out.values.resize(count);
+  if (count == 0) return out;  // an empty array's data() may be null, which memcpy must not get
   if (item_size == 4) {
     std::memcpy(out.values.data(), data, count * 4);
   } else {

@@ -48,6 +48,20 @@ std::vector<float> s_codes(int64_t count, int64_t total) {
   return values;
 }
 
+// Found by scripts/fuzz.sh (UBSan: memcpy from an empty vector's null data); the file is
+// numpy.save's of float32 zeros((0, 4)).
+TEST(Npy, AnEmptyArrayReadsAsItsShapeWithNoValues) {
+  test::TempDir dir;
+  npy::write_float(dir.file("ours.npy"), nullptr, {0, 4});
+  const std::string numpys = std::string(FEU_SOURCE_DIR) + "/tests/fuzz/regressions/fuzz_npy/empty-float32-array.npy";
+  for (const std::string& path : {dir.file("ours.npy"), numpys}) {
+    const npy::FloatArray array = npy::read_float(path);
+    EXPECT_EQ(array.shape, (std::vector<int64_t>{0, 4})) << path;
+    EXPECT_EQ(array.dtype, "float32") << path;
+    EXPECT_TRUE(array.values.empty()) << path;
+  }
+}
+
 TEST(LatentFile, EveryFormatGivesTheSameWPlusAsTheH5) {
   test::TempDir dir;
   const std::vector<float> wplus = fixture_wplus();
