@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <set>
 
@@ -456,18 +457,49 @@ json image_entry(const edit::EncodedImage& image, size_t frame) {
           {"height", image.height}, {"alpha", image.alpha}};
 }
 
+// A done reply's entry of a payload (an image, the styles, the W+ code): the frame it names, read
+// with the same typed checks as a request's fields, so that a faulty server's reply is a
+// ProtocolError naming the field, never a JSON library exception or a read past the frames.
+const Frame& entry_frame(HeaderReader& fields, const Message& reply, const std::string& what) {
+  const std::optional<int64_t> frame = fields.integer("frame", 1, static_cast<int64_t>(reply.payloads.size()));
+  if (!frame) bad("done reply's " + what + " entry names no frame");
+  return reply.payloads[static_cast<size_t>(*frame - 1)];
+}
+
 edit::EncodedImage image_from_entry(const json& entry, const Message& reply) {
-  if (!entry.is_object()) bad("image entry is not an object");
-  size_t frame = entry.value("frame", size_t(0));
-  if (frame < 1 || frame > reply.payloads.size()) bad("image entry names a missing frame");
+  if (!entry.is_object()) bad("done reply's image entry is not an object");
+  HeaderReader fields(entry, Limits(), "image entry");
+  const Frame& bytes = entry_frame(fields, reply, "image");
   edit::EncodedImage image;
-  image.format = format_from_wire(entry.value("format", std::string("png")), "format");
-  image.width = entry.value("width", 0);
-  image.height = entry.value("height", 0);
-  image.alpha = entry.value("alpha", 0.0);
-  const Frame& bytes = reply.payloads[frame - 1];
+  const std::string format = fields.string("format", 16, false);
+  image.format = format.empty() ? edit::ImageFormat::kPng : format_from_wire(format, "format");
+  image.width = static_cast<int>(fields.integer("width", 0, INT32_MAX).value_or(0));
+  image.height = static_cast<int>(fields.integer("height", 0, INT32_MAX).value_or(0));
+  image.alpha = fields.number("alpha").value_or(0.0);
   image.bytes.assign(bytes.begin(), bytes.end());
   return image;
+}
+
+// The float32 rows of a styles or W+ entry and its shape's dimension `axis` (0 when it has no
+// shape): {"frame": n, "shape": [rows, columns]}.
+std::vector<float> floats_from_entry(const json& entry, const Message& reply, const std::string& what, int axis,
+                                     int64_t* dimension) {
+  HeaderReader fields(entry, Limits(), what + " entry");
+  const Frame& bytes = entry_frame(fields, reply, what);
+  if (bytes.size() % sizeof(float) != 0)
+    bad("done reply's " + what + " frame is " + std::to_string(bytes.size()) + " bytes (expected float32 values)");
+  std::vector<float> values(bytes.size() / sizeof(float));
+  if (!values.empty()) std::memcpy(values.data(), bytes.data(), bytes.size());
+  *dimension = 0;
+  if (fields.has("shape")) {
+    const json& shape = fields.raw("shape");
+    if (!shape.is_array() || shape.size() != 2 || !shape[0].is_number_integer() || !shape[1].is_number_integer() ||
+        shape[0].get<int64_t>() < 0 || shape[1].get<int64_t>() < 0)
+      bad("done reply's " + what + " 'shape' must be [rows, columns] of non-negative integers, got " +
+          quote_text(dump_json(shape)));
+    *dimension = shape[static_cast<size_t>(axis)].get<int64_t>();
+  }
+  return values;
 }
 }  // namespace
 
@@ -505,30 +537,19 @@ Message edit_done_reply(const std::string& id, const edit::EditResult& result, c
 
 edit::EditResult decode_edit_result(const Message& reply) {
   const json& h = reply.header;
-  if (h.value("status", std::string()) != status::kDone) bad("reply is not a done reply");
+  if (!h.is_object()) bad("reply header is not a JSON object");
+  const auto status = h.find("status");
+  if (status == h.end() || !status->is_string() || status->get_ref<const std::string&>() != status::kDone)
+    bad("reply is not a done reply");
   edit::EditResult result;
   auto images = h.find("images");
   if (images == h.end() || !images->is_array()) bad("done reply has no 'images' array");
   for (const auto& entry : *images) result.images.push_back(image_from_entry(entry, reply));
   if (auto it = h.find("original"); it != h.end() && it->is_object()) result.original = image_from_entry(*it, reply);
-  if (auto it = h.find("styles"); it != h.end() && it->is_object()) {
-    size_t frame = it->value("frame", size_t(0));
-    if (frame < 1 || frame > reply.payloads.size()) bad("styles entry names a missing frame");
-    const Frame& bytes = reply.payloads[frame - 1];
-    result.edited_styles.resize(bytes.size() / sizeof(float));
-    std::memcpy(result.edited_styles.data(), bytes.data(), result.edited_styles.size() * sizeof(float));
-    const json& shape = (*it)["shape"];
-    if (shape.is_array() && shape.size() == 2) result.total_channels = shape[1].get<int64_t>();
-  }
-  if (auto it = h.find("wplus"); it != h.end() && it->is_object()) {
-    size_t frame = it->value("frame", size_t(0));
-    if (frame < 1 || frame > reply.payloads.size()) bad("wplus entry names a missing frame");
-    const Frame& bytes = reply.payloads[frame - 1];
-    result.wplus.resize(bytes.size() / sizeof(float));
-    std::memcpy(result.wplus.data(), bytes.data(), result.wplus.size() * sizeof(float));
-    const json& shape = (*it)["shape"];
-    if (shape.is_array() && shape.size() == 2) result.wplus_rows = shape[0].get<int64_t>();
-  }
+  if (auto it = h.find("styles"); it != h.end() && it->is_object())
+    result.edited_styles = floats_from_entry(*it, reply, "styles", 1, &result.total_channels);
+  if (auto it = h.find("wplus"); it != h.end() && it->is_object())
+    result.wplus = floats_from_entry(*it, reply, "wplus", 0, &result.wplus_rows);
   result.diagnostics = h.value("diagnostics", json::object());
   return result;
 }

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "service/protocol.h"
 
@@ -266,6 +268,65 @@ TEST(Protocol, DoneReplyCarriesImagesAndStylesAsFrames) {
   EXPECT_EQ(back.edited_styles, result.edited_styles);
   EXPECT_EQ(back.total_channels, 3);
   EXPECT_EQ(back.diagnostics["channels_changed"], 12);
+}
+
+// What a client makes of a faulty server's done reply: a bad_request ProtocolError naming the
+// field, never a JSON library exception or a read outside the frames (found by
+// scripts/fuzz.sh: a styles entry without a shape read a missing key through const operator[],
+// undefined behaviour that ASan saw as a use after free).
+TEST(Protocol, AFaultyDoneReplyIsAProtocolErrorNamingTheField) {
+  auto decode = [](const std::string& header, std::vector<Frame> payloads) {
+    std::vector<Frame> frames = {header};
+    frames.insert(frames.end(), payloads.begin(), payloads.end());
+    return decode_edit_result(from_frames(frames));
+  };
+  auto error_of = [&](const std::string& header, std::vector<Frame> payloads = {"png"}) -> std::string {
+    try {
+      decode(header, std::move(payloads));
+    } catch (const ProtocolError& e) {
+      EXPECT_EQ(e.code(), codes::kBadRequest) << header;
+      return e.what();
+    }
+    return "ok";
+  };
+  // Entries without a shape decode, with no dimension.
+  const edit::EditResult shapeless =
+      decode(R"({"status":"done","images":[{"frame":1}],"styles":{"frame":2},"wplus":{"frame":2}})",
+             {"png", floats({1, 2})});
+  EXPECT_EQ(shapeless.edited_styles, (std::vector<float>{1, 2}));
+  EXPECT_EQ(shapeless.total_channels, 0);
+  EXPECT_EQ(shapeless.wplus_rows, 0);
+  const std::string fuzz_finding =
+      std::string(FEU_SOURCE_DIR) + "/tests/fuzz/regressions/fuzz_protocol/done-reply-styles-without-shape.frames";
+  std::ifstream file(fuzz_finding, std::ios::binary);
+  const std::string packed((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::vector<Frame> frames;
+  ASSERT_TRUE(unpack_frames(packed.data(), packed.size(), &frames)) << fuzz_finding;
+  EXPECT_EQ(decode_edit_result(from_frames(frames)).total_channels, 0);
+
+  EXPECT_EQ(error_of(R"([1])"), "reply header is not a JSON object");
+  EXPECT_EQ(error_of(R"({"status":5,"images":[]})"), "reply is not a done reply");
+  EXPECT_NE(error_of(R"({"status":"done","images":[{"frame":"1"}]})").find("'frame' must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[{"frame":2}]})").find("'frame' = 2 is out of range [1, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[{"frame":1,"width":"8"}]})").find("'width' must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[{"frame":1,"format":"gif"}]})").find("'format'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[{"frame":1,"alpha":"x"}]})").find("'alpha' must be a number"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[],"styles":{"frame":1,"shape":["a",3]}})", {floats({1, 2, 3})})
+                .find("styles 'shape' must be [rows, columns]"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[],"wplus":{"frame":1,"shape":[2]}})", {floats({1, 2})})
+                .find("wplus 'shape' must be [rows, columns]"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[],"wplus":{"frame":1}})", {"12345"})
+                .find("wplus frame is 5 bytes (expected float32 values)"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"status":"done","images":[],"styles":{"shape":[1,1]}})").find("styles entry names no frame"),
+            std::string::npos);
 }
 
 }  // namespace
