@@ -342,13 +342,9 @@ struct HttpFront::Impl {
     json body;
     Message message;
     auto parse = [](const std::string& text, const char* what) {
-      try {
-        json value = json::parse(text);
-        if (!value.is_object()) refuse(400, codes::kBadRequest, std::string(what) + " must be a JSON object");
-        return value;
-      } catch (const json::exception& e) {
-        refuse(400, codes::kBadRequest, std::string(what) + " is not valid JSON: " + e.what());
-      }
+      json value = parse_json(text, what);
+      if (!value.is_object()) refuse(400, codes::kBadRequest, std::string(what) + " must be a JSON object");
+      return value;
     };
     if (req.is_multipart_form_data()) {
       if (req.has_file("request")) body = parse(req.get_file_value("request").content, "the 'request' part");
@@ -502,12 +498,7 @@ struct HttpFront::Impl {
   }
 
   void post_retrieve(const httplib::Request& req, httplib::Response& res) {
-    json body;
-    try {
-      body = json::parse(req.body);
-    } catch (const json::exception& e) {
-      refuse(400, codes::kBadRequest, std::string("the request body is not valid JSON: ") + e.what());
-    }
+    const json body = parse_json(req.body, "the request body");
     if (!body.is_object()) refuse(400, codes::kBadRequest, "the request body must be a JSON object");
     Message message = make_simple_request(RequestType::kRetrieve, Client::new_id());
     for (auto it = body.begin(); it != body.end(); ++it) message.header[it.key()] = it.value();

@@ -308,13 +308,7 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
       throw ProtocolError(codes::kPayloadTooLarge, "payload frame " + std::to_string(i) + " is " +
                                                        std::to_string(frames[i].size()) + " bytes (limit " +
                                                        std::to_string(max_frame) + ")");
-  json header;
-  try {
-    header = json::parse(frames[0]);
-  } catch (const json::exception& e) {
-    // The parser's message quotes the offending bytes as they came.
-    bad("header frame is not valid JSON: " + escape_text(e.what(), 200));
-  }
+  const json header = parse_json(frames[0], "header frame");
   if (!header.is_object()) bad("header must be a JSON object, got " + std::string(json_type(header)));
 
   auto type_it = header.find("type");
@@ -353,9 +347,32 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
   return request;
 }
 
+json parse_json(const std::string& text, const std::string& what) {
+  bool too_deep = false;
+  // Values below the limit are dropped as they are met (returning false), so none is built.
+  const json::parser_callback_t limit_depth = [&too_deep](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) too_deep = true;
+    return !too_deep;
+  };
+  json value;
+  try {
+    value = json::parse(text, limit_depth);
+  } catch (const json::exception& e) {
+    // The parser's message quotes the offending bytes as they came.
+    bad(what + " is not valid JSON: " + escape_text(e.what(), 200));
+  }
+  if (too_deep) bad(what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  return value;
+}
+
 std::string salvage_id(const Frame& header, const Limits& limits) {
   if (header.size() > limits.max_header_bytes) return "";
-  json parsed = json::parse(header, nullptr, /*allow_exceptions=*/false);
+  json parsed;
+  try {
+    parsed = parse_json(header, "header frame");
+  } catch (const ProtocolError&) {
+    return "";
+  }
   if (!parsed.is_object()) return "";
   auto it = parsed.find("id");
   if (it == parsed.end() || !it->is_string()) return "";
@@ -374,7 +391,7 @@ std::vector<Frame> to_frames(const Message& message) {
 Message from_frames(const std::vector<Frame>& frames) {
   if (frames.empty()) bad("empty reply");
   Message message;
-  message.header = json::parse(frames[0], nullptr, false);
+  message.header = parse_json(frames[0], "reply header");
   if (!message.header.is_object()) bad("reply header is not a JSON object");
   message.payloads.assign(frames.begin() + 1, frames.end());
   return message;
@@ -495,8 +512,7 @@ std::vector<float> floats_from_entry(const json& entry, const Message& reply, co
     const json& shape = fields.raw("shape");
     if (!shape.is_array() || shape.size() != 2 || !shape[0].is_number_integer() || !shape[1].is_number_integer() ||
         shape[0].get<int64_t>() < 0 || shape[1].get<int64_t>() < 0)
-      bad("done reply's " + what + " 'shape' must be [rows, columns] of non-negative integers, got " +
-          quote_text(dump_json(shape)));
+      bad("done reply's " + what + " 'shape' must be [rows, columns] of non-negative integers");
     *dimension = shape[static_cast<size_t>(axis)].get<int64_t>();
   }
   return values;

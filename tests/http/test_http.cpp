@@ -497,6 +497,30 @@ TEST(Http, OversizedBodyIs413WithoutReadingIt) {
   EXPECT_EQ(fits->status, 200);
 }
 
+// JSON nested a million levels deep parses (nlohmann's parser is iterative), but copying or
+// printing it recurses once per level: such a body overflowed the HTTP thread's stack and took
+// the daemon down. Every parse of outside JSON refuses more than kMaxJsonDepth levels.
+TEST(Http, DeeplyNestedJsonIs400AndTheDaemonLivesOn) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n"));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  httplib::Client client(url);
+  const size_t depth = 1'000'000;
+  const std::string nested = std::string(depth, '[') + std::string(depth, ']');
+  for (const auto& [path, body] : {std::pair<std::string, std::string>{"/v1/edits", R"({"instruction": "x", "alphas": )" + nested + "}"},
+                                   {"/v1/retrieve", R"({"text": "x", "k": )" + nested + "}"}}) {
+    auto r = client.Post(path, body, "application/json");
+    ASSERT_TRUE(r) << path << ": no answer (the daemon died?) " << daemon.log();
+    EXPECT_EQ(r->status, 400) << path << " -> " << r->body.substr(0, 300);
+    EXPECT_EQ(code_of(r), "bad_request") << path;
+    EXPECT_NE(r->body.find("nests deeper than 64 levels"), std::string::npos) << r->body.substr(0, 300);
+  }
+  auto fits = client.Post("/v1/edits?wait=10", R"({"instruction": "smile", "alphas": [1]})", "application/json");
+  ASSERT_TRUE(fits) << daemon.log();
+  EXPECT_EQ(fits->status, 200) << fits->body;
+}
+
 TEST(Http, BusyIs429AndCancelOfAQueuedEdit) {
   test::TempDir dir;
   Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n  max_queue: 2\n  max_batch: 1\n"),

@@ -111,6 +111,23 @@ TEST(Protocol, MalformedInputGetsTypedErrors) {
   EXPECT_EQ(code_of({R"({"type":"retrieve","text":"a","k":0})"}), codes::kBadRequest);
 }
 
+TEST(Protocol, JsonNestedDeeperThanTheLimitIsRefusedEverywhere) {
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  const std::string deep = R"({"type":"edit","id":"x","instruction":"a","alphas":)" + nested(30000) + "}";
+  EXPECT_EQ(code_of({deep}), codes::kBadRequest);
+  EXPECT_EQ(salvage_id(deep, Limits()), "");
+  try {
+    from_frames({R"({"status":"done","images":[],"diagnostics":)" + nested(kMaxJsonDepth + 1) + "}"});
+    ADD_FAILURE() << "a reply nested deeper than the limit was accepted";
+  } catch (const ProtocolError& e) {
+    EXPECT_EQ(e.code(), codes::kBadRequest);
+    EXPECT_STREQ(e.what(), "reply header nests deeper than 64 levels");
+  }
+  // At the limit, parsing works as before.
+  EXPECT_EQ(parse_json(nested(kMaxJsonDepth - 1), "x").dump(), nested(kMaxJsonDepth - 1));
+  EXPECT_EQ(code_of({R"({"type":"edit","id":"x","instruction":"a","alphas":[[1]]})"}), codes::kBadRequest);
+}
+
 TEST(Protocol, LatentPayloadsAreChecked) {
   std::string w = R"({"type":"edit","id":"x","instruction":"a","latent":"w"})";
   EXPECT_EQ(code_of({w, floats({1, 2, 3})}), "ok");
