@@ -9,6 +9,7 @@ import json
 import os
 import struct
 import sys
+import zipfile
 
 import numpy as np
 
@@ -42,13 +43,27 @@ def torch_files(out):
                        "latent_avg": torch.zeros(1, 4)},
         "empty": {"e": torch.zeros(0, 3)},
     }
+    files = {}
     for name, obj in objects.items():
         buffer = io.BytesIO()
         torch.save(obj, buffer)
-        write(out, name + ".pt", buffer.getvalue())
+        files[name] = buffer.getvalue()
     buffer = io.BytesIO()
     torch.jit.save(torch.jit.script(Tiny()), buffer)
-    write(out, "torchscript.pt", buffer.getvalue())
+    files["torchscript"] = buffer.getvalue()
+    for name, data in files.items():
+        write(out, name + ".pt", data)
+        # tests/fuzz/fuzz_torch_file.cpp's wrapped form: [u8 n][n x u16 sizes of data/0..n-1][data.pkl]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            pickle = next(n for n in names if n.endswith("/data.pkl") and n.count("/") == 1)
+            prefix = pickle[: -len("data.pkl")] + "data/"
+            sizes = []
+            while prefix + str(len(sizes)) in names and len(sizes) < 16:
+                sizes.append(archive.getinfo(prefix + str(len(sizes))).file_size)
+            if all(size < 65536 for size in sizes):
+                wrapped = bytes([len(sizes)]) + b"".join(struct.pack("<H", size) for size in sizes)
+                write(out, name + ".pkl", wrapped + archive.read(pickle))
 
 
 def images(out):
