@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 #include "index/artifacts.h"
 #include "index/corpus.h"
 #include "index/directions.h"
@@ -100,12 +102,12 @@ void add_publish(CLI::App& app) {
     PublishOptions options = *args;
     options.make_current = !*no_current;
     if (!config_path->empty()) {
-      std::vector<uint8_t> bytes = read_file(*config_path);
-      try {
-        options.config = nlohmann::json::parse(bytes.begin(), bytes.end());
-      } catch (const nlohmann::json::exception& e) {
-        throw Error(ErrorCode::kInvalidArgument, *config_path + " is not valid JSON: " + e.what());
-      }
+      const std::vector<uint8_t> bytes = read_file(*config_path);
+      std::string why;
+      std::optional<nlohmann::json> config =
+          parse_outside_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), &why);
+      if (!config) throw Error(ErrorCode::kInvalidArgument, *config_path + " " + why);
+      options.config = std::move(*config);
     }
     const std::string dir = publish(options);
     std::printf("published %s%s\n", dir.c_str(), options.make_current ? " (now current)" : "");

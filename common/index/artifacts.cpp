@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json.h"
 #include "core/h5.h"
 #include "index/corpus.h"
 #include "index/directions.h"
@@ -83,14 +85,12 @@ Manifest Manifest::from_json(const nlohmann::json& json, const std::string& orig
 
 Manifest Manifest::load(const std::string& version_dir) {
   const std::string path = version_dir + "/" + kManifestFile;
-  std::vector<uint8_t> bytes = read_file(path);
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(bytes.begin(), bytes.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::kCorruptFile, path + " is not valid JSON: " + e.what());
-  }
-  return from_json(json, path);
+  const std::vector<uint8_t> bytes = read_file(path);
+  std::string why;
+  const std::optional<nlohmann::json> json =
+      parse_outside_json(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), &why);
+  if (!json) throw Error(ErrorCode::kCorruptFile, path + " " + why);
+  return from_json(*json, path);
 }
 
 const ManifestFile* Manifest::find(const std::string& path) const {

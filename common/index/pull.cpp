@@ -12,11 +12,13 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "core/files.h"
+#include "core/json.h"
 #include "index/artifacts.h"
 
 namespace feu::index {
@@ -148,11 +150,10 @@ std::string get_small(const std::string& url, const Timeouts& timeouts) {
 }
 
 nlohmann::json parse_json(const std::string& text, const std::string& url) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::kCorruptFile, url + " is not valid JSON: " + e.what());
-  }
+  std::string why;
+  std::optional<nlohmann::json> value = parse_outside_json(text, &why);
+  if (!value) throw Error(ErrorCode::kCorruptFile, url + " " + why);
+  return std::move(*value);
 }
 
 int64_t size_or_zero(const std::string& path) {

@@ -348,21 +348,10 @@ Request parse_request(const std::vector<Frame>& frames, const Limits& limits) {
 }
 
 json parse_json(const std::string& text, const std::string& what) {
-  bool too_deep = false;
-  // Values below the limit are dropped as they are met (returning false), so none is built.
-  const json::parser_callback_t limit_depth = [&too_deep](int depth, json::parse_event_t, json&) {
-    if (depth > kMaxJsonDepth) too_deep = true;
-    return !too_deep;
-  };
-  json value;
-  try {
-    value = json::parse(text, limit_depth);
-  } catch (const json::exception& e) {
-    // The parser's message quotes the offending bytes as they came.
-    bad(what + " is not valid JSON: " + escape_text(e.what(), 200));
-  }
-  if (too_deep) bad(what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  return value;
+  std::string why;
+  std::optional<json> value = parse_outside_json(text, &why);
+  if (!value) bad(what + " " + why);
+  return std::move(*value);
 }
 
 std::string salvage_id(const Frame& header, const Limits& limits) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "edit/options.h"
 #include "edit/request.h"
 #include "service/frames.h"
@@ -105,13 +106,9 @@ std::string edit_request_digest(const edit::EditRequest& request);
 // (so the error reply can carry it); "" otherwise.
 std::string salvage_id(const Frame& header, const Limits& limits);
 
-// Outside JSON (a request header, an HTTP body, a reply) nested deeper than this is refused:
-// nlohmann's parser is iterative, but copying and printing a value recurse once per level, so a
-// body of a million '[' overflowed a thread's stack. The protocol's own messages nest 5 deep.
-constexpr int kMaxJsonDepth = 64;
-
-// Parses outside JSON text. Throws ProtocolError(bad_request) naming `what` when the text is not
-// JSON or nests deeper than kMaxJsonDepth.
+// Parses outside JSON text (a request header, an HTTP body, a reply; core/json.h). Throws
+// ProtocolError(bad_request) naming `what` when the text is not JSON or nests deeper than
+// kMaxJsonDepth.
 nlohmann::json parse_json(const std::string& text, const std::string& what);
 
 // A header plus its payload frames.

@@ -124,6 +124,17 @@ TEST(Verify, ManifestPathsCannotLeaveTheVersionDirectory) {
   }
 }
 
+// A manifest is outside JSON too (another machine's, for pull): nested past the limit, it is a
+// corrupt file, not a stack overflow when its config is copied.
+TEST(Verify, AManifestNestedPastTheJsonLimitIsCorrupt) {
+  test::TempDir dir;
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  write_file_atomic(dir.file(kManifestFile), R"({"version": "v1", "files": [], "config": )" + deep + "}");
+  test::expect_error([&] { Manifest::load(dir.path()); }, ErrorCode::kCorruptFile,
+                     {dir.file(kManifestFile), "nests deeper than 64 levels"});
+  EXPECT_FALSE(verify(dir.path()).ok());
+}
+
 TEST(Verify, CrossReferencesModels) {
   Inputs in;
   test::TempDir root;
