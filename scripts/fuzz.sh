@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers of untrusted input (tests/fuzz: PyTorch files, photos, wire messages, .npy
+# Fuzzes the parsers of untrusted input (tests/fuzz: PyTorch files, photos and their EXIF, wire messages, .npy
 # latents, instructions) with libFuzzer under AddressSanitizer and UndefinedBehaviorSanitizer.
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
 # Builds into build-fuzz/ with clang (scripts/install-deps.sh --fuzz installs it), seeds each
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_torch_file fuzz_image fuzz_protocol fuzz_npy fuzz_tokenizer)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_torch_file fuzz_image fuzz_photo fuzz_protocol fuzz_npy fuzz_tokenizer)
 
 bash scripts/install-deps.sh --fuzz
 build=${FEU_FUZZ_BUILD_DIR:-build-fuzz}
@@ -31,6 +31,7 @@ rm -rf "$seeds"
 /usr/bin/python3 scripts/fuzz_seeds.py "$seeds"
 find tests/image/modes tests/face/data -maxdepth 1 -type f \( -name '*.png' -o -name '*.jpg' \) -size -64k \
   -exec cp {} "$seeds/fuzz_image/" \;
+cp "$seeds"/fuzz_image/* "$seeds/fuzz_photo/"
 vocab=${FEU_FUZZ_VOCAB:-../shared/clip/bpe_simple_vocab_16e6.txt.gz}
 [ -f "$vocab" ] && export FEU_FUZZ_VOCAB=$(cd "$(dirname "$vocab")" && pwd)/$(basename "$vocab")
 

@@ -85,6 +85,23 @@ def images(out):
             write(out, f"{mode}{'_progressive' if progressive else ''}.jpg", buffer.getvalue())
 
 
+def photos(out):
+    """JPEGs and PNGs carrying each EXIF orientation (JPEG APP1, PNG eXIf), big- and little-endian."""
+    from PIL import Image
+
+    rgb = Image.fromarray(((np.arange(8 * 6 * 3) * 53) % 256).astype(np.uint8).reshape(6, 8, 3))
+    for orientation in range(1, 9):
+        for endian in ("II", "MM"):
+            tiff = (b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+                    + struct.pack("<I", 0)) if endian == "II" else \
+                   (b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+                    + struct.pack(">I", 0))
+            for kind in ("JPEG", "PNG"):
+                buffer = io.BytesIO()
+                rgb.save(buffer, kind, exif=b"Exif\x00\x00" + tiff)
+                write(out, f"orientation{orientation}_{endian}.{kind.lower()}", buffer.getvalue())
+
+
 def npy_files(out):
     arrays = {
         "f32_2d": np.arange(6, dtype="<f4").reshape(2, 3),
@@ -158,6 +175,7 @@ def main():
     out = sys.argv[1]
     torch_files(os.path.join(out, "fuzz_torch_file"))
     images(os.path.join(out, "fuzz_image"))
+    photos(os.path.join(out, "fuzz_photo"))
     npy_files(os.path.join(out, "fuzz_npy"))
     messages(os.path.join(out, "fuzz_protocol"), os.path.join(out, "fuzz_image"))
     instructions(os.path.join(out, "fuzz_tokenizer"))
