@@ -15,10 +15,14 @@
 #include "core/files.h"
 #include "core/h5.h"
 #include "face/faces.h"
+#include "test_images.h"
 #include "test_support.h"
 
 namespace feu::face {
 namespace {
+
+using test::make_jpeg;
+using test::make_png;
 
 image::Image load_shared_photo(const std::string& path) { return load_photo(path); }
 
@@ -89,57 +93,6 @@ std::vector<uint8_t> with_png_exif(const std::vector<uint8_t>& png, int orientat
   std::vector<uint8_t> out(png.begin(), png.end() - 12);
   out.insert(out.end(), chunk.begin(), chunk.end());
   out.insert(out.end(), png.end() - 12, png.end());
-  return out;
-}
-
-// A PNG of any libpng colour type and depth from raw rows.
-std::vector<uint8_t> make_png(int width, int height, int color_type, int bit_depth, const std::vector<uint8_t>& rows,
-                              const std::vector<png_color>& palette = {}) {
-  std::vector<uint8_t> out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_set_write_fn(
-      png, &out,
-      [](png_structp p, png_bytep data, png_size_t n) {
-        auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
-        v->insert(v->end(), data, data + n);
-      },
-      [](png_structp) {});
-  png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  if (!palette.empty()) png_set_PLTE(png, info, palette.data(), static_cast<int>(palette.size()));
-  png_write_info(png, info);
-  const size_t row_bytes = rows.size() / height;
-  for (int y = 0; y < height; ++y) png_write_row(png, const_cast<png_bytep>(rows.data() + y * row_bytes));
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
-}
-
-// A JPEG of 1 (gray) or 4 (CMYK) components.
-std::vector<uint8_t> make_jpeg(int width, int height, int components, const std::vector<uint8_t>& samples) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr jerr;
-  cinfo.err = jpeg_std_error(&jerr);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = width;
-  cinfo.image_height = height;
-  cinfo.input_components = components;
-  cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_CMYK;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 95, TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(samples.data()) + static_cast<size_t>(cinfo.next_scanline) * width * components;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::vector<uint8_t> out(buffer, buffer + size);
-  std::free(buffer);
   return out;
 }
 
@@ -294,8 +247,8 @@ TEST(PhotoFormats, GrayPaletteAnd16BitPhotosAreAligned) {
     gray[i] = static_cast<uint8_t>((rgb.rgb[i * 3] * 299 + rgb.rgb[i * 3 + 1] * 587 + rgb.rgb[i * 3 + 2] * 114) / 1000);
   for (uint8_t v : gray) gray16.insert(gray16.end(), {v, uint8_t(255 - v)});  // high byte first
   for (uint8_t v : rgb.rgb) rgb16.insert(rgb16.end(), {v, 0x80});
-  std::vector<png_color> palette(256);
-  for (int i = 0; i < 256; ++i) palette[i] = {uint8_t(i), uint8_t(i), uint8_t(i)};
+  std::vector<uint8_t> palette;  // the gray ramp
+  for (int i = 0; i < 256; ++i) palette.insert(palette.end(), {uint8_t(i), uint8_t(i), uint8_t(i)});
 
   struct Variant {
     const char* name;
@@ -323,7 +276,7 @@ TEST(PhotoFormats, GrayPaletteAnd16BitPhotosAreAligned) {
   const std::vector<uint8_t> png16 = make_png(w, h, PNG_COLOR_TYPE_RGB, 16, rgb16);
   EXPECT_EQ(decode_photo(png16.data(), png16.size(), "rgb16.png").rgb, rgb.rgb) << "16-bit keeps the high byte";
 
-  const std::vector<uint8_t> gray_jpeg = make_jpeg(w, h, 1, gray);
+  const std::vector<uint8_t> gray_jpeg = make_jpeg(w, h, JCS_GRAYSCALE, gray, 95);
   const image::Image gray_photo = decode_photo(gray_jpeg.data(), gray_jpeg.size(), "gray.jpg");
   EXPECT_FALSE(align_faces(detector, gray_photo, "gray.jpg").empty());
 }
@@ -346,7 +299,7 @@ TEST(PhotoFormats, CmykJpegFixtureMatchesPillowExactly) {
 // (255 - 155) - (255 - 155) * 155 / 255 = 39 per channel.
 TEST(PhotoFormats, CmykJpegDecodesAsPillowConvertsIt) {
   const std::vector<uint8_t> cmyk(8 * 8 * 4, 100);
-  const std::vector<uint8_t> jpeg = make_jpeg(8, 8, 4, cmyk);
+  const std::vector<uint8_t> jpeg = make_jpeg(8, 8, JCS_CMYK, cmyk, 95);
   const image::Image photo = decode_photo(jpeg.data(), jpeg.size(), "print.jpg");
   ASSERT_EQ(photo.rgb.size(), 8u * 8 * 3);
   for (uint8_t v : photo.rgb) EXPECT_NEAR(v, 39, 2);

@@ -15,10 +15,14 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "image/codec.h"
+#include "test_images.h"
 #include "test_support.h"
 
 namespace feu::image {
 namespace {
+
+using test::make_jpeg;
+using test::make_png;
 
 Image random_image(int width, int height, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -28,63 +32,6 @@ Image random_image(int width, int height, uint32_t seed) {
   image.rgb.resize(static_cast<size_t>(width) * height * 3);
   for (auto& v : image.rgb) v = static_cast<uint8_t>(rng() & 0xff);
   return image;
-}
-
-// Writes a PNG of any libpng color type / depth (test fixture maker).
-// `samples` are the raw row bytes; `palette` is RGB triples for palette images.
-std::vector<uint8_t> make_png(int width, int height, int color_type, int bit_depth,
-                              const std::vector<uint8_t>& samples,
-                              const std::vector<uint8_t>& palette = {},
-                              const std::vector<uint8_t>& trns = {}) {
-  std::vector<uint8_t> out;
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  png_set_write_fn(
-      png, &out,
-      [](png_structp p, png_bytep data, png_size_t n) {
-        auto* v = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(p));
-        v->insert(v->end(), data, data + n);
-      },
-      [](png_structp) {});
-  png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
-  std::vector<png_color> colors;
-  for (size_t i = 0; i + 2 < palette.size(); i += 3) colors.push_back({palette[i], palette[i + 1], palette[i + 2]});
-  if (!colors.empty()) png_set_PLTE(png, info, colors.data(), static_cast<int>(colors.size()));
-  if (!trns.empty())
-    png_set_tRNS(png, info, const_cast<png_bytep>(trns.data()), static_cast<int>(trns.size()), nullptr);
-  png_write_info(png, info);
-  const size_t row_bytes = samples.size() / height;
-  for (int y = 0; y < height; ++y) png_write_row(png, const_cast<png_bytep>(samples.data() + y * row_bytes));
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return out;
-}
-
-std::vector<uint8_t> make_gray_jpeg(int width, int height, const std::vector<uint8_t>& gray) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr jerr;
-  cinfo.err = jpeg_std_error(&jerr);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = width;
-  cinfo.image_height = height;
-  cinfo.input_components = 1;
-  cinfo.in_color_space = JCS_GRAYSCALE;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_quality(&cinfo, 100, TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(gray.data()) + cinfo.next_scanline * width;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::vector<uint8_t> out(buffer, buffer + size);
-  std::free(buffer);
-  return out;
 }
 
 void expect_corrupt(const std::vector<uint8_t>& bytes, const std::string& name) {
@@ -172,7 +119,7 @@ TEST(ImageCodec, JpegRoundTripAndGrayscale) {
 
   std::vector<uint8_t> gray(32 * 16);
   for (size_t i = 0; i < gray.size(); ++i) gray[i] = static_cast<uint8_t>(i % 32 * 8);
-  auto gjpeg = make_gray_jpeg(32, 16, gray);
+  auto gjpeg = make_jpeg(32, 16, JCS_GRAYSCALE, gray);
   Image g = decode_bytes(gjpeg.data(), gjpeg.size(), "gray.jpg");
   for (size_t i = 0; i < gray.size(); ++i) {
     ASSERT_EQ(g.rgb[i * 3], g.rgb[i * 3 + 1]);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "image/codec.h"
+#include "test_images.h"
 #include "test_support.h"
 
 namespace feu::image {
@@ -59,40 +60,13 @@ TEST(ImageModes, SixteenBitGrayKeepsItsValueAndConvertClipsIt) {
 
 // A CMYK JPEG written by libjpeg as plain CMYK and as YCCK decodes to the same
 // colours (libjpeg undoes YCCK; both are read with Adobe polarity, as Pillow).
-std::vector<uint8_t> cmyk_jpeg(const std::vector<uint8_t>& samples, int width, int height, J_COLOR_SPACE stored) {
-  jpeg_compress_struct cinfo;
-  jpeg_error_mgr jerr;
-  cinfo.err = jpeg_std_error(&jerr);
-  jpeg_create_compress(&cinfo);
-  unsigned char* buffer = nullptr;
-  unsigned long size = 0;
-  jpeg_mem_dest(&cinfo, &buffer, &size);
-  cinfo.image_width = width;
-  cinfo.image_height = height;
-  cinfo.input_components = 4;
-  cinfo.in_color_space = JCS_CMYK;
-  jpeg_set_defaults(&cinfo);
-  jpeg_set_colorspace(&cinfo, stored);
-  jpeg_set_quality(&cinfo, 100, TRUE);
-  jpeg_start_compress(&cinfo, TRUE);
-  while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = const_cast<uint8_t*>(samples.data()) + static_cast<size_t>(cinfo.next_scanline) * width * 4;
-    jpeg_write_scanlines(&cinfo, &row, 1);
-  }
-  jpeg_finish_compress(&cinfo);
-  jpeg_destroy_compress(&cinfo);
-  std::vector<uint8_t> out(buffer, buffer + size);
-  std::free(buffer);
-  return out;
-}
-
 TEST(ImageModes, YcckJpegDecodesLikeItsCmyk) {
   const int w = 16, h = 16;
   std::vector<uint8_t> samples;
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) samples.insert(samples.end(), {uint8_t(x * 16), uint8_t(y * 16), 200, 40});
-  const std::vector<uint8_t> cmyk = cmyk_jpeg(samples, w, h, JCS_CMYK);
-  const std::vector<uint8_t> ycck = cmyk_jpeg(samples, w, h, JCS_YCCK);
+  const std::vector<uint8_t> cmyk = test::make_jpeg(w, h, JCS_CMYK, samples, 100, JCS_CMYK);
+  const std::vector<uint8_t> ycck = test::make_jpeg(w, h, JCS_CMYK, samples, 100, JCS_YCCK);
   const NativeImage a = decode_native_bytes(cmyk.data(), cmyk.size(), "cmyk.jpg");
   const NativeImage b = decode_native_bytes(ycck.data(), ycck.size(), "ycck.jpg");
   ASSERT_EQ(a.mode, PixelMode::kCmyk);
