@@ -1,5 +1,6 @@
 #include "test_support.h"
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zip.h>
@@ -69,6 +70,29 @@ int run_command(const std::string& command, std::string* output) {
   int status = pclose(pipe);
   if (output) *output = text;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+pid_t spawn(std::vector<std::string> argv, const std::string& log_path, int parent_death_signal) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  if (parent_death_signal != 0) prctl(PR_SET_PDEATHSIG, parent_death_signal);
+  if (!log_path.empty()) {
+    FILE* log = fopen(log_path.c_str(), "a");
+    if (!log) _exit(126);
+    dup2(fileno(log), 1);
+    dup2(fileno(log), 2);
+  }
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  execvp(args[0], args.data());
+  _exit(127);
+}
+
+void stop(pid_t pid, int signal) {
+  if (pid <= 0) return;
+  kill(pid, signal);
+  waitpid(pid, nullptr, 0);
 }
 
 void expect_error(const std::function<void()>& fn, ErrorCode code, const std::vector<std::string>& needles) {

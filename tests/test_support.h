@@ -2,7 +2,9 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/types.h>
 
+#include <csignal>
 #include <functional>
 #include <string>
 #include <utility>
@@ -42,6 +44,15 @@ void write_zip(const std::string& path,
 // Runs a shell command; returns its exit status and, when asked, its combined
 // stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
+
+// Starts `argv` as a child process (argv[0] searched in PATH when it has no '/') with its stdout
+// and stderr appended to `log_path` ("" leaves them the test's). With `parent_death_signal`, the
+// child gets that signal when the forking thread dies, so a crashed test leaves no server behind.
+// Returns its pid.
+pid_t spawn(std::vector<std::string> argv, const std::string& log_path = "", int parent_death_signal = 0);
+
+// Sends `signal` to a spawned child and reaps it; nothing for pid <= 0.
+void stop(pid_t pid, int signal = SIGKILL);
 
 }  // namespace feu::test
 

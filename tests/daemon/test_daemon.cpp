@@ -53,24 +53,9 @@ class DaemonProcess {
     args.insert(args.begin(), program);
     args.push_back("--endpoint-file");
     args.push_back(endpoint_file_);
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* log = fopen(log_file_.c_str(), "a");
-      dup2(fileno(log), 1);
-      dup2(fileno(log), 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = test::spawn(std::move(args), log_file_);
   }
-  ~DaemonProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
+  ~DaemonProcess() { test::stop(pid_); }
 
   // The bound endpoint, once the daemon listens. Empty if it died first.
   std::string endpoint(int timeout_ms = 20000) {

@@ -48,24 +48,9 @@ class Daemon {
     std::vector<std::string> args = {std::string(FEU_TEST_BINARY_DIR) + "/feu-daemon-fake", "--config", config,
                                      "--http-url-file", url_file_};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* log = fopen(log_file_.c_str(), "a");
-      dup2(fileno(log), 1);
-      dup2(fileno(log), 2);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    pid_ = test::spawn(std::move(args), log_file_);
   }
-  ~Daemon() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
+  ~Daemon() { test::stop(pid_); }
   // "http://HOST:PORT" once the front listens (and, with `ready`, the daemon
   // serves); "" if the daemon exited first (exit code in *code).
   std::string url(int* exit_code = nullptr, bool ready = true) {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,24 +80,13 @@ class ArtifactServer {
     log_ = dir_.file("requests.log");
     std::vector<std::string> argv = {"python3", script, "--root", root, "--port-file", port_file, "--log", log_};
     argv.insert(argv.end(), flags.begin(), flags.end());
-    pid_ = fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // a crashed test leaves no server behind
-      std::vector<char*> args;
-      for (std::string& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      ::execvp("python3", args.data());
-      _exit(127);
-    }
+    pid_ = test::spawn(std::move(argv), "", SIGTERM);  // a crashed test leaves no server behind
     // Bounded wait for the listening socket (python3 start-up).
     for (int i = 0; i < 600 && !std::filesystem::exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     const std::vector<uint8_t> port = read_file(port_file);
     url_ = "http://127.0.0.1:" + std::string(port.begin(), port.end());
   }
-  ~ArtifactServer() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
+  ~ArtifactServer() { test::stop(pid_, SIGTERM); }
   const std::string& url() const { return url_; }
   std::string requests() const {
     if (!std::filesystem::exists(log_)) return "";

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "service/redis_queue.h"
+#include "test_support.h"
 
 namespace feu::test {
 
@@ -40,21 +41,9 @@ class RedisServerProcess {
   ~RedisServerProcess() { stop(); }
 
   void start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::string log = dir_ + "/redis.log";
-      FILE* out = fopen(log.c_str(), "a");
-      dup2(fileno(out), 1);
-      dup2(fileno(out), 2);
-      std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                       "--dir", dir_, "--appendonly", "yes", "--appendfsync", "always",
-                                       "--save", "", "--daemonize", "no"};
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execvp("redis-server", argv.data());
-      _exit(127);
-    }
+    pid_ = test::spawn({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_,
+                        "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no"},
+                       dir_ + "/redis.log");
     // Ready once it answers (it replays its AOF first).
     service::RedisQueueConfig config;
     config.url = url();
@@ -72,9 +61,7 @@ class RedisServerProcess {
   }
   // kill -9: what the data survives is what `appendfsync always` promised.
   void stop() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
+    test::stop(pid_);
     pid_ = -1;
   }
   std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
