@@ -12,7 +12,7 @@ namespace feu {
 
 // nlohmann's parser is iterative, but copying and printing a value recurse once per level, so a
 // text of a million '[' parses and then overflows a thread's stack at its first copy. Outside
-// JSON nested deeper than this is refused; feu's own documents nest at most 5 deep.
+// JSON nested deeper than this is refused; feu's own documents nest a few levels deep.
 constexpr int kMaxJsonDepth = 64;
 
 // Parses outside JSON text, or returns nullopt with *why set to "is not valid JSON: ..." or
