@@ -120,7 +120,7 @@ int run_daemon(int argc, char** argv, const std::string& program, const BackendF
     if (g_stop_early.load()) server.request_stop();
     // A worker alone listens nowhere: its file holds an empty line once it runs.
     if (!endpoint_file.empty()) write_file_atomic(endpoint_file, server.endpoint() + "\n");
-    if (http) http->attach(server.endpoint());
+    if (http && !server.endpoint().empty()) http->attach(server.local_client());  // a worker serves no clients
     server.run();
     if (http) http->detach();
     g_server.store(nullptr);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -172,16 +173,16 @@ struct HttpFront::Impl {
   std::set<std::string> token_hashes;
 
   std::mutex mutex;
-  std::string endpoint;                       // "" until attached
+  std::optional<ClientOptions> daemon;        // how to reach the daemon, once attached
   std::map<int, int64_t> responses;           // by HTTP status, for /metrics
   CorpusFiles corpus;
   std::unique_ptr<ThumbnailCache> thumbnails;  // by file path, size and modification time
 
-  std::string daemon_endpoint() {
+  ClientOptions daemon_options() {
     std::lock_guard<std::mutex> lock(mutex);
-    if (endpoint.empty())
+    if (!daemon)
       refuse(503, codes::kShuttingDown, "the daemon is not serving (models still loading, or shutting down)");
-    return endpoint;
+    return *daemon;
   }
 
   // The daemon's `status`, asked like any client (its I/O thread owns the state).
@@ -193,12 +194,11 @@ struct HttpFront::Impl {
 
   bool attached() {
     std::lock_guard<std::mutex> lock(mutex);
-    return !endpoint.empty();
+    return daemon.has_value();
   }
 
   Client client(int timeout_ms = kDaemonLookupTimeoutMs) {
-    ClientOptions options;
-    options.server = daemon_endpoint();
+    ClientOptions options = daemon_options();
     options.timeout_ms = timeout_ms;
     options.retries = 1;  // the same id again: the daemon answers a resend idempotently
     return Client(options);
@@ -579,16 +579,15 @@ struct HttpFront::Impl {
   // ---- health
 
   void get_readyz(httplib::Response& res) {
-    std::string endpoint;
+    std::optional<ClientOptions> attached;
     {
       std::lock_guard<std::mutex> lock(mutex);
-      endpoint = this->endpoint;
+      attached = daemon;
     }
-    if (endpoint.empty())
+    if (!attached)
       return send_json(res, 503, {{"ready", false}, {"reason", "models and artifacts are still loading"}});
+    ClientOptions options = *attached;
     // Ready = the daemon's own socket answers, not merely that this thread runs.
-    ClientOptions options;
-    options.server = endpoint;
     options.timeout_ms = 2000;
     options.retries = 0;
     try {
@@ -745,14 +744,14 @@ std::string HttpFront::url() const {
   return "http://" + host + ":" + std::to_string(port_) + "/";
 }
 
-void HttpFront::attach(const std::string& zmq_endpoint) {
+void HttpFront::attach(ClientOptions daemon) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->endpoint = zmq_endpoint;
+  impl_->daemon = std::move(daemon);
 }
 
 void HttpFront::detach() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  impl_->endpoint.clear();
+  impl_->daemon.reset();
 }
 
 void HttpFront::stop() {

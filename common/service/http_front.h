@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "service/client.h"
 #include "service/server_config.h"
 
 namespace httplib {
@@ -53,9 +54,11 @@ class HttpFront {
   // /healthz answers and everything else is 503 (/readyz: not ready).
   // Errors: io_error when the address cannot be bound.
   void start();
-  // The daemon is serving at its ZeroMQ endpoint: the API, /metrics (its
-  // `status` request) and /readyz (its `ping`) go there from now on.
-  void attach(const std::string& zmq_endpoint);
+  // The daemon is serving at daemon.server (with daemon.curve_* set when it
+  // encrypts): the API, /metrics (its `status` request) and /readyz (its
+  // `ping`) go there from now on, through clients made with these options
+  // (their timeouts and retries are the front's own).
+  void attach(ClientOptions daemon);
   // Before the daemon goes away: API calls answer 503 again.
   void detach();
   // Stops listening and joins the thread (also done by the destructor).

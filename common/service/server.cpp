@@ -80,6 +80,7 @@ Server::Server(ServerConfig config, Backend& backend, std::function<std::string(
                                 [this] { return backend_.artifact_version(); })),
       context_(1),
       retrieves_(config_.max_queue) {
+  local_client_.server.clear();  // "" = nowhere to reach, until bound
   if (config_.serves_clients()) bind_router();
   wake_ = zmq::socket_t(context_, zmq::socket_type::pair);
   wake_endpoint_ = "inproc://feu-wake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
@@ -100,6 +101,10 @@ void Server::bind_router() {
   if (config_.curve.enabled) {
     const std::string secret = read_secret_key_file(config_.curve.secret_key_file, "daemon.curve.secret_key_file");
     std::vector<std::string> allowed = read_allowed_clients(config_.curve.allowed_clients_file);
+    // This process's own clients (the HTTP front) get a key made for this run.
+    std::tie(local_client_.curve_public_key, local_client_.curve_secret_key) = curve_keypair();
+    local_client_.curve_server_key = curve_public_key(secret);
+    allowed.push_back(z85_decode_key(local_client_.curve_public_key, "the in-process client key"));
     // The ZAP handler must exist before clients can connect.
     zap_ = zmq::socket_t(context_, zmq::socket_type::rep);
     zap_.bind("inproc://zeromq.zap.01");
@@ -120,6 +125,7 @@ void Server::bind_router() {
     throw Error(ErrorCode::kIoError, "cannot bind " + config_.bind + ": " + e.what());
   }
   endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+  local_client_.server = endpoint_;
 }
 
 Server::~Server() {

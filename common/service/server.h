@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "service/backend.h"
+#include "service/client.h"
 #include "service/curve_keys.h"
 #include "service/job_queue.h"
 #include "service/protocol.h"
@@ -61,6 +62,10 @@ class Server {
 
   // The bound endpoint, with the real port when the config asked for "*".
   const std::string& endpoint() const { return endpoint_; }
+  // How a client inside this process (the HTTP front) reaches the socket:
+  // the endpoint and, under daemon.curve, the daemon's public key and a
+  // client keypair made at bind and allowed beside the allow-list file.
+  const ClientOptions& local_client() const { return local_client_; }
   // Jobs recovered from the journal at construction.
   size_t recovered_jobs() const { return queue_->recovered_jobs(); }
   nlohmann::json status_json() const;
@@ -120,6 +125,7 @@ class Server {
   zmq::socket_t wake_;
   std::string wake_endpoint_;
   std::string endpoint_;
+  ClientOptions local_client_;
 
   // I/O thread only.
   std::unordered_map<std::string, Waiting> waiting_;

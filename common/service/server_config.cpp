@@ -188,10 +188,6 @@ void ServerConfig::validate() const {
           "daemon.http.thumbnail_px is " + std::to_string(http.thumbnail_px) + ": expected " +
               std::to_string(kMinPx) + ".." + std::to_string(kMaxPx) +
               " (the longer side of a corpus thumbnail, in pixels)");
-    // The front is a ZeroMQ client of this daemon; it has no key of its own.
-    check(!curve.enabled, ErrorCode::kConfigError,
-          "daemon.http cannot be used with daemon.curve yet (the HTTP front has no client key): terminate "
-          "HTTP at the daemon of a loopback-bound ZeroMQ socket");
   }
   if (curve.enabled) {
     check_key_file([&] { read_secret_key_file(curve.secret_key_file, "daemon.curve.secret_key_file"); });

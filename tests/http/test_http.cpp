@@ -26,6 +26,8 @@
 #include "core/h5.h"
 #include "image/codec.h"
 #include "image/pillow_resample.h"
+#include "service/client.h"
+#include "service/curve_keys.h"
 #include "service/server_config.h"
 #include "test_support.h"
 
@@ -54,7 +56,8 @@ class Daemon {
   // "http://HOST:PORT" once the front listens (and, with `ready`, the daemon
   // serves); "" if the daemon exited first (exit code in *code).
   std::string url(int* exit_code = nullptr, bool ready = true) {
-    for (int waited = 0; waited < 20000; waited += 20) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {  // a /readyz may itself take seconds
       std::string text = slurp(url_file_);
       if (!text.empty() && text.back() == '\n') {
         std::string url = text.substr(0, text.size() - 2);  // no trailing '/'
@@ -620,6 +623,43 @@ TEST(Http, NonLoopbackBindNeedsBearerTokens) {
   EXPECT_EQ(httplib::Client(url).Get("/metrics")->status, 401);
   EXPECT_EQ(api.get("/healthz", "/healthz")->status, 200);  // probes need no token
   EXPECT_EQ(api.get("/v1/openapi.json", "/v1/openapi.json")->status, 200);
+}
+
+// Under daemon.curve the front reaches the daemon with a key of its own, made
+// at start and allowed beside the file's: HTTP works, ZeroMQ still wants a key.
+TEST(Http, ADaemonUnderCurveServesHttpThroughItsOwnKey) {
+  if (!zmq_has("curve")) GTEST_SKIP() << "libzmq without CURVE";
+  test::TempDir dir;
+  write_curve_keypair(dir.file("server"), false);
+  const std::string client_public = write_curve_keypair(dir.file("client"), false);
+  Daemon daemon(dir,
+                write_config(dir, "  http: \"127.0.0.1:0\"\n  curve: {secret_key_file: server.key, "
+                                  "allowed_clients_file: client.pub}\n"),
+                {"--endpoint-file", dir.file("endpoint")});
+  std::string url = daemon.url();  // ready: the front's ping went through CURVE
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  Api api(url);
+  auto edit = api.post("/v1/edits?wait=10", "/v1/edits", R"({"instruction": "smile", "seed": 3})");
+  ASSERT_EQ(edit->status, 200) << edit->body;
+  EXPECT_EQ(body_of(edit)["state"], "done");
+  auto metrics = httplib::Client(url).Get("/metrics");  // the daemon's status, asked over CURVE
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_GE(metric_value(metrics->body, "feu_jobs_done_total"), 1.0) << metrics->body;
+
+  std::string endpoint = slurp(dir.file("endpoint"));
+  ASSERT_FALSE(endpoint.empty());
+  endpoint.pop_back();  // the newline
+  ClientOptions keyless;
+  keyless.server = endpoint;
+  keyless.timeout_ms = 500;
+  keyless.retries = 0;
+  EXPECT_THROW(Client(keyless).ping(), Error);
+  ClientOptions allowed = keyless;
+  allowed.curve_server_key = read_public_key_file(dir.file("server.pub"), "server.pub");
+  allowed.curve_public_key = client_public;
+  allowed.curve_secret_key = read_secret_key_file(dir.file("client.key"), "client.key");
+  EXPECT_EQ(Client(allowed).ping().header.value("type", ""), "ping");
 }
 
 // The page in headless Chromium (tests/http/page_test.py): a real photo from
