@@ -94,7 +94,11 @@ std::optional<Message> Client::receive(const std::string& id, std::chrono::stead
     } catch (const ProtocolError&) {
       continue;  // not a feu reply
     }
-    if (!id.empty() && reply.header.value("id", std::string()) != id) continue;
+    // An error without an id answers a request whose id the daemon could not
+    // read (too long, not a string): on this socket, the one in flight.
+    const std::string reply_id = reply.header.value("id", std::string());
+    const bool unread_id = reply_id.empty() && reply.header.value("status", std::string()) == status::kError;
+    if (!id.empty() && reply_id != id && !unread_id) continue;
     if (!take_pushed && reply.header.value("pushed", false)) continue;
     return reply;
   }

@@ -432,6 +432,31 @@ TEST(Server, MalformedInputNeverCrashesOrStalls) {
   EXPECT_EQ(backend.total_executions(), 0u);
 }
 
+// The daemon cannot echo an id it refuses (over max_id_bytes), so its error
+// carries none; the client takes that as the answer to its request in flight
+// instead of waiting out every timeout for a reply with its id.
+TEST(Server, AnIdTooLongToEchoIsStillAnsweredWithItsError) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  ServerConfig config = config_in(dir);
+  RunningServer server(config, backend);
+  Client client(client_for(server.endpoint(), 4000));
+  const std::string long_id(config.limits.max_id_bytes + 1, '0');
+  edit::EditRequest request;
+  request.instruction = "smile";
+  const auto start = std::chrono::steady_clock::now();
+  for (const Message& reply : {client.edit(long_id, request), client.result(long_id), client.cancel(long_id)}) {
+    EXPECT_EQ(reply.header["status"], "error") << reply.header.dump();
+    EXPECT_EQ(reply.header["error"]["code"], "payload_too_large") << reply.header.dump();
+    EXPECT_NE(reply.header["error"]["message"].get<std::string>().find("field 'id' is 129 bytes (limit 128)"),
+              std::string::npos)
+        << reply.header.dump();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));  // not 3 × 4 s each
+  EXPECT_EQ(client.ping().header["status"], "done");  // the next call's own reply, not a leftover
+  EXPECT_EQ(backend.total_executions(), 0u);
+}
+
 TEST(Server, ResultsOfAVanishedClientAreKeptForFetchById) {
   test::TempDir dir;
   FakeBackend backend(test::fake_options(100));
