@@ -32,6 +32,18 @@ class HeaderReader {
   }
 
   std::string string(const std::string& key, size_t max_bytes, bool required) {
+    std::string text = word(key, required);
+    if (text.size() > max_bytes)
+      throw ProtocolError(codes::kPayloadTooLarge, "field '" + key + "' is " + std::to_string(text.size()) +
+                                                       " bytes (limit " + std::to_string(max_bytes) + ")");
+    return text;
+  }
+
+  // A string naming one of a few choices (method, latent, negatives,
+  // format): the caller refuses any other value, however long, as a
+  // bad_request naming the choices, so no length limit of its own applies
+  // (the header's does).
+  std::string word(const std::string& key, bool required) {
     if (!has(key)) {
       if (required) bad("'" + type_ + "' request needs a string field '" + key + "'");
       return "";
@@ -39,11 +51,7 @@ class HeaderReader {
     const json& value = header_.at(key);
     if (!value.is_string())
       bad("field '" + key + "' must be a string, got " + json_type(value));
-    const std::string& text = value.get_ref<const std::string&>();
-    if (text.size() > max_bytes)
-      throw ProtocolError(codes::kPayloadTooLarge, "field '" + key + "' is " + std::to_string(text.size()) +
-                                                       " bytes (limit " + std::to_string(max_bytes) + ")");
-    return text;
+    return value.get<std::string>();
   }
 
   std::optional<int64_t> integer(const std::string& key, int64_t lo, int64_t hi) {
@@ -159,13 +167,13 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   edit::EditRequest& e = out->edit;
   e.instruction = reader.string("instruction", limits.max_text_bytes, true);
   if (e.instruction.empty()) bad("field 'instruction' must not be empty");
-  std::string method = reader.string("method", 16, false);
+  std::string method = reader.word("method", false);
   if (method.empty() || method == "feu") e.method = edit::Method::kFeu;
   else if (method == "global") e.method = edit::Method::kGlobal;
   else bad("field 'method' = " + quote_text(method) + " is not a method (expected feu or global)");
   e.neutral = reader.string("neutral", limits.max_text_bytes, false);
 
-  std::string latent = reader.string("latent", 16, false);
+  std::string latent = reader.word("latent", false);
   size_t expected_payloads = 0;
   if (latent.empty() || latent == "seed") {
     e.latent_kind = edit::LatentKind::kSeed;
@@ -227,13 +235,13 @@ void parse_edit(HeaderReader& reader, const std::vector<Frame>& frames, Request*
   if (auto k = reader.integer("k_pos", 1, limits.max_k)) e.k_pos = *k;
   if (auto k = reader.integer("k_neg", 1, limits.max_k)) e.k_neg = *k;
   if (reader.has("negatives")) {
-    std::string negatives = reader.string("negatives", 16, true);
+    std::string negatives = reader.word("negatives", true);
     if (negatives != "farthest" && negatives != "random")
       bad("field 'negatives' = " + quote_text(negatives) +
           " is not a negative sampling (expected farthest or random)");
     e.negatives = negatives;
   }
-  if (reader.has("format")) e.format = format_from_wire(reader.string("format", 16, true), "format");
+  if (reader.has("format")) e.format = format_from_wire(reader.word("format", true), "format");
   e.return_original = reader.boolean("return_original");
   e.return_styles = reader.boolean("return_styles");
   e.grid = reader.boolean("grid");

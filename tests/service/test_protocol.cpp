@@ -200,6 +200,24 @@ TEST(Protocol, EchoedRequestTextIsEscapedAndCut) {
   EXPECT_NE(long_type.find("(50000 bytes)"), std::string::npos) << long_type;
 }
 
+// A field that names one of a few choices is wrong, not too large, however
+// long its value: the error names the choices.
+TEST(Protocol, AChoiceFieldOfAnyLengthIsABadRequestNamingTheChoices) {
+  const std::string long_word(30, 'm');
+  const std::vector<std::pair<std::string, std::string>> fields = {
+      {"method", "(expected feu or global)"},
+      {"latent", "(expected seed, w, wplus, s or photo)"},
+      {"negatives", "(expected farthest or random)"},
+      {"format", "(expected png or jpeg)"}};
+  for (const auto& [field, choices] : fields) {
+    const Frame header = R"({"type":"edit","id":"x","instruction":"a",")" + field + R"(":")" + long_word + R"("})";
+    EXPECT_EQ(code_of({header}), codes::kBadRequest) << field;
+    const std::string message = message_of({header});
+    EXPECT_NE(message.find("field '" + field + "' = \"" + long_word + "\""), std::string::npos) << message;
+    EXPECT_NE(message.find(choices), std::string::npos) << message;
+  }
+}
+
 TEST(Protocol, SizeLimitsAreTheEnginesOwn) {
   // The engine refuses more strengths and longer texts than these: the
   // protocol must not accept (and journal) what the engine will fail.
