@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <system_error>
@@ -522,7 +524,7 @@ struct HttpFront::Impl {
   void get_thumbnail(const httplib::Request& req, httplib::Response& res) {
     const std::string text = req.matches[1];
     if (text.empty() || text.size() > 18)
-      refuse(400, codes::kBadRequest, "corpus id " + quote_text(text) + " is not an integer");
+      refuse(400, codes::kBadRequest, "corpus id " + quote_text(text) + " is out of range (expected at most 18 digits)");
     const int64_t id = std::stoll(text);
     json status = daemon_status();
     std::string version_dir = status.value("engine", json::object()).value("artifact_dir", std::string());
@@ -677,49 +679,76 @@ void HttpFront::start() {
   });
   http.set_post_routing_handler([&impl](const httplib::Request&, httplib::Response& res) { impl.count(res.status); });
 
-  http.Post("/v1/edits", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.post_edit(req, res); });
-  });
-  http.Get(R"(/v1/edits/([^/]+))", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.get_edit(req, res); });
-  });
-  http.Delete(R"(/v1/edits/([^/]+))", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.delete_edit(req, res); });
-  });
-  http.Get(R"(/v1/edits/([^/]+)/images/([^/]+))", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.get_image(req, res); });
-  });
-  http.Get(R"(/v1/edits/([^/]+)/(wplus|styles))", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.get_floats(req, res, req.matches[2] == "wplus" ? "wplus" : "styles"); });
-  });
-  http.Post("/v1/retrieve", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.post_retrieve(req, res); });
-  });
-  http.Get(R"(/v1/corpus/([0-9]+)/thumbnail)", [&impl](const httplib::Request& req, httplib::Response& res) {
-    impl.guarded(res, [&] { impl.get_thumbnail(req, res); });
-  });
-  http.Get("/metrics", [&impl](const httplib::Request&, httplib::Response& res) {
-    impl.guarded(res, [&] {
-      json status = impl.daemon_status();
-      res.set_content(prometheus_text(status, impl.http_counters()), "text/plain; version=0.0.4; charset=utf-8");
-    });
-  });
-  http.Get("/healthz", [&impl](const httplib::Request&, httplib::Response& res) {
-    impl.send_json(res, 200, {{"alive", true}});
-  });
-  http.Get("/readyz", [&impl](const httplib::Request&, httplib::Response& res) { impl.get_readyz(res); });
+  // Every route once: registered from this table, which also answers a known
+  // path asked with another method (405 with its Allow header).
+  using Handle = std::function<void(const httplib::Request&, httplib::Response&)>;
+  struct Route {
+    std::string method;   // GET (HEAD too), POST or DELETE
+    std::string pattern;  // httplib's: the whole path, as a regular expression
+    Handle handle;
+  };
+  auto api = [&impl](Handle call) -> Handle {  // the API's errors as JSON bodies
+    return [&impl, call](const httplib::Request& req, httplib::Response& res) {
+      impl.guarded(res, [&] { call(req, res); });
+    };
+  };
+  std::vector<Route> routes = {
+      {"POST", "/v1/edits", api([&impl](auto& req, auto& res) { impl.post_edit(req, res); })},
+      {"GET", R"(/v1/edits/([^/]+))", api([&impl](auto& req, auto& res) { impl.get_edit(req, res); })},
+      {"DELETE", R"(/v1/edits/([^/]+))", api([&impl](auto& req, auto& res) { impl.delete_edit(req, res); })},
+      {"GET", R"(/v1/edits/([^/]+)/images/([^/]+))",
+       api([&impl](auto& req, auto& res) { impl.get_image(req, res); })},
+      {"GET", R"(/v1/edits/([^/]+)/(wplus|styles))", api([&impl](auto& req, auto& res) {
+         impl.get_floats(req, res, req.matches[2] == "wplus" ? "wplus" : "styles");
+       })},
+      {"POST", "/v1/retrieve", api([&impl](auto& req, auto& res) { impl.post_retrieve(req, res); })},
+      {"GET", R"(/v1/corpus/([0-9]+)/thumbnail)",
+       api([&impl](auto& req, auto& res) { impl.get_thumbnail(req, res); })},
+      {"GET", "/metrics", api([&impl](auto&, auto& res) {
+         json status = impl.daemon_status();
+         res.set_content(prometheus_text(status, impl.http_counters()), "text/plain; version=0.0.4; charset=utf-8");
+       })},
+      {"GET", "/healthz", [&impl](auto&, auto& res) { impl.send_json(res, 200, {{"alive", true}}); }},
+      {"GET", "/readyz", [&impl](auto&, auto& res) { impl.get_readyz(res); }},
+  };
   for (const auto& [path, asset] : impl.assets) {
     const HttpAsset* served = &asset;
-    http.Get(path, [served](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Cache-Control", "no-cache");
-      res.set_content(served->body, served->content_type);
-    });
+    routes.push_back({"GET", path, [served](auto&, auto& res) {
+                        res.set_header("Cache-Control", "no-cache");
+                        res.set_content(served->body, served->content_type);
+                      }});
   }
-  http.set_error_handler([&impl](const httplib::Request& req, httplib::Response& res) {
+  for (const Route& route : routes) {
+    if (route.method == "GET") http.Get(route.pattern, route.handle);
+    else if (route.method == "POST") http.Post(route.pattern, route.handle);
+    else http.Delete(route.pattern, route.handle);
+  }
+  // Each path pattern with the methods that answer it, for 405's Allow header.
+  std::map<std::string, std::set<std::string>> methods_by_pattern;
+  for (const Route& route : routes) {
+    methods_by_pattern[route.pattern].insert(route.method);
+    if (route.method == "GET") methods_by_pattern[route.pattern].insert("HEAD");
+  }
+  std::vector<std::pair<std::regex, std::set<std::string>>> methods_of;
+  for (auto& [pattern, methods] : methods_by_pattern) methods_of.emplace_back(std::regex(pattern), std::move(methods));
+  http.set_error_handler([&impl, methods_of](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error body
-    if (res.status == 404)
+    for (const auto& [pattern, methods] : methods_of) {
+      if (!std::regex_match(req.path, pattern) || methods.count(req.method)) continue;
+      std::string allow;
+      for (const std::string& method : methods) allow += (allow.empty() ? "" : ", ") + method;
+      res.set_header("Allow", allow);
+      return impl.send_error(res, 405, "method_not_allowed",
+                             escape_text(req.method, 20) + " " + escape_text(req.path, 200) +
+                                 " is not allowed (allowed: " + allow + ")");
+    }
+    // httplib answers a method it routes nothing for (PUT, PATCH, ...) with 400.
+    const bool routed_method = req.method == "GET" || req.method == "HEAD" || req.method == "POST" ||
+                               req.method == "DELETE";
+    if (res.status == 404 || (res.status == 400 && !routed_method))
       impl.send_error(res, 404, error_code_name(ErrorCode::kNotFound),
-                      req.method + " " + escape_text(req.path, 200) + " is not part of the API (see /v1/openapi.json)");
+                      escape_text(req.method, 20) + " " + escape_text(req.path, 200) +
+                          " is not part of the API (see /v1/openapi.json)");
     else if (res.status == 413)
       impl.send_error(res, 413, codes::kPayloadTooLarge, "the request body is over the limit");
     else

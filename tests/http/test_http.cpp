@@ -352,10 +352,39 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   }
   EXPECT_EQ(api.get("/v1/corpus/1234567890123456789/thumbnail", thumbnail_path)->status, 400);
 
-  // A route the API does not have: JSON 404 too.
+  // An id the daemon refuses to echo (over max_id_bytes) is still answered at once, with its error.
+  const std::string long_id(129, 'i');
+  for (const std::string& path : {"/v1/edits/" + long_id, "/v1/edits/" + long_id + "/wplus"}) {
+    auto too_long = api.get(path, path == "/v1/edits/" + long_id ? "/v1/edits/{id}" : "/v1/edits/{id}/wplus");
+    EXPECT_EQ(too_long->status, 413) << too_long->body;
+    EXPECT_NE(too_long->body.find("field 'id' is 129 bytes (limit 128)"), std::string::npos) << too_long->body;
+  }
+  auto long_edit = api.post("/v1/edits", "/v1/edits", R"({"instruction": "x", "id": ")" + long_id + R"("})");
+  EXPECT_EQ(long_edit->status, 413) << long_edit->body;
+
+  // A route the API does not have: JSON 404 too; a path it has, asked with
+  // another method: 405 with the methods it takes.
   auto nowhere = httplib::Client(url).Get("/v2/nothing");
   EXPECT_EQ(nowhere->status, 404);
   EXPECT_EQ(code_of(nowhere), "not_found");
+  httplib::Client raw(url);
+  EXPECT_EQ(raw.Put("/v2/nothing", "", "text/plain")->status, 404);
+  for (const auto& [method, path, allow] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"PUT", "/v1/retrieve", "POST"},
+           {"GET", "/v1/retrieve", "POST"},
+           {"PATCH", "/v1/edits/abc", "DELETE, GET, HEAD"},
+           {"DELETE", "/v1/edits/abc/images/0", "GET, HEAD"},
+           {"OPTIONS", "/metrics", "GET, HEAD"},
+           {"POST", "/", "GET, HEAD"}}) {
+    httplib::Request request;
+    request.method = method;
+    request.path = path;
+    auto refused = raw.send(request);
+    ASSERT_TRUE(refused) << method << " " << path;
+    EXPECT_EQ(refused->status, 405) << method << " " << path << ": " << refused->body;
+    EXPECT_EQ(refused->get_header_value("Allow"), allow) << method << " " << path;
+    EXPECT_EQ(code_of(refused), "method_not_allowed") << refused->body;
+  }
 
   api.check_against_openapi(dir);
 }
