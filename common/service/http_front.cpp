@@ -733,6 +733,16 @@ void HttpFront::start() {
   for (auto& [pattern, methods] : methods_by_pattern) methods_of.emplace_back(std::regex(pattern), std::move(methods));
   http.set_error_handler([&impl, methods_of](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error body
+    if (req.path.empty()) {
+      // The request line was not understood (a method httplib does not know,
+      // such as QUERY): its body, if any, is unread, so the client is told to
+      // close the connection rather than send more behind those bytes.
+      res.set_header("Connection", "close");
+      return impl.send_error(res, 400, codes::kBadRequest,
+                             "the request line of method " + quote_text(req.method) +
+                                 " could not be read (expected METHOD /path HTTP/1.1; this API takes GET, HEAD, "
+                                 "POST and DELETE)");
+    }
     for (const auto& [pattern, methods] : methods_of) {
       if (!std::regex_match(req.path, pattern) || methods.count(req.method)) continue;
       std::string allow;

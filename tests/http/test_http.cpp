@@ -477,6 +477,30 @@ TEST(Http, PhotoUploadIsTheProtocolsPhotoLatent) {
   api.check_against_openapi(dir);
 }
 
+// Sends `bytes` on one connection to the front at `url` and returns what
+// comes back until `enough` appears, the server closes, or `wait_s` pass.
+std::string exchange_raw(const std::string& url, const std::string& bytes, const std::string& enough = "",
+                         int wait_s = 5) {
+  const int port = std::stoi(url.substr(url.rfind(':') + 1));
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+      send(fd, bytes.data(), bytes.size(), 0) == static_cast<ssize_t>(bytes.size())) {
+    timeval timeout{wait_s, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    char buffer[4096];
+    for (ssize_t n; (enough.empty() || response.find(enough) == std::string::npos) &&
+                    (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
+      response.append(buffer, n);
+  }
+  close(fd);
+  return response;
+}
+
 // The Content-Length alone decides: the front answers 413 while the body is
 // still unsent, so a client waiting for the answer first gets it.
 TEST(Http, OversizedBodyIs413WithoutReadingIt) {
@@ -484,24 +508,9 @@ TEST(Http, OversizedBodyIs413WithoutReadingIt) {
   Daemon daemon(dir, write_config(dir, "  http: {bind: \"127.0.0.1:0\", max_body_bytes: 1000}\n"));
   std::string url = daemon.url();
   ASSERT_FALSE(url.empty()) << daemon.log();
-  int port = std::stoi(url.substr(url.rfind(':') + 1));
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
   std::string head = "POST /v1/edits HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      "Content-Length: 10000000000\r\n\r\n{\"instruction\": ";
-  ASSERT_EQ(send(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
-  timeval timeout{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string response;
-  char buffer[4096];
-  for (ssize_t n; response.find("payload_too_large") == std::string::npos &&
-                  (n = recv(fd, buffer, sizeof buffer, 0)) > 0;)
-    response.append(buffer, n);
-  close(fd);
+  const std::string response = exchange_raw(url, head, "payload_too_large");
   ASSERT_FALSE(response.empty()) << "no answer while the 10 GB body was unsent";
   EXPECT_EQ(response.rfind("HTTP/1.1 413", 0), 0u) << response;
   EXPECT_NE(response.find("payload_too_large"), std::string::npos) << response;
@@ -512,6 +521,27 @@ TEST(Http, OversizedBodyIs413WithoutReadingIt) {
   EXPECT_EQ(small->status, 413);  // 1024 bytes
   auto fits = client.Post("/v1/edits?wait=10", R"({"instruction": "smile"})", "application/json");
   EXPECT_EQ(fits->status, 200);
+}
+
+// A request line httplib cannot read (a method it does not know) is a 400
+// naming the methods, which tells the client to close the connection (its
+// body is unread); nothing after it on that connection is answered.
+TEST(Http, AnUnreadableRequestLineIs400AndNothingBehindItIsAnswered) {
+  test::TempDir dir;
+  Daemon daemon(dir, write_config(dir, "  http: \"127.0.0.1:0\"\n"));
+  std::string url = daemon.url();
+  ASSERT_FALSE(url.empty()) << daemon.log();
+  const std::string body = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";  // smuggled as a body
+  const std::string response =
+      exchange_raw(url, "QUERY /v1/retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                            "\r\n\r\n" + body + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                   "", 1);
+  EXPECT_EQ(response.rfind("HTTP/1.1 400", 0), 0u) << response;
+  EXPECT_NE(response.find("Connection: close"), std::string::npos) << response;
+  EXPECT_NE(response.find(R"(the request line of method \"QUERY\" could not be read)"), std::string::npos)
+      << response;
+  EXPECT_EQ(response.find("HTTP/1.1 ", 1), std::string::npos) << "more than one response: " << response;
+  EXPECT_EQ(httplib::Client(url).Get("/healthz")->status, 200);
 }
 
 // JSON nested a million levels deep parses (nlohmann's parser is iterative), but copying or
