@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -242,12 +244,15 @@ struct HttpFront::Impl {
     send_json(res, status_code, error_body(code, message));
   }
 
-  // An error or busy reply of the daemon as an HTTP error.
-  void send_reply_error(httplib::Response& res, const Message& reply) {
+  // An error or busy reply of the daemon as an HTTP error. `upload`: the
+  // request carried the file a corrupt_file error names (a photo), which is
+  // the client's fault (400), not a broken file of the server's (500).
+  void send_reply_error(httplib::Response& res, const Message& reply, bool upload = false) {
     const json& h = reply.header;
     json error = h.contains("error") && h["error"].is_object() ? h["error"] : json::object();
     std::string code = error.value("code", std::string(error_code_name(ErrorCode::kInternal)));
-    send_error(res, http_status_for(code), code, error.value("message", std::string("the daemon gave no reason")),
+    const bool bad_upload = upload && code == error_code_name(ErrorCode::kCorruptFile);
+    send_error(res, bad_upload ? 400 : http_status_for(code), code, error.value("message", std::string("the daemon gave no reason")),
                h.value("retry_after_ms", int64_t(0)));
   }
 
@@ -324,14 +329,11 @@ struct HttpFront::Impl {
   int64_t wait_ms_of(const httplib::Request& req) const {
     if (!req.has_param("wait")) return 0;
     const std::string text = req.get_param_value("wait");
-    double seconds = 0;
-    try {
-      size_t used = 0;
-      seconds = std::stod(text, &used);
-      if (used != text.size()) throw std::invalid_argument(text);
-    } catch (const std::exception&) {
+    // strtod, not stod: a denormal such as 2.2e-313 is a number (stod throws on its underflow).
+    char* end = nullptr;
+    const double seconds = text.empty() ? NAN : std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || std::isnan(seconds))
       refuse(400, codes::kBadRequest, "query parameter 'wait' = " + quote_text(text) + " is not a number of seconds");
-    }
     if (!(seconds >= 0 && seconds <= static_cast<double>(config.max_wait_s)))
       refuse(400, codes::kBadRequest,
              "query parameter 'wait' = " + text + " is out of range [0, " + std::to_string(config.max_wait_s) + "]");
@@ -401,7 +403,8 @@ struct HttpFront::Impl {
     Message message = edit_message(req, &id);
     Message reply = client(kDaemonReplyTimeoutMs).call(message);
     const std::string state = reply.header.value("status", std::string());
-    if (state == status::kError || state == status::kBusy) return send_reply_error(res, reply);
+    if (state == status::kError || state == status::kBusy)
+      return send_reply_error(res, reply, message.header.value("latent", std::string()) == "photo");
     if (wait_ms > 0) {
       Client lookups = client();
       reply = wait_final(lookups, id, std::move(reply), wait_ms);

@@ -319,6 +319,9 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
   }
   EXPECT_EQ(api.post("/v1/edits?wait=soon", "/v1/edits", R"({"instruction": "x"})")->status, 400);
   EXPECT_EQ(api.post("/v1/edits?wait=100000", "/v1/edits", R"({"instruction": "x"})")->status, 400);
+  EXPECT_EQ(api.post("/v1/edits?wait=nan", "/v1/edits", R"({"instruction": "x"})")->status, 400);
+  // A denormal is a number (std::stod throws on its underflow).
+  EXPECT_EQ(api.post("/v1/edits?wait=2.2250738585e-313", "/v1/edits", R"({"instruction": "x"})")->status, 202);
   auto unknown = api.get("/v1/edits/nobody", "/v1/edits/{id}");
   EXPECT_EQ(unknown->status, 404);
   EXPECT_EQ(code_of(unknown), "not_found");
@@ -474,6 +477,12 @@ TEST(Http, PhotoUploadIsTheProtocolsPhotoLatent) {
                                     {{"request", R"({"instruction": "smile"})", "", "application/json"},
                                      {"selfie", photo, "me.jpg", "image/jpeg"}});
   EXPECT_EQ(unknown_part->status, 400);
+  // A photo that is no image is the request's fault (400), not the server's (500).
+  auto not_an_image = api.post_form("/v1/edits", "/v1/edits",
+                                    {{"request", R"({"instruction": "smile"})", "", "application/json"},
+                                     {"photo", "GIF89a...", "me.gif", "image/gif"}});
+  EXPECT_EQ(not_an_image->status, 400) << not_an_image->body;
+  EXPECT_EQ(code_of(not_an_image), "corrupt_file") << not_an_image->body;
   api.check_against_openapi(dir);
 }
 

@@ -14,6 +14,7 @@
 
 #include <zlib.h>
 
+#include "image/codec.h"
 #include "service/backend.h"
 
 namespace feu::test {
@@ -153,6 +154,9 @@ class FakeBackend : public service::Backend {
   }
 
   void validate(const edit::EditRequest& r) const override {
+    // As the engine admits photos (edit::resolve_request): by their signature.
+    if (r.latent_kind == edit::LatentKind::kPhoto && !image::sniff_format(r.photo.data(), r.photo.size()))
+      throw Error(ErrorCode::kCorruptFile, "fake: the photo is not a PNG or JPEG file");
     if (r.latent_kind != edit::LatentKind::kSeed && options_.latent_values != 0 &&
         r.latent.size() != options_.latent_values)
       throw Error(ErrorCode::kShapeMismatch, "fake: the latent has " + std::to_string(r.latent.size()) +
