@@ -3,7 +3,8 @@
 # Idempotent and non-interactive: does nothing when everything is present.
 # With --list it installs nothing and prints the package names, one per line (scripts/gpu-check.sh
 # --fetch-debs downloads its carried packages from this list). With --fuzz it also installs what
-# scripts/fuzz.sh builds with (clang, its sanitizer and libFuzzer runtimes, its OpenMP).
+# scripts/fuzz.sh builds with (clang, its sanitizer and libFuzzer runtimes, its OpenMP), and the
+# virtual environment scripts/fuzz-http.sh installs schemathesis into (python3-venv).
 set -euo pipefail
 
 PACKAGES=(
@@ -35,7 +36,7 @@ PACKAGES=(
   python3-yaml  # tests/readme: merges the README's fleet section into a config
 )
 
-FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev)
+FUZZ_PACKAGES=(clang libclang-rt-dev libomp-dev python3-venv)
 
 if [ "${1:-}" = --list ]; then
   printf '%s\n' "${PACKAGES[@]}"

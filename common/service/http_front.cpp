@@ -404,7 +404,7 @@ struct HttpFront::Impl {
     Message reply = client(kDaemonReplyTimeoutMs).call(message);
     const std::string state = reply.header.value("status", std::string());
     if (state == status::kError || state == status::kBusy)
-      return send_reply_error(res, reply, message.header.value("latent", std::string()) == "photo");
+      return send_reply_error(res, reply, message.header.contains("latent") && message.header["latent"] == "photo");
     if (wait_ms > 0) {
       Client lookups = client();
       reply = wait_final(lookups, id, std::move(reply), wait_ms);

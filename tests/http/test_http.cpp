@@ -312,7 +312,8 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
                          Bad{R"({"instruction": ""})", "bad_request", 400},
                          Bad{R"({"instruction": "x", "alphas": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]})",
                              "payload_too_large", 413},
-                         Bad{R"({"instruction": "x", "type": "ping"})", "unknown_field", 400}}) {
+                         Bad{R"({"instruction": "x", "type": "ping"})", "unknown_field", 400},
+                         Bad{R"({"instruction": "x", "latent": {}})", "bad_request", 400}}) {
     auto r = api.post("/v1/edits", "/v1/edits", bad.body);
     EXPECT_EQ(r->status, bad.status) << bad.body << " -> " << r->body;
     EXPECT_EQ(code_of(r), bad.code) << bad.body;
