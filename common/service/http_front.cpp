@@ -377,6 +377,11 @@ struct HttpFront::Impl {
       *id = Client::new_id();
     }
     if (body.contains("latent_values")) {
+      const json& latent = body.contains("latent") ? body["latent"] : json();
+      if (latent != "w" && latent != "wplus" && latent != "s")
+        refuse(400, codes::kBadRequest,
+               "field 'latent_values' is only valid with latent w, wplus or s (got latent " +
+                   quote_text(latent.is_null() ? "seed" : latent.dump()) + ")");
       const json& values = body["latent_values"];
       if (!values.is_array()) refuse(400, codes::kBadRequest, "field 'latent_values' must be an array of numbers");
       std::vector<float> floats;

@@ -313,11 +313,16 @@ TEST(Http, EveryEndpointAndItsErrorsMatchTheOpenApiDocument) {
                          Bad{R"({"instruction": "x", "alphas": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]})",
                              "payload_too_large", 413},
                          Bad{R"({"instruction": "x", "type": "ping"})", "unknown_field", 400},
-                         Bad{R"({"instruction": "x", "latent": {}})", "bad_request", 400}}) {
+                         Bad{R"({"instruction": "x", "latent": {}})", "bad_request", 400},
+                         Bad{R"({"instruction": "x", "latent_values": [1, 2]})", "bad_request", 400}}) {
     auto r = api.post("/v1/edits", "/v1/edits", bad.body);
     EXPECT_EQ(r->status, bad.status) << bad.body << " -> " << r->body;
     EXPECT_EQ(code_of(r), bad.code) << bad.body;
   }
+  auto misplaced = api.post("/v1/edits", "/v1/edits", R"({"instruction": "x", "latent_values": [1, 2]})");
+  EXPECT_NE(misplaced->body.find(R"('latent_values' is only valid with latent w, wplus or s (got latent \"seed\"))"),
+            std::string::npos)
+      << misplaced->body;
   EXPECT_EQ(api.post("/v1/edits?wait=soon", "/v1/edits", R"({"instruction": "x"})")->status, 400);
   EXPECT_EQ(api.post("/v1/edits?wait=100000", "/v1/edits", R"({"instruction": "x"})")->status, 400);
   EXPECT_EQ(api.post("/v1/edits?wait=nan", "/v1/edits", R"({"instruction": "x"})")->status, 400);
