@@ -53,9 +53,10 @@ done
 url=$(cat "$url_file")
 echo "fuzz-http: ${seconds}s against ${daemon[0]} at $url (report: $out/report.log)"
 status=0
-"$venv/bin/schemathesis" run "${url}v1/openapi.json" --url "${url%/}" --checks all \
+# From $out: schemathesis keeps its cache of failing cases in .schemathesis/ of the working directory.
+(cd "$out" && venv/bin/schemathesis run "${url}v1/openapi.json" --url "${url%/}" --checks all \
   --exclude-checks use_after_free,ensure_resource_availability --max-time "$seconds" --workers 2 \
-  > "$out/report.log" 2>&1 || status=$?
+  > report.log 2>&1) || status=$?
 sed -n '/^=* SUMMARY =*$/,$p' "$out/report.log"
 grep -q "Segmentation\|terminate called" "$out/daemon.log" && { echo "fuzz-http: the daemon crashed" >&2; status=1; }
 kill -0 "$pid" 2>/dev/null || { echo "fuzz-http: the daemon is gone (its log: $out/daemon.log)" >&2; status=1; }
