@@ -61,24 +61,78 @@ void check_manifest_path(const std::string& path, const std::string& origin) {
 
 }  // namespace
 
+namespace {
+
+// One manifest read from `origin`: each field checked for its type, an error naming the field
+// ("files[2].size") rather than the JSON library's words.
+class ManifestReader {
+ public:
+  explicit ManifestReader(std::string origin) : origin_(std::move(origin)) {}
+
+  const nlohmann::json& member(const nlohmann::json& object, const std::string& key, const std::string& where,
+                               nlohmann::json::value_t type, const char* expected) const {
+    auto it = object.find(key);
+    if (it == object.end()) fail(where + key, "is missing (expected " + std::string(expected) + ")");
+    if (it->type() != type) fail(where + key, "must be " + std::string(expected) + ", got " + it->type_name());
+    return *it;
+  }
+  std::string string(const nlohmann::json& object, const std::string& key, const std::string& where = "") const {
+    return member(object, key, where, nlohmann::json::value_t::string, "a string").get<std::string>();
+  }
+  const nlohmann::json& object(const nlohmann::json& object, const std::string& key,
+                               const std::string& where = "") const {
+    return member(object, key, where, nlohmann::json::value_t::object, "an object");
+  }
+  // A size or a format number: an integer from 0 to INT64_MAX.
+  int64_t count(const nlohmann::json& object, const std::string& key, const std::string& where = "") const {
+    auto it = object.find(key);
+    const bool fits = it != object.end() && (it->is_number_unsigned() ? it->get<uint64_t>() <= INT64_MAX
+                                                                       : it->is_number_integer() && *it >= 0);
+    if (!fits)
+      fail(where + key, it == object.end() ? "is missing (expected an integer of at least 0)"
+                                           : "must be an integer of at least 0, got " + it->dump());
+    return it->get<int64_t>();
+  }
+  [[noreturn]] void fail(const std::string& field, const std::string& what) const {
+    throw Error(ErrorCode::kCorruptFile, origin_ + ": invalid manifest: field '" + field + "' " + what);
+  }
+
+ private:
+  std::string origin_;
+};
+
+}  // namespace
+
 Manifest Manifest::from_json(const nlohmann::json& json, const std::string& origin) {
+  const ManifestReader read(origin);
+  check(json.is_object(), ErrorCode::kCorruptFile,
+        origin + ": invalid manifest: expected a JSON object, got " + std::string(json.type_name()));
   Manifest m;
-  try {
-    m.format = json.at("format").get<int>();
-    check(m.format == 1, ErrorCode::kUnsupported,
-          origin + ": manifest format " + std::to_string(m.format) + " is not supported (expected 1)");
-    m.version = json.at("version").get<std::string>();
-    m.created = json.at("created").get<std::string>();
-    m.generator_sha256 = json.at("models").at("generator_sha256").get<std::string>();
-    m.clip_sha256 = json.at("models").at("clip_sha256").get<std::string>();
-    for (const auto& f : json.at("files"))
-      m.files.push_back(ManifestFile{f.at("path").get<std::string>(), f.at("sha256").get<std::string>(),
-                                     f.at("size").get<int64_t>()});
-    for (const ManifestFile& f : m.files) check_manifest_path(f.path, origin);
-    m.config = json.value("config", nlohmann::json::object());
-    m.versions = json.value("versions", std::map<std::string, std::string>{});
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorCode::kCorruptFile, origin + ": invalid manifest (" + e.what() + ")");
+  const int64_t format = read.count(json, "format");
+  check(format == 1, ErrorCode::kUnsupported,
+        origin + ": manifest format " + std::to_string(format) + " is not supported (expected 1)");
+  m.format = static_cast<int>(format);
+  m.version = read.string(json, "version");
+  m.created = read.string(json, "created");
+  const nlohmann::json& models = read.object(json, "models");
+  m.generator_sha256 = read.string(models, "generator_sha256", "models.");
+  m.clip_sha256 = read.string(models, "clip_sha256", "models.");
+  const nlohmann::json& files = read.member(json, "files", "", nlohmann::json::value_t::array, "an array");
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string where = "files[" + std::to_string(i) + "].";
+    if (!files[i].is_object()) read.fail("files[" + std::to_string(i) + "]", "must be an object, got " +
+                                                                               std::string(files[i].type_name()));
+    m.files.push_back(ManifestFile{read.string(files[i], "path", where), read.string(files[i], "sha256", where),
+                                   read.count(files[i], "size", where)});
+  }
+  for (const ManifestFile& f : m.files) check_manifest_path(f.path, origin);
+  if (json.contains("config")) m.config = read.object(json, "config");
+  if (json.contains("versions")) {
+    for (const auto& [tool, version] : read.object(json, "versions").items()) {
+      if (!version.is_string())
+        read.fail("versions." + tool, std::string("must be a string, got ") + version.type_name());
+      m.versions[tool] = version.get<std::string>();
+    }
   }
   return m;
 }

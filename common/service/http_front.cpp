@@ -252,7 +252,8 @@ struct HttpFront::Impl {
     json error = h.contains("error") && h["error"].is_object() ? h["error"] : json::object();
     std::string code = error.value("code", std::string(error_code_name(ErrorCode::kInternal)));
     const bool bad_upload = upload && code == error_code_name(ErrorCode::kCorruptFile);
-    send_error(res, bad_upload ? 400 : http_status_for(code), code, error.value("message", std::string("the daemon gave no reason")),
+    send_error(res, bad_upload ? 400 : http_status_for(code), code,
+               error.value("message", std::string("the daemon gave no reason")),
                h.value("retry_after_ms", int64_t(0)));
   }
 
@@ -532,7 +533,8 @@ struct HttpFront::Impl {
   void get_thumbnail(const httplib::Request& req, httplib::Response& res) {
     const std::string text = req.matches[1];
     if (text.empty() || text.size() > 18)
-      refuse(400, codes::kBadRequest, "corpus id " + quote_text(text) + " is out of range (expected at most 18 digits)");
+      refuse(400, codes::kBadRequest,
+             "corpus id " + quote_text(text) + " is out of range (expected at most 18 digits)");
     const int64_t id = std::stoll(text);
     json status = daemon_status();
     std::string version_dir = status.value("engine", json::object()).value("artifact_dir", std::string());

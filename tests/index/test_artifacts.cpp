@@ -135,6 +135,52 @@ TEST(Verify, AManifestNestedPastTheJsonLimitIsCorrupt) {
   EXPECT_FALSE(verify(dir.path()).ok());
 }
 
+// A manifest comes from disk or another machine: a field of the wrong type or range is a
+// corrupt_file naming the field, never the JSON library's words or a silently cut value.
+TEST(Verify, AManifestFieldOfTheWrongTypeOrRangeIsNamed) {
+  test::TempDir dir;
+  const nlohmann::json good = {{"format", 1},
+                               {"version", "v1"},
+                               {"created", "2026-11-29T00:00:00Z"},
+                               {"models", {{"generator_sha256", "g"}, {"clip_sha256", "c"}}},
+                               {"files", {{{"path", "a.h5"}, {"sha256", "s"}, {"size", 10}}}},
+                               {"versions", {{"feu", "1"}}}};
+  write_file_atomic(dir.file(kManifestFile), good.dump());
+  EXPECT_EQ(Manifest::load(dir.path()).files.at(0).size, 10);
+  const std::vector<std::pair<nlohmann::json::json_pointer, nlohmann::json>> faults = {
+      {"/files/0/size"_json_pointer, 1.5},
+      {"/files/0/size"_json_pointer, -1},
+      {"/files/0/size"_json_pointer, 18446744073709551615ull},
+      {"/files/0/sha256"_json_pointer, 5},
+      {"/files/0"_json_pointer, "a.h5"},
+      {"/files"_json_pointer, nlohmann::json::object()},
+      {"/models"_json_pointer, nlohmann::json::array()},
+      {"/version"_json_pointer, nullptr},
+      {"/versions/feu"_json_pointer, 1},
+      {"/format"_json_pointer, "1"}};
+  const std::vector<std::string> expected = {
+      "field 'files[0].size' must be an integer of at least 0, got 1.5",
+      "field 'files[0].size' must be an integer of at least 0, got -1",
+      "field 'files[0].size' must be an integer of at least 0, got 18446744073709551615",
+      "field 'files[0].sha256' must be a string, got number",
+      "field 'files[0]' must be an object, got string",
+      "field 'files' must be an array, got object",
+      "field 'models' must be an object, got array",
+      "field 'version' must be a string, got null",
+      "field 'versions.feu' must be a string, got number",
+      "field 'format' must be an integer of at least 0, got \"1\""};
+  for (size_t i = 0; i < faults.size(); ++i) {
+    nlohmann::json manifest = good;
+    manifest[faults[i].first] = faults[i].second;
+    write_file_atomic(dir.file(kManifestFile), manifest.dump());
+    test::expect_error([&] { Manifest::load(dir.path()); }, ErrorCode::kCorruptFile,
+                       {dir.file(kManifestFile) + ": invalid manifest: " + expected[i]});
+  }
+  write_file_atomic(dir.file(kManifestFile), "[1, 2]");
+  test::expect_error([&] { Manifest::load(dir.path()); }, ErrorCode::kCorruptFile,
+                     {"invalid manifest: expected a JSON object, got array"});
+}
+
 TEST(Verify, CrossReferencesModels) {
   Inputs in;
   test::TempDir root;
