@@ -106,12 +106,16 @@ std::optional<Message> Client::receive(const std::string& id, std::chrono::stead
 
 Message Client::call(const Message& request) {
   std::string id = request.header.value("id", std::string());
+  answered_ = false;
   for (int attempt = 0; attempt <= options_.retries; ++attempt) {
     if (attempt > 0) connect();
     send(request);
     auto reply = receive(id, std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms),
                          /*take_pushed=*/false);
-    if (reply) return *reply;
+    if (reply) {
+      answered_ = true;
+      return *reply;
+    }
   }
   throw Error(ErrorCode::kIoError, "no reply from " + options_.server + " after " +
                                        std::to_string(options_.retries + 1) + " attempts of " +
@@ -119,16 +123,20 @@ Message Client::call(const Message& request) {
 }
 
 std::optional<Message> Client::call_raw(const std::vector<Frame>& frames) {
+  answered_ = false;
   for (size_t i = 0; i < frames.size(); ++i)
     socket_.send(zmq::buffer(frames[i]), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-  return receive("", std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms),
-                 /*take_pushed=*/true);
+  auto reply = receive("", std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms),
+                       /*take_pushed=*/true);
+  answered_ = reply.has_value();
+  return reply;
 }
 
 Message Client::edit(const std::string& id, const edit::EditRequest& request, std::optional<int64_t> deadline_ms) {
   Message message = make_edit_request(id, request, deadline_ms);
   int timeouts = 0;
   int busy = 0;
+  answered_ = false;
   send(message);
   auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
   while (true) {
@@ -152,13 +160,17 @@ Message Client::edit(const std::string& id, const edit::EditRequest& request, st
     if (state == status::kBusy) {
       // A full queue is an answer, not a loss: wait as hinted and resend,
       // within a bounded number of tries.
-      if (++busy > std::max(10, options_.retries * 10)) return *reply;
+      if (++busy > std::max(10, options_.retries * 10)) {
+        answered_ = true;
+        return *reply;
+      }
       int64_t wait_ms = std::clamp<int64_t>(reply->header.value("retry_after_ms", int64_t(100)), 1, 30000);
       std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
       send(message);
       until = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.timeout_ms);
       continue;
     }
+    answered_ = true;
     return *reply;
   }
 }

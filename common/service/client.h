@@ -60,6 +60,11 @@ class Client {
   static std::string new_id();
 
   const ClientOptions& options() const { return options_; }
+  // The wait for each reply from now on (a client kept for calls of different kinds).
+  void set_timeout_ms(int timeout_ms) { options_.timeout_ms = timeout_ms; }
+  // True when the last request sent has had its reply: the client can serve
+  // another call without an answer owed to an abandoned request reaching it.
+  bool answered() const { return answered_; }
 
  private:
   void connect(bool next_server = true);
@@ -82,6 +87,7 @@ class Client {
   size_t current_ = 0;
   zmq::context_t context_;
   zmq::socket_t socket_;
+  bool answered_ = true;
 };
 
 }  // namespace feu::service

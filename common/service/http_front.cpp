@@ -178,20 +178,44 @@ struct HttpFront::Impl {
 
   std::mutex mutex;
   std::optional<ClientOptions> daemon;        // how to reach the daemon, once attached
+  // Connected clients of the daemon, kept between calls: a Client per call
+  // would make a ZeroMQ context (an I/O thread), a connection and, under
+  // CURVE, a handshake each time. All are for `daemon` as of `generation`.
+  std::vector<std::unique_ptr<Client>> idle_clients;
+  uint64_t generation = 0;                    // counts attach() and detach()
   std::map<int, int64_t> responses;           // by HTTP status, for /metrics
   CorpusFiles corpus;
   std::unique_ptr<ThumbnailCache> thumbnails;  // by file path, size and modification time
 
-  ClientOptions daemon_options() {
+  // A client of the daemon for one handler: an idle one or a new one, given
+  // back when the handler is done with it if its last request was answered.
+  // One left waiting (the daemon did not answer in time) is dropped, so a
+  // reply owed to an abandoned request never meets a later call.
+  class DaemonClient {
+   public:
+    DaemonClient(Impl& impl, std::unique_ptr<Client> client, uint64_t generation)
+        : impl_(impl), client_(std::move(client)), generation_(generation) {}
+    DaemonClient(DaemonClient&&) = default;
+    ~DaemonClient() {
+      if (client_ && client_->answered()) impl_.give_back(std::move(client_), generation_);
+    }
+    Client& operator*() { return *client_; }
+    Client* operator->() { return client_.get(); }
+
+   private:
+    Impl& impl_;
+    std::unique_ptr<Client> client_;
+    uint64_t generation_;
+  };
+
+  void give_back(std::unique_ptr<Client> client, uint64_t of_generation) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!daemon)
-      refuse(503, codes::kShuttingDown, "the daemon is not serving (models still loading, or shutting down)");
-    return *daemon;
+    if (of_generation == generation && idle_clients.size() < kHttpThreads) idle_clients.push_back(std::move(client));
   }
 
   // The daemon's `status`, asked like any client (its I/O thread owns the state).
   json daemon_status() {
-    Message reply = client().status();
+    Message reply = client()->status();
     Client::throw_if_error(reply);
     return reply.header;
   }
@@ -201,11 +225,28 @@ struct HttpFront::Impl {
     return daemon.has_value();
   }
 
-  Client client(int timeout_ms = kDaemonLookupTimeoutMs) {
-    ClientOptions options = daemon_options();
-    options.timeout_ms = timeout_ms;
-    options.retries = 1;  // the same id again: the daemon answers a resend idempotently
-    return Client(options);
+  DaemonClient client(int timeout_ms = kDaemonLookupTimeoutMs) {
+    std::unique_ptr<Client> client;
+    std::optional<ClientOptions> options;
+    uint64_t of_generation = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!daemon)
+        refuse(503, codes::kShuttingDown, "the daemon is not serving (models still loading, or shutting down)");
+      of_generation = generation;
+      if (idle_clients.empty()) {
+        options = daemon;
+      } else {
+        client = std::move(idle_clients.back());
+        idle_clients.pop_back();
+      }
+    }
+    if (!client) {
+      options->retries = 1;  // the same id again: the daemon answers a resend idempotently
+      client = std::make_unique<Client>(*options);
+    }
+    client->set_timeout_ms(timeout_ms);
+    return DaemonClient(*this, std::move(client), of_generation);
   }
 
   void count(int status_code) {
@@ -407,13 +448,13 @@ struct HttpFront::Impl {
     const int64_t wait_ms = wait_ms_of(req);
     std::string id;
     Message message = edit_message(req, &id);
-    Message reply = client(kDaemonReplyTimeoutMs).call(message);
+    Message reply = client(kDaemonReplyTimeoutMs)->call(message);
     const std::string state = reply.header.value("status", std::string());
     if (state == status::kError || state == status::kBusy)
       return send_reply_error(res, reply, message.header.contains("latent") && message.header["latent"] == "photo");
     if (wait_ms > 0) {
-      Client lookups = client();
-      reply = wait_final(lookups, id, std::move(reply), wait_ms);
+      DaemonClient lookups = client();
+      reply = wait_final(*lookups, id, std::move(reply), wait_ms);
     }
     res.set_header("Location", edit_path(id));
     send_json(res, is_final(reply) ? 200 : 202, edit_resource(id, reply));
@@ -440,15 +481,15 @@ struct HttpFront::Impl {
   void get_edit(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     const int64_t wait_ms = wait_ms_of(req);
-    Client client = this->client();
-    Message reply = stored_reply(client, id);
-    if (wait_ms > 0) reply = wait_final(client, id, std::move(reply), wait_ms);
+    DaemonClient client = this->client();
+    Message reply = stored_reply(*client, id);
+    if (wait_ms > 0) reply = wait_final(*client, id, std::move(reply), wait_ms);
     send_json(res, 200, edit_resource(id, reply));
   }
 
   Message done_reply(const std::string& id) {
-    Client client = this->client();
-    Message reply = stored_reply(client, id);
+    DaemonClient client = this->client();
+    Message reply = stored_reply(*client, id);
     const std::string state = reply.header.value("status", std::string());
     if (state == status::kAccepted)
       refuse(404, error_code_name(ErrorCode::kNotFound),
@@ -500,7 +541,7 @@ struct HttpFront::Impl {
 
   void delete_edit(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    Message reply = client().cancel(id);
+    Message reply = client()->cancel(id);
     if (reply.header.value("status", std::string()) != status::kDone) return send_reply_error(res, reply);
     json out = {{"id", id}, {"cancelled", reply.header.value("cancelled", false)}};
     if (reply.header.contains("state")) out["state"] = reply.header["state"];
@@ -515,7 +556,7 @@ struct HttpFront::Impl {
     for (auto it = body.begin(); it != body.end(); ++it) message.header[it.key()] = it.value();
     message.header["type"] = "retrieve";
     message.header["v"] = kProtocolVersion;
-    Message reply = client(kDaemonReplyTimeoutMs).call(message);
+    Message reply = client(kDaemonReplyTimeoutMs)->call(message);
     if (reply.header.value("status", std::string()) != status::kDone) return send_reply_error(res, reply);
     json result = reply.header.value("result", json::object());
     json out = {{"text", result.value("text", body.value("text", std::string()))},
@@ -796,11 +837,15 @@ std::string HttpFront::url() const {
 void HttpFront::attach(ClientOptions daemon) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->daemon = std::move(daemon);
+  impl_->idle_clients.clear();
+  ++impl_->generation;
 }
 
 void HttpFront::detach() {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->daemon.reset();
+  impl_->idle_clients.clear();
+  ++impl_->generation;
 }
 
 void HttpFront::stop() {

@@ -457,6 +457,27 @@ TEST(Server, AnIdTooLongToEchoIsStillAnsweredWithItsError) {
   EXPECT_EQ(backend.total_executions(), 0u);
 }
 
+// Client::answered() is what lets a client be kept for the next call (the
+// HTTP front's idle clients): true once a request had its reply, false while
+// one sent is still owed one.
+TEST(Server, AClientIsAnsweredOnlyWhenItsLastRequestHadItsReply) {
+  test::TempDir dir;
+  FakeBackend backend({});
+  auto server = std::make_unique<RunningServer>(config_in(dir), backend);
+  ClientOptions options = client_for(server->endpoint(), 300);
+  options.retries = 0;
+  Client client(options);
+  EXPECT_TRUE(client.answered());
+  EXPECT_EQ(client.ping().header["status"], "done");
+  EXPECT_TRUE(client.answered());
+  const std::string long_id(129, 'x');
+  EXPECT_EQ(client.result(long_id).header["error"]["code"], "payload_too_large");  // answered without its id
+  EXPECT_TRUE(client.answered());
+  server.reset();
+  EXPECT_THROW(client.ping(), Error);
+  EXPECT_FALSE(client.answered());
+}
+
 TEST(Server, ResultsOfAVanishedClientAreKeptForFetchById) {
   test::TempDir dir;
   FakeBackend backend(test::fake_options(100));
