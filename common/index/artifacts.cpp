@@ -59,9 +59,6 @@ void check_manifest_path(const std::string& path, const std::string& origin) {
             "' is not a relative path inside the version directory (absolute paths and '..' are refused)");
 }
 
-}  // namespace
-
-namespace {
 
 // One manifest read from `origin`: each field checked for its type, an error naming the field
 // ("files[2].size") rather than the JSON library's words.

@@ -780,9 +780,16 @@ void HttpFront::start() {
     methods_by_pattern[route.pattern].insert(route.method);
     if (route.method == "GET") methods_by_pattern[route.pattern].insert("HEAD");
   }
+  std::set<std::string> routed_methods;  // GET, HEAD, POST, DELETE
   std::vector<std::pair<std::regex, std::set<std::string>>> methods_of;
-  for (auto& [pattern, methods] : methods_by_pattern) methods_of.emplace_back(std::regex(pattern), std::move(methods));
-  http.set_error_handler([&impl, methods_of](const httplib::Request& req, httplib::Response& res) {
+  for (auto& [pattern, methods] : methods_by_pattern) {
+    routed_methods.insert(methods.begin(), methods.end());
+    methods_of.emplace_back(std::regex(pattern), std::move(methods));
+  }
+  std::string routed_list;
+  for (const std::string& method : routed_methods) routed_list += (routed_list.empty() ? "" : ", ") + method;
+  http.set_error_handler([&impl, methods_of, routed_methods, routed_list](const httplib::Request& req,
+                                                                          httplib::Response& res) {
     if (!res.body.empty()) return;  // a handler's own error body
     if (req.path.empty()) {
       // The request line was not understood (a method httplib does not know,
@@ -791,8 +798,8 @@ void HttpFront::start() {
       res.set_header("Connection", "close");
       return impl.send_error(res, 400, codes::kBadRequest,
                              "the request line of method " + quote_text(req.method) +
-                                 " could not be read (expected METHOD /path HTTP/1.1; this API takes GET, HEAD, "
-                                 "POST and DELETE)");
+                                 " could not be read (expected METHOD /path HTTP/1.1; this API takes " +
+                                 routed_list + ")");
     }
     for (const auto& [pattern, methods] : methods_of) {
       if (!std::regex_match(req.path, pattern) || methods.count(req.method)) continue;
@@ -804,9 +811,7 @@ void HttpFront::start() {
                                  " is not allowed (allowed: " + allow + ")");
     }
     // httplib answers a method it routes nothing for (PUT, PATCH, ...) with 400.
-    const bool routed_method = req.method == "GET" || req.method == "HEAD" || req.method == "POST" ||
-                               req.method == "DELETE";
-    if (res.status == 404 || (res.status == 400 && !routed_method))
+    if (res.status == 404 || (res.status == 400 && !routed_methods.count(req.method)))
       impl.send_error(res, 404, error_code_name(ErrorCode::kNotFound),
                       escape_text(req.method, 20) + " " + escape_text(req.path, 200) +
                           " is not part of the API (see /v1/openapi.json)");
